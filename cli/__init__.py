@@ -1,0 +1,1 @@
+"""The ``assetproof`` console command: a thin front over every part."""

@@ -1,0 +1,456 @@
+"""RFC 6962 / RFC 9162 Merkle tree hashing, proofs and an append-only log.
+
+Leaf hash ``SHA-256(0x00 || data)``, node hash ``SHA-256(0x01 || left || right)``, empty tree
+``SHA-256("")``. Proofs are exactly those of RFC 9162 section 2.1.3 (inclusion) and 2.1.4
+(consistency), ordered from the leaf upwards, so any RFC 6962 verifier accepts them.
+
+Nodes are named by ``(level, index)``: the perfect subtree of ``2**level`` leaves starting at leaf
+``index << level``. A log of ``size`` leaves only ever stores complete (perfect) subtrees; the
+right edge of a tree whose size is not a power of two is made of *ephemeral* nodes, recomputed
+from the complete subtrees below them. That is what lets a proof cost O(log n) node reads.
+
+Verifiers check every precondition before hashing and raise :class:`VerificationError`
+subclasses, and nothing else, whatever they are given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from itertools import islice
+from typing import Protocol
+
+from protocol.errors import InvalidProofError, RangeError, RootMismatchError
+
+__all__ = [
+    "EMPTY_ROOT",
+    "HASH_SIZE",
+    "MemoryNodeStore",
+    "MerkleLog",
+    "NodeId",
+    "NodeStore",
+    "consistency_proof",
+    "inclusion_proof",
+    "leaf_hash",
+    "node_hash",
+    "root_from_inclusion_proof",
+    "tree_root",
+    "verify_consistency",
+    "verify_inclusion",
+]
+
+HASH_SIZE = 32
+MAX_TREE_SIZE = 1 << 64
+"""Sizes and indexes are uint64, as in the contracts and every other RFC 6962 implementation."""
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+NodeId = tuple[int, int]
+"""``(level, index)`` of a complete subtree."""
+
+_sha256 = hashlib.sha256
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """The RFC 6962 hash of one leaf: ``SHA-256(0x00 || data)``."""
+    return _sha256(b"\x00" + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """The RFC 6962 hash of an interior node: ``SHA-256(0x01 || left || right)``."""
+    return _sha256(b"\x01" + left + right).digest()
+
+
+# --- proof shapes -------------------------------------------------------------------------------
+
+
+class _ProofPlan:
+    """Which stored nodes make up a proof, and where the one ephemeral node (if any) goes.
+
+    ``ids`` are complete nodes in proof order except that the ephemeral node, when present,
+    belongs at position ``ephemeral_at`` and is the fold of ``ephemeral_ids`` (right to left).
+    """
+
+    __slots__ = ("ephemeral_at", "ephemeral_ids", "ids")
+
+    def __init__(self, ids: list[NodeId], ephemeral_at: int, ephemeral_ids: list[NodeId]) -> None:
+        self.ids = ids
+        self.ephemeral_at = ephemeral_at
+        self.ephemeral_ids = ephemeral_ids
+
+
+def _decomposition(size: int, below_level: int) -> list[NodeId]:
+    """The complete subtrees that make up the last ``size mod 2**below_level`` leaves of a
+    tree of ``size`` leaves, left to right (largest first)."""
+    return [(level, (size >> level) - 1) for level in range(below_level - 1, -1, -1) if (size >> level) & 1]
+
+
+def _path_plan(index: int, level: int, size: int) -> _ProofPlan:
+    """Proof nodes for the complete node ``(level, index)`` inside a tree of ``size`` leaves.
+
+    The path from the node to the root first climbs through complete siblings, then meets the
+    ``fork``: the lowest ancestor whose right sibling is cut by the tree's right edge. That
+    sibling is ephemeral (it may also be absent when the fork ends exactly at ``size``). Above
+    the fork only left siblings remain, all complete.
+    """
+    inner = (index ^ (size >> level)).bit_length() - 1
+    ids = [(level + i, (index >> i) ^ 1) for i in range(inner)]
+    fork_level = level + inner
+    fork_index = index >> inner
+    ephemeral_at = -1
+    ephemeral_ids: list[NodeId] = []
+    if ((fork_index + 1) << fork_level) < size:
+        ephemeral_at = len(ids)
+        ephemeral_ids = _decomposition(size, fork_level)
+    node, node_level = fork_index, fork_level
+    while node:
+        if node & 1:
+            ids.append((node_level, node - 1))
+        node >>= 1
+        node_level += 1
+    return _ProofPlan(ids, ephemeral_at, ephemeral_ids)
+
+
+def _fold_right(hashes: Sequence[bytes]) -> bytes:
+    """The root over consecutive complete subtrees given largest first (RFC 6962 splits a range
+    at its largest power of two, so the fold runs from the right)."""
+    result = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        result = _sha256(b"\x01" + left + result).digest()
+    return result
+
+
+# --- the node store and the log -----------------------------------------------------------------
+
+
+class NodeStore(Protocol):
+    """Where a :class:`MerkleLog` keeps its complete-subtree nodes.
+
+    Level ``L`` holds nodes ``0 .. (size >> L) - 1``, always appended in index order, so a store
+    only ever appends to the end of each level.
+    """
+
+    def size(self) -> int:
+        """How many leaves the stored nodes cover."""
+        ...
+
+    def get_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        """The hashes of the given complete nodes, in the order asked. Every id exists."""
+        ...
+
+    def add_nodes(self, *, size: int, levels: Sequence[bytes]) -> None:
+        """Append ``levels[L]`` to level ``L`` for every ``L`` and record the new ``size``.
+
+        ``levels[L]`` is the concatenation of exactly the nodes ``(old_size >> L) ..
+        (size >> L) - 1`` of level ``L``, 32 bytes each. A store must apply the whole call or
+        none of it.
+        """
+        ...
+
+
+class MemoryNodeStore:
+    """A :class:`NodeStore` in memory: one flat ``bytearray`` per level (32 bytes a node), so a
+    million leaves cost about 64 MB rather than two million Python objects."""
+
+    def __init__(self) -> None:
+        self._levels: list[bytearray] = []
+        self._size = 0
+
+    def size(self) -> int:
+        return self._size
+
+    def get_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        levels = self._levels
+        return [bytes(levels[level][index * 32 : index * 32 + 32]) for level, index in ids]
+
+    def add_nodes(self, *, size: int, levels: Sequence[bytes]) -> None:
+        while len(self._levels) < len(levels):
+            self._levels.append(bytearray())
+        for store_level, new in zip(self._levels, levels, strict=False):
+            store_level += new
+        self._size = size
+
+
+_CHUNK = 8192
+"""Leaves hashed per step: small enough to stay in cache, large enough to amortise the loop."""
+
+
+class _Batch:
+    """Nodes computed by one ``extend`` call, not yet written: per level, the new node hashes
+    concatenated, and the frontier as it will be once they are."""
+
+    __slots__ = ("frontier", "levels", "size")
+
+    def __init__(self, size: int, frontier: dict[int, bytes]) -> None:
+        self.size = size
+        self.frontier = dict(frontier)
+        self.levels: list[bytearray] = []
+
+    def add(self, leaf_hashes: list[bytes]) -> None:
+        sha = _sha256
+        frontier = self.frontier
+        old_size = self.size
+        new_size = old_size + len(leaf_hashes)
+        current = leaf_hashes
+        level = 0
+        while current:
+            if len(self.levels) == level:
+                self.levels.append(bytearray())
+            self.levels[level] += b"".join(current)
+            seq = [frontier[level], *current] if (old_size >> level) & 1 else current
+            if (new_size >> level) & 1:
+                frontier[level] = current[-1]
+            else:
+                frontier.pop(level, None)
+            pairs = iter(seq)
+            current = [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
+            level += 1
+        self.size = new_size
+
+
+class MerkleLog:
+    """An append-only RFC 6962 log over a pluggable :class:`NodeStore`.
+
+    The log keeps the right frontier (the last node of every level with an odd count) in memory,
+    so appending costs O(1) amortised hashes and the current root O(log n); roots and proofs for
+    any earlier size cost O(log n) node reads, in one ``get_nodes`` call.
+    """
+
+    def __init__(self, store: NodeStore | None = None) -> None:
+        self._store: NodeStore = store if store is not None else MemoryNodeStore()
+        self._size = self._store.size()
+        frontier_ids = _decomposition(self._size, self._size.bit_length())
+        self._frontier: dict[int, bytes] = dict(
+            zip((level for level, _ in frontier_ids), self._store.get_nodes(frontier_ids), strict=True)
+        )
+
+    @property
+    def size(self) -> int:
+        """Number of leaves in the log."""
+        return self._size
+
+    @property
+    def store(self) -> NodeStore:
+        return self._store
+
+    def append(self, data: bytes) -> int:
+        """Append one leaf (its data, hashed here); return its index."""
+        self.extend((data,))
+        return self._size - 1
+
+    def extend(self, entries: Iterable[bytes]) -> None:
+        """Append leaves given as data, hashed here, in one store write."""
+        sha = _sha256
+        batch = _Batch(self._size, self._frontier)
+        source = iter(entries)
+        while chunk := list(islice(source, _CHUNK)):
+            batch.add([sha(b"\x00" + data).digest() for data in chunk])
+        self._commit(batch)
+
+    def extend_hashes(self, leaf_hashes: Iterable[bytes]) -> None:
+        """Append leaves given as leaf hashes (32 bytes each), in one store write."""
+        batch = _Batch(self._size, self._frontier)
+        source = iter(leaf_hashes)
+        while chunk := list(islice(source, _CHUNK)):
+            for h in chunk:
+                _require_hash("leaf hash", h, error=RangeError)
+            batch.add(chunk)
+        self._commit(batch)
+
+    def _commit(self, batch: _Batch) -> None:
+        if batch.size == self._size:
+            return
+        if batch.size >= MAX_TREE_SIZE:
+            raise RangeError("the log cannot grow past 2**64 leaves")
+        self._store.add_nodes(size=batch.size, levels=[bytes(level) for level in batch.levels])
+        self._frontier = batch.frontier
+        self._size = batch.size
+
+    def _check_size(self, size: int) -> None:
+        if not 0 <= size <= self._size:
+            raise RangeError(f"size {size} is outside the log (0..{self._size})")
+
+    def root(self, size: int | None = None) -> bytes:
+        """The tree head for the first ``size`` leaves (default: all of them)."""
+        if size is None:
+            size = self._size
+        self._check_size(size)
+        if size == 0:
+            return EMPTY_ROOT
+        ids = _decomposition(size, size.bit_length())
+        hashes = [self._frontier[level] for level, _ in ids] if size == self._size else self._store.get_nodes(ids)
+        return _fold_right(hashes)
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """The stored leaf hashes ``start .. end-1``."""
+        if not 0 <= start <= end <= self._size:
+            raise RangeError(f"leaf range {start}..{end} is outside the log (0..{self._size})")
+        return self._store.get_nodes([(0, i) for i in range(start, end)])
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """The RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
+        self._check_size(size)
+        if not 0 <= index < size:
+            raise RangeError(f"index {index} is outside a tree of size {size}")
+        return self._materialise(_path_plan(index, 0, size))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """The RFC 9162 consistency proof from the tree of ``size1`` leaves to ``size2``."""
+        self._check_size(size2)
+        if not 0 <= size1 <= size2:
+            raise RangeError(f"size1 {size1} must lie in 0..size2 ({size2})")
+        if size1 == 0 or size1 == size2:
+            return []
+        level = (size1 & -size1).bit_length() - 1
+        index = (size1 - 1) >> level
+        plan = _path_plan(index, level, size2)
+        if index != 0:
+            # size1 is not a power of two: its last complete subtree seeds the proof.
+            plan.ids.insert(0, (level, index))
+            if plan.ephemeral_at >= 0:
+                plan.ephemeral_at += 1
+        return self._materialise(plan)
+
+    def _materialise(self, plan: _ProofPlan) -> list[bytes]:
+        n = len(plan.ids)
+        nodes = self._store.get_nodes(plan.ids + plan.ephemeral_ids)
+        proof = nodes[:n]
+        if plan.ephemeral_at >= 0:
+            proof.insert(plan.ephemeral_at, _fold_right(nodes[n:]))
+        return proof
+
+
+# --- whole-list helpers -------------------------------------------------------------------------
+
+
+def _log_of(leaf_hashes: Sequence[bytes], size: int) -> MerkleLog:
+    if not 0 <= size <= len(leaf_hashes):
+        raise RangeError(f"size {size} is outside the {len(leaf_hashes)} leaves given")
+    log = MerkleLog()
+    log.extend_hashes(leaf_hashes[:size])
+    return log
+
+
+def tree_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """The RFC 6962 root over all the given leaf hashes."""
+    return _log_of(leaf_hashes, len(leaf_hashes)).root()
+
+
+def inclusion_proof(leaf_hashes: Sequence[bytes], *, index: int, size: int) -> list[bytes]:
+    """The inclusion proof of leaf ``index`` in the tree over the first ``size`` leaf hashes."""
+    return _log_of(leaf_hashes, size).inclusion_proof(index, size)
+
+
+def consistency_proof(leaf_hashes: Sequence[bytes], *, size1: int, size2: int) -> list[bytes]:
+    """The consistency proof between the trees over the first ``size1`` and ``size2`` leaves."""
+    return _log_of(leaf_hashes, size2).consistency_proof(size1, size2)
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+def _require_hash(name: str, value: object, *, error: type[Exception] = InvalidProofError) -> None:
+    if not isinstance(value, bytes) or len(value) != HASH_SIZE:
+        shown = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
+        raise error(f"{name} must be {HASH_SIZE} bytes, got {shown}")
+
+
+def _require_size(name: str, value: object) -> int:
+    if type(value) is not int or not 0 <= value < MAX_TREE_SIZE:
+        raise InvalidProofError(f"{name} must be an integer in 0..2**64-1, got {value!r}")
+    return value
+
+
+def _require_proof(proof: object, expected_length: int) -> list[bytes]:
+    if not isinstance(proof, (list, tuple)):
+        raise InvalidProofError(f"proof must be a list of hashes, got {type(proof).__name__}")
+    if len(proof) != expected_length:
+        raise InvalidProofError(f"wrong proof length {len(proof)}, expected {expected_length}")
+    for position, element in enumerate(proof):
+        _require_hash(f"proof element {position}", element)
+    return list(proof)
+
+
+def _inclusion_shape(index: int, size: int) -> tuple[int, int]:
+    """(inner, border): proof elements below the fork with the right edge, and left siblings
+    above it."""
+    inner = (index ^ (size - 1)).bit_length()
+    border = (index >> inner).bit_count()
+    return inner, border
+
+
+def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
+    for i, h in enumerate(proof):
+        seed = _sha256(b"\x01" + h + seed).digest() if index >> i & 1 else _sha256(b"\x01" + seed + h).digest()
+    return seed
+
+
+def _chain_inner_right(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
+    """Like :func:`_chain_inner` but only with siblings left of the path: the hash of the same
+    subtree in the earlier, smaller tree."""
+    for i, h in enumerate(proof):
+        if (index >> i) & 1:
+            seed = _sha256(b"\x01" + h + seed).digest()
+    return seed
+
+
+def _chain_border_right(seed: bytes, proof: Sequence[bytes]) -> bytes:
+    for h in proof:
+        seed = _sha256(b"\x01" + h + seed).digest()
+    return seed
+
+
+def root_from_inclusion_proof(*, leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """The root that ``proof`` leads to from ``leaf_hash`` at ``index`` in a tree of ``size``."""
+    index = _require_size("index", index)
+    size = _require_size("size", size)
+    if index >= size:
+        raise InvalidProofError(f"index {index} is not below size {size}")
+    _require_hash("leaf hash", leaf_hash)
+    inner, border = _inclusion_shape(index, size)
+    checked = _require_proof(proof, inner + border)
+    return _chain_border_right(_chain_inner(leaf_hash, checked[:inner], index), checked[inner:])
+
+
+def verify_inclusion(*, leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
+    """Raise unless ``proof`` shows ``leaf_hash`` at ``index`` in the tree of ``size`` with
+    ``root``."""
+    _require_hash("root", root)
+    calculated = root_from_inclusion_proof(leaf_hash=leaf_hash, index=index, size=size, proof=proof)
+    if calculated != root:
+        raise RootMismatchError("inclusion proof", expected=root, calculated=calculated)
+
+
+def verify_consistency(*, size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:
+    """Raise unless ``proof`` shows the tree (``size2``, ``root2``) extends (``size1``,
+    ``root1``)."""
+    size1 = _require_size("size1", size1)
+    size2 = _require_size("size2", size2)
+    _require_hash("root1", root1)
+    _require_hash("root2", root2)
+    if size2 < size1:
+        raise InvalidProofError(f"size2 {size2} is smaller than size1 {size1}")
+    if size1 == size2 or size1 == 0:
+        _require_proof(proof, 0)
+        if size1 == 0 and root1 != EMPTY_ROOT:
+            raise RootMismatchError("empty tree", expected=root1, calculated=EMPTY_ROOT)
+        if size1 == size2 and root1 != root2:
+            raise RootMismatchError("equal tree sizes", expected=root2, calculated=root1)
+        return
+
+    shift = (size1 & -size1).bit_length() - 1
+    inner, border = _inclusion_shape(size1 - 1, size2)
+    inner -= shift
+    seeded = size1 == 1 << shift  # a power of two: root1 itself is the seed
+    start = 0 if seeded else 1
+    checked = _require_proof(proof, start + inner + border)
+    seed = root1 if seeded else checked[0]
+    path = checked[start:]
+    mask = (size1 - 1) >> shift
+
+    calculated1 = _chain_border_right(_chain_inner_right(seed, path[:inner], mask), path[inner:])
+    if calculated1 != root1:
+        raise RootMismatchError("consistency proof (first tree)", expected=root1, calculated=calculated1)
+    calculated2 = _chain_border_right(_chain_inner(seed, path[:inner], mask), path[inner:])
+    if calculated2 != root2:
+        raise RootMismatchError("consistency proof (second tree)", expected=root2, calculated=calculated2)
