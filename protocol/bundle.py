@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from protocol import merkle
-from protocol.envelope import MAX_INT, Message, decode_message, parse_json, validate_device_id
+from protocol._strict import require_int, require_object
+from protocol.envelope import Message, decode_message, parse_json, validate_device_id
 from protocol.epoch import EpochMetadata
 from protocol.errors import BundleError, MalformedError, MetadataError, VerificationError
 from protocol.signing import Algorithm, parse_algorithm
@@ -47,21 +48,16 @@ def _hex(value: object, path: str, *, size: int | None = None) -> bytes:
     return raw
 
 
+def _error(message: str, _path: str) -> BundleError:
+    return BundleError(message)
+
+
 def _int(obj: dict[str, Any], name: str, path: str) -> int:
-    value = obj[name]
-    if type(value) is not int or not 0 <= value <= MAX_INT:
-        raise BundleError(f"{path}.{name} must be an integer in 0..2**53-1, got {value!r}")
-    return value
+    return require_int(obj, name, path, error=_error)
 
 
 def _fields(value: object, keys: set[str], path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise BundleError(f"{path} must be a JSON object")
-    if value.keys() != keys:
-        raise BundleError(
-            f"{path} fields differ: missing {sorted(keys - value.keys())}, unknown {sorted(value.keys() - keys)}"
-        )
-    return value
+    return require_object(value, keys, path, error=_error)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,6 +25,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+from protocol._strict import MAX_INT, require_int, require_object
 from protocol.errors import (
     BadSignatureError,
     MalformedError,
@@ -52,8 +53,6 @@ __all__ = [
 
 FORMAT_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 4096
-MAX_INT: Final = 2**53 - 1
-"""The largest integer RFC 8785 (I-JSON) represents exactly."""
 GENESIS_PREV: Final = bytes(32)
 
 _DEVICE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -142,29 +141,21 @@ def validate_device_id(value: object, *, field_name: str = "device") -> str:
     return value
 
 
-def _int_field(obj: Mapping[str, Any], name: str, *, minimum: int, maximum: int, path: str = "body") -> int:
+def _malformed(message: str, path: str) -> MalformedError:
+    return MalformedError(message, field=path)
+
+
+def _int_field(obj: dict[str, Any], name: str, *, minimum: int, maximum: int, path: str = "body") -> int:
     value = obj[name]
     if type(value) is float and value.is_integer():
         # RFC 8785 writes an integral number without fraction or exponent: this is the right
         # value in a non-canonical spelling, not a wrong type.
         raise NonCanonicalError(f"{path}.{name} is written as {value!r}; its canonical form is an integer")
-    if type(value) is not int:
-        raise MalformedError(f"{path}.{name} must be an integer, got {type(value).__name__}", field=f"{path}.{name}")
-    if not minimum <= value <= maximum:
-        raise MalformedError(f"{path}.{name} = {value} is outside {minimum}..{maximum}", field=f"{path}.{name}")
-    return value
+    return require_int(obj, name, path, error=_malformed, minimum=minimum, maximum=maximum)
 
 
-def _require_fields(obj: object, expected: frozenset[str], path: str) -> Mapping[str, Any]:
-    if not isinstance(obj, dict):
-        raise MalformedError(f"{path} must be a JSON object, got {type(obj).__name__}", field=path)
-    keys = obj.keys()
-    if keys != expected:
-        missing = sorted(expected - keys)
-        unknown = sorted(keys - expected)
-        parts = ([f"missing {missing}"] if missing else []) + ([f"unknown {unknown}"] if unknown else [])
-        raise MalformedError(f"{path}: {', '.join(parts)}", field=path)
-    return obj
+def _require_fields(obj: object, expected: frozenset[str], path: str) -> dict[str, Any]:
+    return require_object(obj, expected, path, error=_malformed)
 
 
 @dataclass(frozen=True, slots=True)

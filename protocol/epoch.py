@@ -28,8 +28,9 @@ from typing import Any, Final
 
 import rfc8785
 
+from protocol._strict import MAX_INT, require_int, require_object
 from protocol.cashflow import Tariff
-from protocol.envelope import MAX_INT, parse_json
+from protocol.envelope import parse_json
 from protocol.errors import MalformedError, MetadataError
 
 __all__ = ["ASSET_NAME", "AssetTotals", "EpochMetadata", "validate_asset_name"]
@@ -47,21 +48,16 @@ def validate_asset_name(value: object) -> str:
     return value
 
 
-def _int(obj: Mapping[str, Any], name: str, path: str, *, minimum: int = 0) -> int:
-    value = obj.get(name)
-    if type(value) is not int or not minimum <= value <= MAX_INT:
-        raise MetadataError(f"{path}.{name} must be an integer in {minimum}..2**53-1, got {value!r}")
-    return value
+def _error(message: str, _path: str) -> MetadataError:
+    return MetadataError(message)
 
 
-def _obj(value: object, keys: set[str], path: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise MetadataError(f"{path} must be a JSON object")
-    if value.keys() != keys:
-        raise MetadataError(
-            f"{path} fields differ: missing {sorted(keys - value.keys())}, unknown {sorted(value.keys() - keys)}"
-        )
-    return value
+def _int(obj: dict[str, Any], name: str, path: str, *, minimum: int = 0) -> int:
+    return require_int(obj, name, path, error=_error, minimum=minimum)
+
+
+def _obj(value: object, keys: set[str], path: str) -> dict[str, Any]:
+    return require_object(value, keys, path, error=_error)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
