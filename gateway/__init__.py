@@ -1,0 +1,1 @@
+"""MQTT ingest: decode, verify, sequence and plausibility checks, quarantine, idempotent persistence."""

@@ -1,0 +1,157 @@
+"""SQLModel tables. Times are integer milliseconds since the Unix epoch (UTC); hashes, keys and
+raw messages are bytes; money is integer minor units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, text
+from sqlmodel import Field, SQLModel
+
+# SQLite assigns ids only to INTEGER PRIMARY KEY (the rowid); BIGINT elsewhere.
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Asset(SQLModel, table=True):
+    """A named pool of devices an investor can hold a share of."""
+
+    name: str = Field(primary_key=True, max_length=63)
+    kind: str = Field(max_length=16, description="solar, charger or miner")
+    description: str = Field(default="", max_length=200)
+    created_ms: int = Field(sa_type=BigInteger)
+
+
+class Device(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=63)
+    kind: str = Field(max_length=16)
+    asset: str = Field(foreign_key="asset.name", index=True, max_length=63)
+    alg: str = Field(max_length=16)
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="active", max_length=16, description="active or revoked")
+    rating: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    window_s: int = Field(description="the reading interval the device is configured for")
+    registered_ms: int = Field(sa_type=BigInteger)
+    revoked_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class DeviceKey(SQLModel, table=True):
+    """Every key a device has had, with when it was valid: rotation and revocation history."""
+
+    __tablename__ = "device_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    device_id: str = Field(foreign_key="device.id", index=True, max_length=63)
+    alg: str = Field(max_length=16)
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    valid_from_ms: int = Field(sa_type=BigInteger)
+    valid_until_ms: int | None = Field(default=None, sa_type=BigInteger)
+    ended_by: str | None = Field(default=None, max_length=16, description="rotated or revoked")
+
+
+class DeviceState(SQLModel, table=True):
+    """The head of each device's hash chain as the gateway has accepted it."""
+
+    __tablename__ = "device_state"
+
+    device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=63)
+    last_seq: int = Field(default=0, sa_type=BigInteger)
+    last_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    last_ts_ms: int = Field(default=0, sa_type=BigInteger)
+    last_seen_ms: int | None = Field(default=None, sa_type=BigInteger)
+    readings: int = Field(default=0, sa_type=BigInteger)
+    quarantined: int = Field(default=0, sa_type=BigInteger)
+    duplicates: int = Field(default=0, sa_type=BigInteger)
+
+
+class Reading(SQLModel, table=True):
+    """An accepted reading: verified, in sequence, plausible. ``raw`` is the exact signed message
+    (the Merkle leaf). ``log_index`` and ``epoch`` are set by the attestor."""
+
+    __table_args__ = (
+        Index("ix_reading_device_seq", "device_id", "seq", unique=True),
+        Index("ix_reading_device_ts", "device_id", "ts_ms"),
+        Index(
+            "ix_reading_unlogged",
+            "id",
+            sqlite_where=text("log_index IS NULL"),
+            postgresql_where=text("log_index IS NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
+    device_id: str = Field(foreign_key="device.id", max_length=63)
+    seq: int = Field(sa_type=BigInteger)
+    ts_ms: int = Field(sa_type=BigInteger, index=True)
+    window_s: int
+    metrics: dict[str, int] = Field(sa_column=Column(JSON, nullable=False))
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    revenue: int = Field(sa_type=BigInteger)
+    cost: int = Field(sa_type=BigInteger)
+    tariff_id: str = Field(max_length=64)
+    received_ms: int = Field(sa_type=BigInteger)
+    log_index: int | None = Field(default=None, sa_type=BigInteger, unique=True)
+    epoch: int | None = Field(default=None, sa_type=BigInteger, index=True)
+
+
+class HeldReading(SQLModel, table=True):
+    """A verified reading that arrived ahead of its predecessor (shared subscriptions deliver a
+    device's messages to several workers, so order across workers is not guaranteed). It waits
+    here, durably and already acknowledged, until the predecessor is stored or the hold timeout
+    turns it into a ``gap`` quarantine."""
+
+    __tablename__ = "held_reading"
+
+    device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=63)
+    seq: int = Field(primary_key=True, sa_type=BigInteger)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    topic: str = Field(max_length=200)
+    received_ms: int = Field(sa_type=BigInteger, index=True)
+
+
+class Quarantine(SQLModel, table=True):
+    """A message that was not accepted, with why. ``raw`` keeps at most the first
+    ``QUARANTINE_RAW_LIMIT`` bytes; ``raw_size`` and ``raw_sha256`` describe the whole."""
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
+    received_ms: int = Field(sa_type=BigInteger, index=True)
+    reason: str = Field(max_length=32, index=True)
+    detail: str = Field(default="", max_length=500)
+    topic: str = Field(default="", max_length=200)
+    device_id: str | None = Field(default=None, max_length=63, index=True)
+    seq: int | None = Field(default=None, sa_type=BigInteger)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    raw_size: int
+    raw_sha256: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    epoch: int | None = Field(default=None, sa_type=BigInteger, index=True)
+
+
+class CashflowHourly(SQLModel, table=True):
+    """Per device, per hour of device time, per tariff: the sums the dashboards and epoch
+    metadata are built from. Days and assets are sums of these rows."""
+
+    __tablename__ = "cashflow_hourly"
+
+    device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=63)
+    hour_ms: int = Field(primary_key=True, sa_type=BigInteger)
+    tariff_id: str = Field(primary_key=True, max_length=64)
+    asset: str = Field(max_length=63, index=True)
+    readings: int = Field(default=0)
+    energy_wh: int = Field(default=0, sa_type=BigInteger)
+    revenue: int = Field(default=0, sa_type=BigInteger)
+    cost: int = Field(default=0, sa_type=BigInteger)
+    online_s: int = Field(default=0, sa_type=BigInteger, description="sum of the readings' windows")
+    active_s: int = Field(default=0, sa_type=BigInteger, description="charging / hashing / generating seconds")
+
+
+class TariffRow(SQLModel, table=True):
+    """Every tariff version the system has used, as its protocol JSON."""
+
+    __tablename__ = "tariff"
+
+    id: str = Field(primary_key=True, max_length=64)
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    loaded_ms: int = Field(sa_type=BigInteger)
+
+
+QUARANTINE_RAW_LIMIT = 8192
