@@ -89,7 +89,8 @@ class Reading(SQLModel, table=True):
     revenue: int = Field(sa_type=BigInteger)
     cost: int = Field(sa_type=BigInteger)
     tariff_id: str = Field(max_length=64)
-    received_ms: int = Field(sa_type=BigInteger)
+    received_ms: int = Field(sa_type=BigInteger, description="when the gateway received it")
+    stored_ms: int = Field(sa_type=BigInteger, description="when its batch was committed")
     log_index: int | None = Field(default=None, sa_type=BigInteger, unique=True)
     epoch: int | None = Field(default=None, sa_type=BigInteger, index=True)
 

@@ -157,6 +157,7 @@ def upgrade() -> None:
         sa.Column("cost", sa.BigInteger(), nullable=False),
         sa.Column("tariff_id", sa.String(length=64), nullable=False),
         sa.Column("received_ms", sa.BigInteger(), nullable=False),
+        sa.Column("stored_ms", sa.BigInteger(), nullable=False),
         sa.Column("log_index", sa.BigInteger(), nullable=True),
         sa.Column("epoch", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(

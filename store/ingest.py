@@ -1,0 +1,209 @@
+"""The gateway's reads and writes, batched: one transaction per batch of messages.
+
+Everything here runs inside a transaction the caller opened (``engine.begin()``). On PostgreSQL
+the device-state rows of a batch are locked ``FOR UPDATE`` in device-id order, so gateway workers
+sharing one subscription serialise per device without deadlocking; on SQLite the whole write
+transaction is serialised by ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from store.tables import (
+    CashflowHourly,
+    Device,
+    DeviceState,
+    HeldReading,
+    Quarantine,
+    Reading,
+)
+
+DEVICE = Device.__table__  # type: ignore[attr-defined]
+STATE = DeviceState.__table__  # type: ignore[attr-defined]
+READING = Reading.__table__  # type: ignore[attr-defined]
+HELD = HeldReading.__table__  # type: ignore[attr-defined]
+QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
+HOURLY = CashflowHourly.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    id: str
+    kind: str
+    asset: str
+    alg: str
+    public_key: bytes
+    status: str
+    rating: dict[str, Any]
+    window_s: int
+
+
+@dataclass(slots=True)
+class ChainHead:
+    """A device's accepted chain head, updated in memory while a batch is classified."""
+
+    device_id: str
+    last_seq: int
+    last_hash: bytes
+    last_ts_ms: int
+    last_seen_ms: int | None = None
+    readings: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    dirty: bool = False
+
+
+@dataclass(slots=True)
+class BatchWrites:
+    """Rows one batch adds or changes."""
+
+    readings: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    released: list[tuple[str, int]] = field(default_factory=list)
+    hourly: dict[tuple[str, int, str], dict[str, Any]] = field(default_factory=dict)
+
+    def add_hourly(self, *, device_id: str, asset: str, hour_ms: int, tariff_id: str, **sums: int) -> None:
+        key = (device_id, hour_ms, tariff_id)
+        row = self.hourly.get(key)
+        if row is None:
+            self.hourly[key] = {
+                "device_id": device_id,
+                "asset": asset,
+                "hour_ms": hour_ms,
+                "tariff_id": tariff_id,
+                **sums,
+            }
+        else:
+            for name, value in sums.items():
+                row[name] += value
+
+
+def load_devices(conn: Connection, ids: Iterable[str]) -> dict[str, DeviceInfo]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(
+            DEVICE.c.id,
+            DEVICE.c.kind,
+            DEVICE.c.asset,
+            DEVICE.c.alg,
+            DEVICE.c.public_key,
+            DEVICE.c.status,
+            DEVICE.c.rating,
+            DEVICE.c.window_s,
+        ).where(DEVICE.c.id.in_(wanted))
+    )
+    return {
+        r.id: DeviceInfo(r.id, r.kind, r.asset, r.alg, bytes(r.public_key), r.status, dict(r.rating), r.window_s)
+        for r in rows
+    }
+
+
+def lock_heads(conn: Connection, ids: Iterable[str]) -> dict[str, ChainHead]:
+    """The chain heads of ``ids``, locked for this transaction on PostgreSQL."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    query = select(STATE).where(STATE.c.device_id.in_(wanted)).order_by(STATE.c.device_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {
+        r.device_id: ChainHead(
+            r.device_id,
+            r.last_seq,
+            bytes(r.last_hash),
+            r.last_ts_ms,
+            r.last_seen_ms,
+            r.readings,
+            r.quarantined,
+            r.duplicates,
+        )
+        for r in conn.execute(query)
+    }
+
+
+def stored_raw(conn: Connection, *, device_id: str, seq: int) -> bytes | None:
+    """The raw bytes of the stored reading ``(device_id, seq)``, or of the held one."""
+    for table in (READING, HELD):
+        raw = conn.execute(select(table.c.raw).where(and_(table.c.device_id == device_id, table.c.seq == seq))).scalar()
+        if raw is not None:
+            return bytes(raw)
+    return None
+
+
+def held_successors(conn: Connection, heads: Sequence[ChainHead]) -> list[Any]:
+    """Held readings that directly follow one of ``heads``."""
+    if not heads:
+        return []
+    keys = [(h.device_id, h.last_seq + 1) for h in heads]
+    return list(conn.execute(select(HELD).where(tuple_(HELD.c.device_id, HELD.c.seq).in_(keys))))
+
+
+def expired_held(conn: Connection, *, before_ms: int, limit: int = 1000) -> list[Any]:
+    return list(
+        conn.execute(
+            select(HELD).where(HELD.c.received_ms < before_ms).order_by(HELD.c.device_id, HELD.c.seq).limit(limit)
+        )
+    )
+
+
+def oldest_held_devices(conn: Connection, *, limit: int = 1000) -> list[str]:
+    return [r[0] for r in conn.execute(select(HELD.c.device_id).distinct().limit(limit))]
+
+
+def _insert_ignoring_conflicts(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+
+
+def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead]) -> None:
+    """Apply a classified batch: readings, quarantine, held changes, chain heads, hourly sums."""
+    if writes.readings:
+        conn.execute(insert(READING), writes.readings)
+    if writes.quarantine:
+        conn.execute(insert(QUARANTINE), writes.quarantine)
+    if writes.released:
+        conn.execute(delete(HELD).where(tuple_(HELD.c.device_id, HELD.c.seq).in_(writes.released)))
+    if writes.held:
+        _insert_ignoring_conflicts(conn, HELD, writes.held)
+    changed = [h for h in heads if h.dirty]
+    if changed:
+        conn.execute(
+            update(STATE).where(STATE.c.device_id == bindparam("b_device_id")),
+            [
+                {
+                    "b_device_id": h.device_id,
+                    "last_seq": h.last_seq,
+                    "last_hash": h.last_hash,
+                    "last_ts_ms": h.last_ts_ms,
+                    "last_seen_ms": h.last_seen_ms,
+                    "readings": h.readings,
+                    "quarantined": h.quarantined,
+                    "duplicates": h.duplicates,
+                }
+                for h in changed
+            ],
+        )
+    if writes.hourly:
+        _upsert_hourly(conn, list(writes.hourly.values()))
+
+
+_SUMMED = ("readings", "energy_wh", "revenue", "cost", "online_s", "active_s")
+
+
+def _upsert_hourly(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(HOURLY)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[HOURLY.c.device_id, HOURLY.c.hour_ms, HOURLY.c.tariff_id],
+        set_={name: getattr(HOURLY.c, name) + getattr(stmt.excluded, name) for name in _SUMMED},
+    )
+    conn.execute(stmt, rows)
