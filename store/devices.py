@@ -1,0 +1,144 @@
+"""Device and asset registry queries (keyword-only, one transaction each)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from protocol.envelope import GENESIS_PREV
+from protocol.errors import AssetproofError
+from store.tables import Asset, Device, DeviceKey, DeviceState
+
+ASSET = Asset.__table__  # type: ignore[attr-defined]
+DEVICE = Device.__table__  # type: ignore[attr-defined]
+KEY = DeviceKey.__table__  # type: ignore[attr-defined]
+STATE = DeviceState.__table__  # type: ignore[attr-defined]
+
+
+class RegistryError(AssetproofError):
+    """A registry operation cannot be done (unknown device, asset of another kind, ...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewDevice:
+    id: str
+    kind: str
+    alg: str
+    public_key: bytes
+    rating: dict[str, Any]
+    window_s: int
+
+
+def ensure_asset(engine: Engine, *, name: str, kind: str, now_ms: int, description: str = "") -> None:
+    """Create asset ``name`` holding devices of ``kind``, or check an existing one matches."""
+    with engine.begin() as conn:
+        existing = conn.execute(select(ASSET.c.kind).where(ASSET.c.name == name)).scalar()
+        if existing is None:
+            conn.execute(insert(ASSET).values(name=name, kind=kind, description=description, created_ms=now_ms))
+        elif existing != kind:
+            raise RegistryError(f"asset {name!r} holds {existing} devices, not {kind}")
+
+
+def register_devices(engine: Engine, *, asset: str, devices: Sequence[NewDevice], now_ms: int) -> None:
+    """Register new devices in one transaction: device rows, their first keys, empty chain heads."""
+    if not devices:
+        return
+    with engine.begin() as conn:
+        kind = conn.execute(select(ASSET.c.kind).where(ASSET.c.name == asset)).scalar()
+        if kind is None:
+            raise RegistryError(f"unknown asset {asset!r}")
+        taken = set(conn.execute(select(DEVICE.c.id).where(DEVICE.c.id.in_([d.id for d in devices]))).scalars())
+        if taken:
+            raise RegistryError(f"device ids already registered: {sorted(taken)[:5]}")
+        for d in devices:
+            if d.kind != kind:
+                raise RegistryError(f"device {d.id} is a {d.kind}; asset {asset!r} holds {kind} devices")
+        conn.execute(
+            insert(DEVICE),
+            [
+                {
+                    "id": d.id,
+                    "kind": d.kind,
+                    "asset": asset,
+                    "alg": d.alg,
+                    "public_key": d.public_key,
+                    "status": "active",
+                    "rating": d.rating,
+                    "window_s": d.window_s,
+                    "registered_ms": now_ms,
+                }
+                for d in devices
+            ],
+        )
+        conn.execute(
+            insert(KEY),
+            [{"device_id": d.id, "alg": d.alg, "public_key": d.public_key, "valid_from_ms": now_ms} for d in devices],
+        )
+        conn.execute(
+            insert(STATE),
+            [{"device_id": d.id, "last_seq": 0, "last_hash": GENESIS_PREV, "last_ts_ms": 0} for d in devices],
+        )
+
+
+def _end_current_key(conn: Any, *, device_id: str, now_ms: int, ended_by: str) -> None:
+    conn.execute(
+        update(KEY)
+        .where(KEY.c.device_id == device_id, KEY.c.valid_until_ms.is_(None))
+        .values(valid_until_ms=now_ms, ended_by=ended_by)
+    )
+
+
+def revoke_device(engine: Engine, *, device_id: str, now_ms: int) -> None:
+    """Revoke a device: from now on every message it sends is quarantined as ``revoked_device``."""
+    with engine.begin() as conn:
+        status = conn.execute(select(DEVICE.c.status).where(DEVICE.c.id == device_id)).scalar()
+        if status is None:
+            raise RegistryError(f"unknown device {device_id!r}")
+        if status == "revoked":
+            raise RegistryError(f"device {device_id!r} is already revoked")
+        conn.execute(update(DEVICE).where(DEVICE.c.id == device_id).values(status="revoked", revoked_ms=now_ms))
+        _end_current_key(conn, device_id=device_id, now_ms=now_ms, ended_by="revoked")
+
+
+def rotate_key(engine: Engine, *, device_id: str, alg: str, public_key: bytes, now_ms: int) -> None:
+    """Give an active device a new key; the old one stops being accepted now."""
+    with engine.begin() as conn:
+        status = conn.execute(select(DEVICE.c.status).where(DEVICE.c.id == device_id)).scalar()
+        if status is None:
+            raise RegistryError(f"unknown device {device_id!r}")
+        if status != "active":
+            raise RegistryError(f"device {device_id!r} is {status}: only active devices rotate keys")
+        _end_current_key(conn, device_id=device_id, now_ms=now_ms, ended_by="rotated")
+        conn.execute(insert(KEY).values(device_id=device_id, alg=alg, public_key=public_key, valid_from_ms=now_ms))
+        conn.execute(update(DEVICE).where(DEVICE.c.id == device_id).values(alg=alg, public_key=public_key))
+
+
+def list_devices(engine: Engine, *, asset: str | None = None) -> list[dict[str, Any]]:
+    """Devices with their chain heads, for ``assetproof devices list`` and the API."""
+    query = (
+        select(
+            DEVICE.c.id,
+            DEVICE.c.kind,
+            DEVICE.c.asset,
+            DEVICE.c.alg,
+            DEVICE.c.public_key,
+            DEVICE.c.status,
+            DEVICE.c.window_s,
+            DEVICE.c.registered_ms,
+            DEVICE.c.revoked_ms,
+            STATE.c.last_seq,
+            STATE.c.last_seen_ms,
+            STATE.c.readings,
+            STATE.c.quarantined,
+            STATE.c.duplicates,
+        )
+        .join(STATE, STATE.c.device_id == DEVICE.c.id)
+        .order_by(DEVICE.c.id)
+    )
+    if asset is not None:
+        query = query.where(DEVICE.c.asset == asset)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
