@@ -28,8 +28,8 @@ def pg_admin() -> Iterator[Engine]:
             conn.execute(text("select 1"))
     except Exception as exc:
         pytest.fail(
-            f"PostgreSQL is required by the test suite but is not reachable at {PG_ADMIN_URL} ({exc.__class__.__name__}). "
-            "Run scripts/test, which installs and starts it, or set ASSETPROOF_TEST_PG.",
+            f"PostgreSQL is required by the test suite but is not reachable at {PG_ADMIN_URL}"
+            f" ({exc.__class__.__name__}). Run scripts/test, which installs and starts it, or set ASSETPROOF_TEST_PG.",
             pytrace=False,
         )
     yield engine

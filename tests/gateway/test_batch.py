@@ -123,7 +123,8 @@ def test_every_quarantine_reason(engine: Engine, processor: BatchProcessor, cloc
     with engine.connect() as conn:
         rows = conn.execute(select(Quarantine).order_by(Quarantine.id)).all()
     (oversized,) = [r for r in rows if r.reason == "oversized"]
-    assert oversized.raw_size == MAX_MESSAGE_BYTES + 2 and len(oversized.raw) <= oversized.raw_size
+    assert oversized.raw_size == MAX_MESSAGE_BYTES + 2
+    assert len(oversized.raw) <= oversized.raw_size
     assert all(row.detail for row in rows)
     # The device is unharmed: its genuine next reading is accepted.
     assert processor.process([incoming(dev, dev.next().raw)]).accepted == 1
