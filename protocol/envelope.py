@@ -102,7 +102,7 @@ METRICS: Final[Mapping[DeviceKind, Mapping[str, MetricSpec]]] = MappingProxyType
         DeviceKind.MINER: MappingProxyType(
             {
                 "hashes_gh": MetricSpec("GH", "hashes computed in the window, in units of 10^9"),
-                "hashrate_ghs": MetricSpec("GH/s", "average hashrate over the window"),
+                "hashrate_ghs": MetricSpec("GH/s", "average hashrate while hashing: hashes_gh / uptime_s"),
                 "power_w": MetricSpec("W", "average power drawn over the window"),
                 "energy_wh": MetricSpec("Wh", "energy drawn in the window"),
                 "uptime_s": MetricSpec("s", "seconds in the window spent hashing"),

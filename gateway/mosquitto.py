@@ -1,0 +1,156 @@
+"""Start a local Mosquitto with the settings assetproof needs (tests, benchmarks, the demo).
+
+Mosquitto's defaults drop messages for a slow or absent subscriber: 1,000 queued messages per
+client, 20 in flight. A gateway that restarts with a persistent session must find everything
+that was published meanwhile, so the queue limit is raised far above any test run and the
+in-flight window matches the gateway's receive maximum. Persistence is on, so a broker restart
+keeps queued messages and sessions.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol.errors import AssetproofError
+
+MAX_QUEUED_MESSAGES = 2_000_000
+MAX_INFLIGHT = 1_000
+MAX_PACKET_SIZE = 65_536
+"""Messages above this never reach the gateway: Mosquitto disconnects the sender. Between the
+protocol's 4 KiB limit and this, the gateway quarantines them as ``oversized``."""
+
+
+class BrokerError(AssetproofError):
+    """The broker could not be found, configured or started."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_mosquitto() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+
+
+@dataclass
+class Mosquitto:
+    """A Mosquitto process on 127.0.0.1:``port`` keeping its state and log in ``directory``.
+
+    With ``password_file`` and ``acl_file`` set, anonymous clients are refused and each client
+    may only do what the ACL grants.
+    """
+
+    directory: Path
+    port: int = 0
+    password_file: Path | None = None
+    acl_file: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.port:
+            self.port = free_port()
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "mosquitto.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "mosquitto.log"
+
+    def write_config(self) -> Path:
+        lines = [
+            # Started as root, Mosquitto would switch to the 'mosquitto' user and lose access to
+            # its state directory; as anyone else this line is ignored.
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {self.directory}/",
+            "autosave_interval 5",
+            f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+            "max_queued_bytes 0",
+            f"max_inflight_messages {MAX_INFLIGHT}",
+            f"max_packet_size {MAX_PACKET_SIZE}",
+            "persistent_client_expiration 1d",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "connection_messages true",
+        ]
+        if self.password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        else:
+            lines.append("allow_anonymous true")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file}")
+        self.config_path.write_text("\n".join(lines) + "\n")
+        return self.config_path
+
+    def start(self, *, timeout_s: float = 10.0) -> None:
+        binary = find_mosquitto()
+        if binary is None:
+            raise BrokerError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+        self.write_config()
+        self.process = subprocess.Popen(  # noqa: S603 (our own binary and config)
+            [binary, "-c", str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise BrokerError(f"mosquitto exited with {self.process.returncode}: {err.strip()[:500]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        self.kill()
+        raise BrokerError(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
+
+    def stop(self, *, timeout_s: float = 10.0) -> None:
+        """Stop cleanly (SIGTERM: Mosquitto saves its persistence file first)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            if self.process.stderr:
+                self.process.stderr.close()
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,261 @@
+"""The gateway worker: MQTT in, batches committed, acknowledgements out.
+
+- MQTT v5, QoS 1, a shared subscription (``$share/GROUP/...``) so any number of workers split
+  the stream, and a persistent session (``clean_start=False`` with a session expiry) so messages
+  published while a worker is down wait for it at the broker.
+- paho's manual acknowledgement: a message is acknowledged only after the transaction holding
+  its outcome has committed. A worker killed at any point loses nothing: the broker redelivers
+  what was not acknowledged, and the store turns redelivered copies into counted duplicates.
+- A bounded queue between paho's network thread and the processing thread: when the database
+  falls behind, the network thread blocks, TCP pushes back, and the broker holds the rest.
+- Acknowledgements carry the connection generation they were received on; after a reconnect
+  the broker redelivers instead, so stale packet ids are never acknowledged on a new connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from gateway import metrics
+from gateway.batch import BatchProcessor, BatchResult, Incoming
+from gateway.tariff import record_tariff
+from protocol.cashflow import Tariff
+from protocol.topics import shared_subscription
+from store.db import make_engine, migrate
+
+log = logging.getLogger("assetproof.gateway")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayConfig:
+    database_url: str
+    tariff: Tariff
+    broker_host: str = "127.0.0.1"
+    broker_port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    client_id: str = "assetproof-gateway-1"
+    share_group: str = "assetproof-gateway"
+    session_expiry_s: int = 7 * 24 * 3600
+    receive_maximum: int = 1000
+    batch_size: int = 500
+    batch_wait_s: float = 0.02
+    queue_size: int = 4000
+    hold_ms: int = 30_000
+    max_future_skew_ms: int = 300_000
+    sweep_interval_s: float = 1.0
+    drain_quiet_s: float = 0.3
+    migrate: bool = True
+
+
+@dataclass
+class GatewayStats:
+    accepted: int = 0
+    duplicates: int = 0
+    held: int = 0
+    quarantined: int = 0
+    batches: int = 0
+
+    def add(self, result: BatchResult, *, batch: bool = True) -> None:
+        self.batches += batch
+        self.accepted += result.accepted
+        self.duplicates += result.duplicates
+        self.held += result.held
+        self.quarantined += result.quarantined_total
+        for outcome, n in (("accepted", result.accepted), ("duplicate", result.duplicates), ("held", result.held)):
+            if n:
+                metrics.MESSAGES.labels(outcome).inc(n)
+        for reason, n in result.quarantined.items():
+            metrics.MESSAGES.labels("quarantined").inc(n)
+            metrics.QUARANTINED.labels(reason).inc(n)
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, *, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.config = config
+        self.stats = GatewayStats()
+        self._clock_ms = clock_ms
+        self._queue: queue.Queue[Incoming] = queue.Queue(maxsize=config.queue_size)
+        self._accepting = threading.Event()
+        self._accepting.set()
+        self._generation = 0
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self.engine = make_engine(config.database_url)
+        self.reader = make_engine(config.database_url, writer=False)
+        if config.migrate:
+            migrate(self.engine)
+        record_tariff(self.engine, config.tariff)
+        self.processor = BatchProcessor(
+            engine=self.engine,
+            reader=self.reader,
+            tariff=config.tariff,
+            clock_ms=clock_ms,
+            hold_ms=config.hold_ms,
+            max_future_skew_ms=config.max_future_skew_ms,
+        )
+        self.client = self._make_client()
+
+    # --- MQTT edge ------------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        c = self.config
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=c.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if c.username is not None:
+            client.username_pw_set(c.username, c.password)
+        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        props.ReceiveMaximum = self.config.receive_maximum
+        return props
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: object, _flags: object, reason: object, _props: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("broker refused the connection: %s", reason)
+            return
+        self._generation += 1
+        client.subscribe(shared_subscription(self.config.share_group), qos=1)
+        self._connected.set()
+        metrics.CONNECTED.set(1)
+        log.info(
+            "connected to %s:%s (generation %d)", self.config.broker_host, self.config.broker_port, self._generation
+        )
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: object, _mid: int, reasons: list[object], _props: object
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("the broker refused the subscription: %s", reasons)
+            return
+        self._subscribed.set()
+        log.info("subscribed to %s", shared_subscription(self.config.share_group))
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object, _props: object
+    ) -> None:
+        self._connected.clear()
+        metrics.CONNECTED.set(0)
+        log.warning("disconnected from the broker: %s", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        if not self._accepting.is_set():
+            return  # shutting down: left unacknowledged, the broker redelivers it later
+        incoming = Incoming(
+            message.topic, bytes(message.payload), self._clock_ms(), (self._generation, message.mid, message.qos)
+        )
+        self._queue.put(incoming)  # blocks when full: backpressure onto the socket
+
+    def _ack(self, batch: list[Incoming]) -> None:
+        for item in batch:
+            generation, mid, qos = item.token
+            if qos and generation == self._generation:
+                self.client.ack(mid, qos)
+
+    # --- processing -----------------------------------------------------------------------------
+
+    def _take_batch(self, timeout_s: float) -> list[Incoming]:
+        try:
+            first = self._queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.config.batch_wait_s
+        while len(batch) < self.config.batch_size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self._queue.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        return batch
+
+    def _commit(self, batch: list[Incoming], stop: threading.Event) -> None:
+        backoff = 0.2
+        while True:
+            started = time.perf_counter()
+            try:
+                result = self.processor.process(batch)
+            except (OperationalError, DBAPIError) as exc:
+                metrics.DB_ERRORS.inc()
+                log.error(
+                    "batch of %d not committed, retrying in %.1f s: %s", len(batch), backoff, exc.__class__.__name__
+                )
+                if stop.wait(backoff) and not self._connected.is_set():
+                    return  # stopping and nothing can be acknowledged: the broker keeps them
+                backoff = min(backoff * 2, 5.0)
+                continue
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            self.stats.add(result)
+            self._ack(batch)
+            return
+
+    def _sweep(self) -> None:
+        try:
+            self.stats.add(self.processor.sweep(), batch=False)
+        except (OperationalError, DBAPIError) as exc:
+            log.error("sweep failed: %s", exc.__class__.__name__)
+
+    def run(self, stop: threading.Event) -> GatewayStats:
+        """Consume until ``stop`` is set, then drain what was received, acknowledge it and leave."""
+        c = self.config
+        self.client.connect_async(
+            c.broker_host, c.broker_port, keepalive=30, clean_start=False, properties=self._connect_properties()
+        )
+        self.client.loop_start()
+        last_sweep = time.monotonic()
+        try:
+            while not stop.is_set():
+                batch = self._take_batch(0.1)
+                metrics.QUEUE_DEPTH.set(self._queue.qsize())
+                if batch:
+                    self._commit(batch, stop)
+                if time.monotonic() - last_sweep >= c.sweep_interval_s:
+                    self._sweep()
+                    last_sweep = time.monotonic()
+            self._accepting.clear()
+            while batch := self._take_batch(c.drain_quiet_s):
+                self._commit(batch, stop)
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+            self.engine.dispose()
+            self.reader.dispose()
+        log.info("gateway stopped: %s", self.stats)
+        return self.stats
+
+    def wait_subscribed(self, timeout_s: float = 10.0) -> bool:
+        return self._subscribed.wait(timeout_s)
