@@ -152,7 +152,7 @@ class Gateway:
         )
 
     def _on_subscribe(
-        self, _client: mqtt.Client, _userdata: object, _mid: int, reasons: list[object], _props: object
+        self, _client: mqtt.Client, _userdata: object, _mid: int, reasons: list[ReasonCode], _props: Properties
     ) -> None:
         if any(r.is_failure for r in reasons):
             log.error("the broker refused the subscription: %s", reasons)
