@@ -97,3 +97,68 @@ def test_kill_9_mid_run_stores_every_reading_once(
         heads = dict(conn.execute(select(DeviceState.device_id, DeviceState.last_seq)).all())
     assert set(per_device.values()) == {1_000}
     assert set(heads.values()) == {1_000}
+
+
+def test_broker_restart_mid_run(db_url: str, engine: Engine, broker: Mosquitto, tmp_path: Path) -> None:
+    devices = register(make_engine(db_url), 10)
+    items = _readings(devices, 600)
+    log = tmp_path / "gw.log"
+    gw = start_gateway(database_url=db_url, port=broker.port, log_path=log)
+    wait_subscribed(log)
+    try:
+        with publisher(broker.port) as client:
+            publish_all(client, items[:2_000])
+            infos = [client.publish(topic, payload, qos=1) for topic, payload in items[2_000:]]
+            broker.restart()  # the publisher and the gateway both reconnect and resume
+            for info in infos:
+                info.wait_for_publish(timeout=120)
+                assert info.is_published()
+        wait_for(
+            lambda: count_rows(engine, Reading) == len(items), timeout_s=120, what="all readings after broker restart"
+        )
+        time.sleep(0.5)
+    finally:
+        assert stop_process(gw) == 0, log.read_text()[-2000:]
+    assert count_rows(engine, Reading) == len(items)
+    assert count_rows(engine, Quarantine) == 0
+
+
+def test_two_workers_share_one_subscription(pg_admin: Engine, broker: Mosquitto, tmp_path: Path) -> None:
+    from tests.conftest import drop_pg_database, new_pg_database
+
+    url = new_pg_database(pg_admin)
+    try:
+        writer = make_engine(url)
+        from store.db import migrate
+
+        migrate(writer)
+        devices = register(writer, 20)
+        items = _readings(devices, 500)  # 10,000 readings, each device's split across both workers
+        logs = [tmp_path / "gw1.log", tmp_path / "gw2.log"]
+        workers = [
+            start_gateway(
+                database_url=url, port=broker.port, log_path=logs[i], client_id=f"gw-{i}", extra=["--batch-size", "50"]
+            )
+            for i in range(2)
+        ]
+        reader = make_engine(url, writer=False)
+        try:
+            for log in logs:
+                wait_subscribed(log)
+            with publisher(broker.port) as client:
+                publish_all(client, items)
+            wait_for(lambda: count_rows(reader, Reading) == len(items), timeout_s=120, what="all readings")
+            time.sleep(1.5)  # a late duplicate or a held reading would show now
+        finally:
+            codes = [stop_process(w) for w in workers]
+        assert codes == [0, 0], [log.read_text()[-1500:] for log in logs]
+        assert count_rows(reader, Reading) == len(items)
+        assert count_rows(reader, Quarantine) == 0
+        stats = [log.read_text().rsplit("gateway stopped: ", 1)[-1] for log in logs]
+        assert all("accepted=0," not in s for s in stats), stats  # both workers did real work
+        with reader.connect() as conn:
+            assert set(conn.execute(select(DeviceState.last_seq)).scalars()) == {500}
+        reader.dispose()
+        writer.dispose()
+    finally:
+        drop_pg_database(pg_admin, url)
