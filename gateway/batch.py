@@ -14,6 +14,7 @@ re-verifies only if the key changed in between.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,7 @@ class BatchProcessor:
         clock_ms: Callable[[], int],
         max_future_skew_ms: int = 300_000,
         hold_ms: int = 30_000,
+        device_cache_s: float = 60.0,
     ) -> None:
         self._engine = engine
         self._reader = reader
@@ -83,6 +85,8 @@ class BatchProcessor:
         self._clock_ms = clock_ms
         self._max_future_skew_ms = max_future_skew_ms
         self._hold_ms = hold_ms
+        self._devices: dict[str, tuple[float, DeviceInfo]] = {}
+        self._device_ttl_s = device_cache_s
 
     # --- the batch ------------------------------------------------------------------------------
 
@@ -91,8 +95,8 @@ class BatchProcessor:
         writes = BatchWrites()
         candidates = self._decode_and_verify(batch, writes, result)
         with self._engine.begin() as conn:
-            devices = ingest.load_devices(conn, (c.message.body.device for c in candidates))
-            heads = ingest.lock_heads(conn, devices)
+            heads = ingest.lock_heads(conn, (c.message.body.device for c in candidates))
+            devices = self._current_devices(conn, heads)
             self._classify(conn, candidates, devices, heads, writes, result)
             self._release_held(conn, devices, heads, writes, result)
             stored_ms = self._clock_ms()
@@ -111,8 +115,8 @@ class BatchProcessor:
             device_ids = ingest.oldest_held_devices(conn)
             if not device_ids:
                 return result
-            devices = ingest.load_devices(conn, device_ids)
-            heads = ingest.lock_heads(conn, devices)
+            heads = ingest.lock_heads(conn, device_ids)
+            devices = self._current_devices(conn, heads)
             self._release_held(conn, devices, heads, writes, result)
             for row in ingest.expired_held(conn, before_ms=now - self._hold_ms):
                 key = (row.device_id, row.seq)
@@ -179,8 +183,7 @@ class BatchProcessor:
                 )
                 continue
             decoded.append((incoming, message))
-        with self._reader.connect() as conn:
-            keys = ingest.load_devices(conn, (m.body.device for _, m in decoded))
+        keys = self._cached_devices({m.body.device for _, m in decoded})
         candidates = []
         for incoming, message in decoded:
             device = keys.get(message.body.device)
@@ -193,6 +196,35 @@ class BatchProcessor:
                     verified_with = None
             candidates.append(_Candidate(incoming, message, verified_with))
         return candidates
+
+    # --- the device cache -----------------------------------------------------------------------
+
+    def _cached_devices(self, ids: set[str]) -> dict[str, DeviceInfo]:
+        """Devices for signature checks before the transaction: cached, refreshed after a TTL.
+        A stale entry is harmless: the transaction re-checks status and key."""
+        now = time.monotonic()
+        missing = [i for i in ids if i not in self._devices or now - self._devices[i][0] > self._device_ttl_s]
+        if missing:
+            with self._reader.connect() as conn:
+                for device_id, info in ingest.load_devices(conn, missing).items():
+                    self._devices[device_id] = (now, info)
+        return {i: self._devices[i][1] for i in ids if i in self._devices}
+
+    def _current_devices(self, conn: Any, heads: dict[str, ChainHead]) -> dict[str, DeviceInfo]:
+        """The cached devices, reloaded inside the transaction where status or key changed."""
+        devices = self._cached_devices(set(heads))
+        stale = [
+            h.device_id
+            for h in heads.values()
+            if (d := devices.get(h.device_id)) is None
+            or (d.status, d.alg, d.public_key) != (h.status, h.alg, h.public_key)
+        ]
+        if stale:
+            now = time.monotonic()
+            for device_id, info in ingest.load_devices(conn, stale).items():
+                self._devices[device_id] = (now, info)
+                devices[device_id] = info
+        return devices
 
     def _classify(
         self,

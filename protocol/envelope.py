@@ -113,6 +113,8 @@ METRICS: Final[Mapping[DeviceKind, Mapping[str, MetricSpec]]] = MappingProxyType
     }
 )
 
+_BODY_START: Final = len('{"alg":"' '","body":')
+_BODY_END: Final = len(',"sig":"') + 128 + len('"}')
 _BODY_FIELDS: Final = frozenset({"v", "device", "seq", "ts_ms", "kind", "window_s", "metrics", "prev"})
 _MESSAGE_FIELDS: Final = frozenset({"alg", "body", "sig"})
 
@@ -235,7 +237,8 @@ class Body:
 @dataclass(frozen=True, slots=True)
 class Message:
     """A signed reading as it travels and is stored. ``raw`` is the canonical wire bytes: the
-    Merkle leaf."""
+    Merkle leaf. Build one with :func:`decode_message` or :func:`sign_body`, never by hand: both
+    guarantee ``raw`` is canonical and ``body`` is what it encodes."""
 
     body: Body
     alg: Algorithm
@@ -251,12 +254,22 @@ class Message:
         """The ``prev`` the device's next reading must carry."""
         return chain_hash(self.raw)
 
+    @property
+    def signed_bytes(self) -> bytes:
+        """The body's canonical bytes, cut out of ``raw`` rather than re-encoded.
+
+        ``raw`` is canonical (decoding refused anything else; signing produced it), so it is
+        exactly ``{"alg":"<alg>","body":<body>,"sig":"<128 hex>"}`` and the body sits at fixed
+        offsets. This is also what the signature must cover: the bytes that are stored.
+        """
+        return self.raw[len(self.alg) + _BODY_START : -_BODY_END]
+
     def verify(self, *, alg: str, public_key: bytes) -> None:
         """Raise unless this message is signed by ``public_key`` under the algorithm the key is
         registered for (``alg``)."""
         if self.alg != alg:
             raise BadSignatureError(f"message is signed with {self.alg} but the device's key is {alg}")
-        verify_signature(alg=alg, public_key=public_key, message=self.body.signing_bytes(), signature=self.signature)
+        verify_signature(alg=alg, public_key=public_key, message=self.signed_bytes, signature=self.signature)
 
 
 def sign_body(body: Body, key: DeviceKey) -> Message:

@@ -8,15 +8,15 @@ transaction is serialised by ``BEGIN IMMEDIATE``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from store.tables import (
-    CashflowHourly,
     Device,
     DeviceState,
     HeldReading,
@@ -29,7 +29,6 @@ STATE = DeviceState.__table__  # type: ignore[attr-defined]
 READING = Reading.__table__  # type: ignore[attr-defined]
 HELD = HeldReading.__table__  # type: ignore[attr-defined]
 QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
-HOURLY = CashflowHourly.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +45,13 @@ class DeviceInfo:
 
 @dataclass(slots=True)
 class ChainHead:
-    """A device's accepted chain head, updated in memory while a batch is classified."""
+    """A device's accepted chain head, updated in memory while a batch is classified, with the
+    device's status and key as they are in this transaction."""
 
     device_id: str
+    status: str
+    alg: str
+    public_key: bytes
     last_seq: int
     last_hash: bytes
     last_ts_ms: int
@@ -112,12 +115,20 @@ def lock_heads(conn: Connection, ids: Iterable[str]) -> dict[str, ChainHead]:
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    query = select(STATE).where(STATE.c.device_id.in_(wanted)).order_by(STATE.c.device_id)
+    query = (
+        select(STATE, DEVICE.c.status, DEVICE.c.alg, DEVICE.c.public_key)
+        .join(DEVICE, DEVICE.c.id == STATE.c.device_id)
+        .where(STATE.c.device_id.in_(wanted))
+        .order_by(STATE.c.device_id)
+    )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
+        query = query.with_for_update(of=STATE)
     return {
         r.device_id: ChainHead(
             r.device_id,
+            r.status,
+            r.alg,
+            bytes(r.public_key),
             r.last_seq,
             bytes(r.last_hash),
             r.last_ts_ms,
@@ -164,46 +175,69 @@ def _insert_ignoring_conflicts(conn: Connection, table: Any, rows: list[dict[str
     conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
 
+_READING_COLUMNS = (
+    "device_id",
+    "seq",
+    "ts_ms",
+    "window_s",
+    "metrics",
+    "raw",
+    "leaf_hash",
+    "revenue",
+    "cost",
+    "tariff_id",
+    "received_ms",
+    "stored_ms",
+)
+_STATE_COLUMNS = ("last_seq", "last_hash", "last_ts_ms", "last_seen_ms", "readings", "quarantined", "duplicates")
+_SUMMED = ("readings", "energy_wh", "revenue", "cost", "online_s", "active_s")
+_HOURLY_COLUMNS = ("device_id", "hour_ms", "tariff_id", "asset", *_SUMMED)
+
+
+def _statements(dialect: str) -> tuple[str, str, str]:
+    """The three hot statements as plain SQL: SQLAlchemy's per-row parameter processing cost
+    more than the database work for them. Only constant column names go into the text."""
+    mark = "%s" if dialect == "postgresql" else "?"
+    json_mark = "CAST(%s AS JSON)" if dialect == "postgresql" else "?"
+    reading_marks = ", ".join(json_mark if c == "metrics" else mark for c in _READING_COLUMNS)
+    reading = f"INSERT INTO reading ({', '.join(_READING_COLUMNS)}) VALUES ({reading_marks})"  # noqa: S608
+    assignments = ", ".join(f"{c} = {mark}" for c in _STATE_COLUMNS)
+    state = f"UPDATE device_state SET {assignments} WHERE device_id = {mark}"  # noqa: S608
+    sums = ", ".join(f"{c} = cashflow_hourly.{c} + excluded.{c}" for c in _SUMMED)
+    hourly_marks = ", ".join(mark for _ in _HOURLY_COLUMNS)
+    hourly = (
+        f"INSERT INTO cashflow_hourly ({', '.join(_HOURLY_COLUMNS)}) VALUES ({hourly_marks})"  # noqa: S608
+        f" ON CONFLICT (device_id, hour_ms, tariff_id) DO UPDATE SET {sums}"
+    )
+    return reading, state, hourly
+
+
+_SQL = {name: _statements(name) for name in ("sqlite", "postgresql")}
+
+
 def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead]) -> None:
     """Apply a classified batch: readings, quarantine, held changes, chain heads, hourly sums."""
+    reading_sql, state_sql, hourly_sql = _SQL[conn.dialect.name]
     if writes.readings:
-        conn.execute(insert(READING), writes.readings)
+        conn.exec_driver_sql(
+            reading_sql,
+            [
+                tuple(json.dumps(row[c], separators=(",", ":")) if c == "metrics" else row[c] for c in _READING_COLUMNS)
+                for row in writes.readings
+            ],
+        )
     if writes.quarantine:
         conn.execute(insert(QUARANTINE), writes.quarantine)
     if writes.released:
         conn.execute(delete(HELD).where(tuple_(HELD.c.device_id, HELD.c.seq).in_(writes.released)))
     if writes.held:
         _insert_ignoring_conflicts(conn, HELD, writes.held)
-    changed = [h for h in heads if h.dirty]
+    changed = [
+        (h.last_seq, h.last_hash, h.last_ts_ms, h.last_seen_ms, h.readings, h.quarantined, h.duplicates, h.device_id)
+        for h in heads
+        if h.dirty
+    ]
     if changed:
-        conn.execute(
-            update(STATE).where(STATE.c.device_id == bindparam("b_device_id")),
-            [
-                {
-                    "b_device_id": h.device_id,
-                    "last_seq": h.last_seq,
-                    "last_hash": h.last_hash,
-                    "last_ts_ms": h.last_ts_ms,
-                    "last_seen_ms": h.last_seen_ms,
-                    "readings": h.readings,
-                    "quarantined": h.quarantined,
-                    "duplicates": h.duplicates,
-                }
-                for h in changed
-            ],
-        )
+        conn.exec_driver_sql(state_sql, changed)
     if writes.hourly:
-        _upsert_hourly(conn, list(writes.hourly.values()))
-
-
-_SUMMED = ("readings", "energy_wh", "revenue", "cost", "online_s", "active_s")
-
-
-def _upsert_hourly(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(HOURLY)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[HOURLY.c.device_id, HOURLY.c.hour_ms, HOURLY.c.tariff_id],
-        set_={name: getattr(HOURLY.c, name) + getattr(stmt.excluded, name) for name in _SUMMED},
-    )
-    conn.execute(stmt, rows)
+        conn.exec_driver_sql(hourly_sql, [tuple(row[c] for c in _HOURLY_COLUMNS) for row in writes.hourly.values()])

@@ -66,9 +66,20 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 30) -> 
     return process.returncode
 
 
+NO_MATCHING_SUBSCRIBERS = 16
+"""PUBACK reason 0x10: the broker took the message but nobody was subscribed, so it was not
+delivered. Mosquitto says so while no gateway holds the shared subscription (before the first
+gateway starts, and after a broker restart until a gateway re-subscribes: Mosquitto 2.0 does not
+restore shared subscriptions from persistence). Publishers keep such messages and retry."""
+
+
 @contextmanager
 def publisher(port: int, *, client_id: str = "test-publisher", inflight: int = 200) -> Iterator[mqtt.Client]:
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    reasons: dict[int, int] = {}
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, userdata=reasons
+    )
+    client.on_publish = lambda _c, userdata, mid, reason, _p: userdata.__setitem__(mid, reason.value)
     client.max_inflight_messages_set(inflight)
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -80,11 +91,27 @@ def publisher(port: int, *, client_id: str = "test-publisher", inflight: int = 2
 
 
 def publish_all(client: mqtt.Client, items: Sequence[tuple[str, bytes]], *, timeout_s: float = 120) -> None:
-    infos = [client.publish(topic, payload, qos=1) for topic, payload in items]
+    """Publish at QoS 1 until the broker acknowledges each message as delivered."""
+    sent = [(item, client.publish(item[0], item[1], qos=1)) for item in items]
+    wait_published(client, sent, timeout_s=timeout_s)
+
+
+def wait_published(
+    client: mqtt.Client, sent: Sequence[tuple[tuple[str, bytes], mqtt.MQTTMessageInfo]], *, timeout_s: float = 120
+) -> None:
+    reasons: dict[int, int] = client.user_data_get()
     deadline = time.monotonic() + timeout_s
-    for info in infos:
-        info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
-        assert info.is_published(), "broker did not acknowledge a publish in time"
+    while sent:
+        retry = []
+        for item, info in sent:
+            info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
+            assert info.is_published(), "broker did not acknowledge a publish in time"
+            if reasons.pop(info.mid, 0) == NO_MATCHING_SUBSCRIBERS:
+                retry.append(item)
+        assert time.monotonic() < deadline or not retry, "no gateway subscribed in time"
+        if retry:
+            time.sleep(0.2)
+        sent = [(item, client.publish(item[0], item[1], qos=1)) for item in retry]
 
 
 def wait_for(condition: Callable[[], bool], *, timeout_s: float = 60, what: str = "condition") -> None:

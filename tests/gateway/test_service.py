@@ -21,6 +21,7 @@ from tests.mqtt_helpers import (
     start_gateway,
     stop_process,
     wait_for,
+    wait_published,
     wait_subscribed,
 )
 
@@ -108,11 +109,9 @@ def test_broker_restart_mid_run(db_url: str, engine: Engine, broker: Mosquitto, 
     try:
         with publisher(broker.port) as client:
             publish_all(client, items[:2_000])
-            infos = [client.publish(topic, payload, qos=1) for topic, payload in items[2_000:]]
+            sent = [(item, client.publish(item[0], item[1], qos=1)) for item in items[2_000:]]
             broker.restart()  # the publisher and the gateway both reconnect and resume
-            for info in infos:
-                info.wait_for_publish(timeout=120)
-                assert info.is_published()
+            wait_published(client, sent)
         wait_for(
             lambda: count_rows(engine, Reading) == len(items), timeout_s=120, what="all readings after broker restart"
         )

@@ -273,6 +273,7 @@ def test_property_fast_canonical_equals_rfc8785(b: Body, alg: str) -> None:
     key = DeviceKey.from_private_bytes(alg, ED_SEED if alg == "ed25519" else P256_SEED)
     message = sign_body(b, key)
     assert message.raw == rfc8785.dumps(json.loads(message.raw))
+    assert message.signed_bytes == b.signing_bytes()
     assert decode_message(message.raw) == message
 
 
