@@ -1,0 +1,198 @@
+"""``assetproof devices``: provision, list, revoke and rotate device identities.
+
+Provisioning is three steps that must agree: keys in the keystore (private keys stay there,
+mode 0600), the devices in the store (what the gateway verifies against), and the broker's
+password and ACL files (each device may publish only on its own topic). Keys created for a
+batch the store then refuses are removed again.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.common import DEFAULT_DATABASE, DatabaseOption
+
+app = typer.Typer(help="Provision, list, revoke and rotate devices.", no_args_is_help=True)
+console = Console()
+
+KeystoreOption = Annotated[Path, typer.Option("--keystore", envvar="ASSETPROOF_KEYSTORE", help="Device key directory.")]
+BrokerAuthOption = Annotated[
+    Path,
+    typer.Option(
+        "--broker-auth", envvar="ASSETPROOF_BROKER_AUTH", help="Where the Mosquitto password and ACL files go."
+    ),
+]
+GATEWAY_USER = "assetproof-gateway"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _engine(database: str):  # type: ignore[no-untyped-def]
+    from store.db import make_engine, migrate
+
+    engine = make_engine(database)
+    migrate(engine)
+    return engine
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def broker_files(directory: Path) -> tuple[Path, Path, Path]:
+    return directory / "passwords", directory / "acl", directory / "gateway.json"
+
+
+@app.command()
+def provision(
+    kind: Annotated[str, typer.Option(help="solar, charger or miner")],
+    count: Annotated[int, typer.Option(min=1, max=100_000)],
+    asset: Annotated[str, typer.Option(help="The asset (pool of devices) they belong to.")],
+    alg: Annotated[str, typer.Option(help="ed25519 or es256")] = "ed25519",
+    window: Annotated[int, typer.Option(help="Reading interval in seconds.", min=1, max=86_400)] = 60,
+    database: DatabaseOption = DEFAULT_DATABASE,
+    keystore: KeystoreOption = Path("var/keys"),
+    broker_auth: BrokerAuthOption = Path("var/broker"),
+    seed: Annotated[int, typer.Option(help="Seed for the devices' nameplate ratings.")] = 0,
+) -> None:
+    """Create device keys, register the devices, and let each publish on its own topic only."""
+    from device_sim.broker_auth import add_devices, write_broker_auth
+    from device_sim.keystore import Keystore
+    from device_sim.provision import provision as make_devices
+    from protocol.envelope import DeviceKind
+    from protocol.epoch import validate_asset_name
+    from protocol.errors import AssetproofError
+    from store.devices import NewDevice, ensure_asset, register_devices
+
+    try:
+        device_kind = DeviceKind(kind)
+        validate_asset_name(asset)
+    except (ValueError, AssetproofError) as exc:
+        raise _fail(str(exc)) from None
+    engine = _engine(database)
+    store = Keystore(keystore)
+    broker_auth.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        ensure_asset(engine, name=asset, kind=device_kind.value, now_ms=_now_ms())
+        devices = make_devices(store, kind=device_kind, count=count, asset=asset, alg=alg, window_s=window, seed=seed)
+    except AssetproofError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        register_devices(
+            engine,
+            asset=asset,
+            devices=[
+                NewDevice(
+                    id=d.id, kind=d.kind.value, alg=d.alg, public_key=d.public_key, rating=d.rating, window_s=d.window_s
+                )
+                for d in devices
+            ],
+            now_ms=_now_ms(),
+        )
+    except AssetproofError as exc:
+        for d in devices:
+            store.path(d.id).unlink(missing_ok=True)
+        raise _fail(f"{exc} (the new keys were removed again)") from None
+
+    passwords, acl, gateway_file = broker_files(broker_auth)
+    credentials = {d.id: d.mqtt_password for d in devices}
+    if passwords.exists() and acl.exists():
+        add_devices(password_file=passwords, acl_file=acl, devices=credentials)
+    else:
+        from device_sim.keystore import write_private_file
+
+        gateway_password = secrets.token_urlsafe(24)
+        write_broker_auth(
+            password_file=passwords,
+            acl_file=acl,
+            devices=credentials,
+            gateway_user=GATEWAY_USER,
+            gateway_password=gateway_password,
+        )
+        write_private_file(gateway_file, json.dumps({"username": GATEWAY_USER, "password": gateway_password}).encode())
+    engine.dispose()
+    console.print(
+        f"provisioned {len(devices)} {device_kind.value} device(s) in asset [bold]{asset}[/]: "
+        f"{devices[0].id} .. {devices[-1].id}"
+    )
+    console.print(f"keys in {keystore}/, broker password and ACL files in {broker_auth}/ (reload Mosquitto to apply)")
+
+
+@app.command(name="list")
+def list_(
+    database: DatabaseOption = DEFAULT_DATABASE,
+    asset: Annotated[str | None, typer.Option(help="Only this asset's devices.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List devices with their status, key and chain head."""
+    from store.devices import list_devices
+
+    engine = _engine(database)
+    rows = list_devices(engine, asset=asset)
+    engine.dispose()
+    if as_json:
+        typer.echo(json.dumps([{**r, "public_key": bytes(r["public_key"]).hex()} for r in rows]))
+        return
+    table = Table("device", "kind", "asset", "alg", "status", "last seq", "readings", "quarantined", "last seen")
+    for r in rows:
+        seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["last_seen_ms"] / 1000)) if r["last_seen_ms"] else "-"
+        table.add_row(
+            r["id"],
+            r["kind"],
+            r["asset"],
+            r["alg"],
+            r["status"],
+            str(r["last_seq"]),
+            str(r["readings"]),
+            str(r["quarantined"]),
+            seen,
+        )
+    console.print(table)
+
+
+@app.command()
+def revoke(device_id: str, database: DatabaseOption = DEFAULT_DATABASE) -> None:
+    """Revoke a device: everything it sends from now on is quarantined."""
+    from store.devices import RegistryError, revoke_device
+
+    engine = _engine(database)
+    try:
+        revoke_device(engine, device_id=device_id, now_ms=_now_ms())
+    except RegistryError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(f"revoked {device_id}")
+
+
+@app.command()
+def rotate(
+    device_id: str, database: DatabaseOption = DEFAULT_DATABASE, keystore: KeystoreOption = Path("var/keys")
+) -> None:
+    """Give a device a new key; the old one stops being accepted now."""
+    from device_sim.keystore import Keystore
+    from protocol.errors import AssetproofError
+    from store.devices import rotate_key
+
+    engine = _engine(database)
+    try:
+        credentials = Keystore(keystore).rotate(device_id)
+        rotate_key(
+            engine, device_id=device_id, alg=credentials.alg, public_key=credentials.public_key, now_ms=_now_ms()
+        )
+    except AssetproofError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(f"rotated the key of {device_id}")

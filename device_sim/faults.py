@@ -1,0 +1,251 @@
+"""Faulty messages, one per call, for testing that the gateway quarantines each kind of bad input.
+
+Every fault is built from a snapshot of a device's genuine chain (:class:`DeviceSnapshot`) and
+never advances it: after any fault, the device's next genuine reading is still accepted. Faults
+that must get past the decoder are properly signed and chained except for the one thing they
+break, so the gateway's reason is the expected one and not an earlier check.
+
+Each fault is returned with the topic to publish it on, because two of them (``unknown_device``,
+``topic_mismatch``) only make sense on a topic other than the device's own. With the broker's
+per-device ACL (:mod:`device_sim.broker_auth`) those two never reach the gateway: the broker
+refuses them (PUBACK "not authorized") and the publisher counts them as rejected. They reach the
+gateway in the publisher's multiplexed mode or on a broker without ACLs.
+
+``revoked_device`` is a scenario, not a message: run ``assetproof devices revoke <id>`` while
+the fleet runs; the runner simply keeps publishing that device's genuine readings, and the
+gateway quarantines each of them as ``revoked_device``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+from protocol.envelope import GENESIS_PREV, MAX_MESSAGE_BYTES, Body, DeviceKind, sign_body
+from protocol.errors import AssetproofError
+from protocol.signing import DeviceKey
+from protocol.topics import telemetry_topic
+
+__all__ = ["BROKER_REFUSED", "EXPECTED_REASON", "FAULTS", "DeviceSnapshot", "FaultError", "FaultMessage", "make_fault"]
+
+HOUR_MS: Final = 3_600_000
+
+
+class FaultError(AssetproofError, ValueError):
+    """A fault was asked for that does not exist or cannot be built from this snapshot."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceSnapshot:
+    """A device's genuine chain at some moment, and what a next reading would look like."""
+
+    device_id: str
+    kind: DeviceKind
+    key: DeviceKey
+    seq: int
+    """The last seq the device used (0 before its first reading)."""
+    prev: bytes
+    """The ``prev`` its next genuine reading will carry (hash of the last message)."""
+    ts_ms: int
+    """A device time for the faulty reading, no earlier than the last reading's."""
+    window_s: int
+    metrics: Mapping[str, int]
+    """Plausible metrics for one reading of this device (its last reading's, say)."""
+    rating: Mapping[str, int] = field(default_factory=dict)
+    now_ms: int | None = None
+    """Wall-clock time, for faults judged against the gateway's clock (default: ``ts_ms``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultMessage:
+    fault: str
+    topic: str
+    payload: bytes = field(repr=False)
+
+
+def _canonical(obj: Any) -> bytes:
+    # Same compact sorted encoding as protocol.envelope (RFC 8785 for the schema's values).
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _body(s: DeviceSnapshot, **changes: Any) -> Body:
+    fields: dict[str, Any] = {
+        "device": s.device_id,
+        "seq": s.seq + 1,
+        "ts_ms": s.ts_ms,
+        "kind": s.kind,
+        "window_s": s.window_s,
+        "metrics": dict(s.metrics),
+        "prev": s.prev,
+    }
+    fields.update(changes)
+    return Body(**fields)
+
+
+def _signed(s: DeviceSnapshot, **changes: Any) -> bytes:
+    return sign_body(_body(s, **changes), s.key).raw
+
+
+def _message(name: str, s: DeviceSnapshot, payload: bytes) -> FaultMessage:
+    return FaultMessage(name, telemetry_topic(s.device_id), payload)
+
+
+def _rewrite(raw: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
+    obj = json.loads(raw)
+    change(obj)
+    return _canonical(obj)
+
+
+def tampered_metric(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """A genuine next reading whose energy figure was raised after signing."""
+
+    def inflate(obj: dict[str, Any]) -> None:
+        metrics = obj["body"]["metrics"]
+        metrics["energy_wh"] = metrics["energy_wh"] * 11 // 10 + 1 + rng.randrange(10)
+
+    return _message("tampered_metric", s, _rewrite(_signed(s), inflate))
+
+
+def bad_signature(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """The genuine next body under 64 random signature bytes."""
+
+    def forge(obj: dict[str, Any]) -> None:
+        obj["sig"] = rng.randbytes(64).hex()
+
+    return _message("bad_signature", s, _rewrite(_signed(s), forge))
+
+
+def replayed_seq(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """A new, properly signed reading that re-uses the last seq the device used."""
+    if s.seq < 1:
+        raise FaultError("replayed_seq needs a device that has used at least one seq")
+    metrics = dict(s.metrics)
+    metrics["energy_wh"] += 1
+    return _message("replayed_seq", s, _signed(s, seq=s.seq, prev=rng.randbytes(32), metrics=metrics))
+
+
+def skipped_seq(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """seq + 2 linked to the head: the reading in between is declared missing."""
+    return _message("skipped_seq", s, _signed(s, seq=s.seq + 2))
+
+
+def wrong_prev(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """The next seq, linked to a message that never existed (a fork)."""
+    return _message("wrong_prev", s, _signed(s, prev=rng.randbytes(32)))
+
+
+def unknown_device(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """A well-formed first reading from a device nobody registered, on its own topic."""
+    ghost = f"ghost-{rng.getrandbits(48):012x}"
+    # Derived from rng, not the OS, so a seeded fleet injects the same ghost every time.
+    key = DeviceKey.from_private_bytes(s.key.alg, rng.randbytes(32))
+    body = _body(s, device=ghost, seq=1, prev=GENESIS_PREV)
+    return FaultMessage("unknown_device", telemetry_topic(ghost), sign_body(body, key).raw)
+
+
+def topic_mismatch(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """The genuine next reading, published on another device's topic."""
+    return FaultMessage("topic_mismatch", telemetry_topic(f"ghost-{rng.getrandbits(48):012x}"), _signed(s))
+
+
+def non_canonical(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """The genuine next message's bytes with whitespace added: same JSON, other bytes."""
+    obj = json.loads(_signed(s))
+    return _message("non_canonical", s, json.dumps(obj, sort_keys=True, separators=(", ", ": ")).encode())
+
+
+def malformed_json(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """The genuine next message cut short: not JSON at all."""
+    raw = _signed(s)
+    return _message("malformed_json", s, raw[: rng.randrange(1, len(raw) - 1)])
+
+
+def oversized(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """A signed-looking message padded past the protocol's 4 KiB limit (but far below the
+    broker's 64 KiB packet limit, so it reaches the gateway)."""
+    size = MAX_MESSAGE_BYTES + 1 + rng.randrange(4 * MAX_MESSAGE_BYTES)
+
+    def pad(obj: dict[str, Any]) -> None:
+        obj["pad"] = ""
+        obj["pad"] = "x" * (size - len(_canonical(obj)))
+
+    return _message("oversized", s, _rewrite(_signed(s), pad))
+
+
+def unsupported_alg(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """The genuine next message claiming a signature algorithm the protocol does not know."""
+
+    def rename(obj: dict[str, Any]) -> None:
+        obj["alg"] = rng.choice(["rs256", "es384", "hmac-sha256"])
+
+    return _message("unsupported_alg", s, _rewrite(_signed(s), rename))
+
+
+def clock_skew(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """The next reading stamped an hour ahead of the gateway's clock."""
+    now = s.ts_ms if s.now_ms is None else max(s.ts_ms, s.now_ms)
+    return _message("clock_skew", s, _signed(s, ts_ms=now + HOUR_MS + rng.randrange(60_000)))
+
+
+def implausible(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """The next reading claiming 100 times the energy the device's rating allows."""
+    rated_w = int(s.rating.get("rated_power_w", 10_000))
+    metrics = dict(s.metrics)
+    metrics["energy_wh"] = rated_w * s.window_s * 100 // 3600 + 1
+    if "grid_wh" in metrics:  # keep the charger's own balance consistent: only the size is wrong
+        metrics["grid_wh"] = max(metrics["grid_wh"], metrics["energy_wh"])
+    return _message("implausible", s, _signed(s, metrics=metrics))
+
+
+Fault = Callable[[DeviceSnapshot, random.Random], FaultMessage]
+
+FAULTS: Final[Mapping[str, Fault]] = MappingProxyType(
+    {
+        "tampered_metric": tampered_metric,
+        "bad_signature": bad_signature,
+        "replayed_seq": replayed_seq,
+        "skipped_seq": skipped_seq,
+        "wrong_prev": wrong_prev,
+        "unknown_device": unknown_device,
+        "topic_mismatch": topic_mismatch,
+        "non_canonical": non_canonical,
+        "malformed_json": malformed_json,
+        "oversized": oversized,
+        "unsupported_alg": unsupported_alg,
+        "clock_skew": clock_skew,
+        "implausible": implausible,
+    }
+)
+
+EXPECTED_REASON: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "tampered_metric": "bad_signature",
+        "bad_signature": "bad_signature",
+        "replayed_seq": "replay",
+        "skipped_seq": "gap",
+        "wrong_prev": "bad_prev",
+        "unknown_device": "unknown_device",
+        "topic_mismatch": "topic_mismatch",
+        "non_canonical": "non_canonical",
+        "malformed_json": "malformed",
+        "oversized": "oversized",
+        "unsupported_alg": "unsupported_alg",
+        "clock_skew": "clock_skew",
+        "implausible": "implausible",
+    }
+)
+
+BROKER_REFUSED: Final = frozenset({"unknown_device", "topic_mismatch"})
+"""Faults a broker with per-device ACLs refuses before they reach the gateway."""
+
+
+def make_fault(name: str, snapshot: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    try:
+        fault = FAULTS[name]
+    except KeyError:
+        raise FaultError(f"unknown fault {name!r}; known: {sorted(FAULTS)}") from None
+    return fault(snapshot, rng)
