@@ -1,0 +1,100 @@
+"""``assetproof simulate``: run the provisioned devices of a keystore as a live fleet."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import BrokerOption, configure_logging, parse_broker, stop_on_signals
+
+log = logging.getLogger("assetproof.simulate")
+
+
+def simulate(
+    keystore: Annotated[Path, typer.Option(envvar="ASSETPROOF_KEYSTORE", help="Device key directory.")] = Path(
+        "var/keys"
+    ),
+    broker: BrokerOption = "127.0.0.1:1883",
+    outbox: Annotated[
+        Path, typer.Option(envvar="ASSETPROOF_OUTBOX", help="The on-disk queue; it also holds each device's chain.")
+    ] = Path("var/outbox.sqlite"),
+    device: Annotated[list[str] | None, typer.Option(help="Only these device ids (repeatable).")] = None,
+    accelerate: Annotated[
+        float, typer.Option(min=0.001, help="Simulated seconds per wall second (1440: a day a minute).")
+    ] = 1.0,
+    seconds: Annotated[float | None, typer.Option(help="Stop after this many wall seconds.")] = None,
+    window: Annotated[int, typer.Option(min=1, max=86_400, help="Simulated seconds per reading.")] = 60,
+    fault_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Chance per reading of one extra faulty message.")
+    ] = 0.0,
+    multiplex: Annotated[
+        int | None, typer.Option(help="Share N connections among all devices (load tests) instead of one each.")
+    ] = None,
+    username: Annotated[str | None, typer.Option(envvar="ASSETPROOF_BROKER_USERNAME", help="For --multiplex.")] = None,
+    password: Annotated[str | None, typer.Option(envvar="ASSETPROOF_BROKER_PASSWORD", help="For --multiplex.")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Sign and publish readings from simulated devices (store-and-forward while the broker is away).
+
+    An accelerated clock starts in the past, so that readings never run ahead of the gateway's
+    clock: with --seconds S it starts S x (X - 1) seconds ago, without it one simulated day ago.
+    """
+    from device_sim.fleet import FleetDevice, FleetRunner, SimClock
+    from device_sim.keystore import Keystore
+    from device_sim.outbox import Outbox
+    from device_sim.publisher import Publisher
+    from protocol.errors import AssetproofError
+
+    configure_logging(verbose)
+    host, port = parse_broker(broker)
+    store = Keystore(keystore)
+    ids = device or store.ids()
+    if not ids:
+        typer.echo(f"error: no devices in {keystore}: run assetproof devices provision first", err=True)
+        raise typer.Exit(2)
+    try:
+        credentials = [store.load(i) for i in ids]
+        devices = [FleetDevice.from_credentials(c) for c in credentials]
+    except AssetproofError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    now = time.time_ns() // 1_000_000
+    ahead_ms = (
+        int((seconds if seconds is not None else 86_400 / accelerate) * (accelerate - 1) * 1000)
+        if accelerate > 1
+        else 0
+    )
+    outbox.parent.mkdir(parents=True, exist_ok=True)
+    box = Outbox(outbox)
+    clock = SimClock.resuming(box, start_ms=now - ahead_ms, acceleration=accelerate)
+    passwords = {c.device_id: c.mqtt_password for c in credentials}
+    publisher = Publisher(
+        outbox,
+        host=host,
+        port=port,
+        passwords=None if multiplex else passwords,
+        connections=multiplex,
+        username=username,
+        password=password,
+    )
+    runner = FleetRunner(
+        devices, box, clock=clock, window_s=window, seed=seed, publisher=publisher, fault_rate=fault_rate
+    )
+    stop = stop_on_signals()
+    publisher.start()
+    try:
+        stats = runner.run(stop, seconds=seconds)
+    finally:
+        drained = publisher.wait_until_drained(10)
+        publisher.stop()
+    published = publisher.stats()
+    typer.echo(
+        f"{len(devices)} devices: {stats.readings} readings signed, {sum(stats.faults.values())} faults injected; "
+        f"{published.published} published, {published.rejected} refused by the broker, "
+        f"{publisher.pending()} still queued{'' if drained else ' (broker unreachable: they go out on the next run)'}"
+    )
