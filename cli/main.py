@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from cli import devices_cmd, gateway_cmd, simulate_cmd
+from cli import cashflow_cmd, devices_cmd, gateway_cmd, simulate_cmd
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.errors import BundleError, VerificationError
 
@@ -30,6 +30,7 @@ EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
 app.command(name="gateway")(gateway_cmd.gateway)
 app.add_typer(devices_cmd.app, name="devices")
 app.command(name="simulate")(simulate_cmd.simulate)
+app.command(name="cashflow")(cashflow_cmd.cashflow)
 
 
 def _version_callback(value: bool) -> None:
