@@ -3,8 +3,8 @@ keeps (``cashflow_hourly``). Formulas: ``docs/cashflow.md``.
 
 - revenue, cost, net (= revenue - cost), energy: sums of the readings' figures;
 - coverage: readings received / readings expected, where a device is expected to report once per
-  its ``window_s`` from the hour of its first reading up to the newest reading of the selection
-  (the same clock as the readings: device time);
+  its ``window_s`` in every whole hour from the hour of its first reading through the hour of the
+  newest reading of the selection (device time, like the readings);
 - uptime: seconds the devices were generating, charging or hashing / seconds they were expected
   to report.
 """
