@@ -17,6 +17,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,24 @@ class _Candidate:
     from_hold: bool = False
 
 
+_VERIFY_CHUNK = 64
+
+
+def _verify_all(work: Sequence[tuple[Message, DeviceInfo | None]]) -> list[bytes | None]:
+    """For each message, the key its signature verified under, or None."""
+    keys: list[bytes | None] = []
+    for message, device in work:
+        if device is None:
+            keys.append(None)
+            continue
+        try:
+            message.verify(alg=device.alg, public_key=device.public_key)
+            keys.append(device.public_key)
+        except VerificationError:
+            keys.append(None)
+    return keys
+
+
 class BatchProcessor:
     """Classifies and stores batches. Thread-compatible, not thread-safe: one per worker."""
 
@@ -78,6 +97,7 @@ class BatchProcessor:
         max_future_skew_ms: int = 300_000,
         hold_ms: int = 30_000,
         device_cache_s: float = 60.0,
+        verify_threads: int = 2,
     ) -> None:
         self._engine = engine
         self._reader = reader
@@ -86,6 +106,9 @@ class BatchProcessor:
         self._max_future_skew_ms = max_future_skew_ms
         self._hold_ms = hold_ms
         self._devices: dict[str, tuple[float, DeviceInfo]] = {}
+        # pyca/cryptography releases the GIL while it verifies, so a few threads verify a batch
+        # in parallel with each other and with the MQTT network thread.
+        self._verifier = ThreadPoolExecutor(verify_threads, thread_name_prefix="verify") if verify_threads > 1 else None
         self._device_ttl_s = device_cache_s
 
     # --- the batch ------------------------------------------------------------------------------
@@ -104,6 +127,10 @@ class BatchProcessor:
                 row["stored_ms"] = stored_ms
             ingest.write_batch(conn, writes, heads.values())
         return result
+
+    def close(self) -> None:
+        if self._verifier is not None:
+            self._verifier.shutdown()
 
     def sweep(self) -> BatchResult:
         """Promote held readings whose predecessor is stored, and quarantine as ``gap`` those that
@@ -184,18 +211,13 @@ class BatchProcessor:
                 continue
             decoded.append((incoming, message))
         keys = self._cached_devices({m.body.device for _, m in decoded})
-        candidates = []
-        for incoming, message in decoded:
-            device = keys.get(message.body.device)
-            verified_with = None
-            if device is not None:
-                try:
-                    message.verify(alg=device.alg, public_key=device.public_key)
-                    verified_with = device.public_key
-                except VerificationError:
-                    verified_with = None
-            candidates.append(_Candidate(incoming, message, verified_with))
-        return candidates
+        work = [(message, keys.get(message.body.device)) for _, message in decoded]
+        if self._verifier is None or len(work) < 2 * _VERIFY_CHUNK:
+            verified = _verify_all(work)
+        else:
+            chunks = [work[i : i + _VERIFY_CHUNK] for i in range(0, len(work), _VERIFY_CHUNK)]
+            verified = [key for part in self._verifier.map(_verify_all, chunks) for key in part]
+        return [_Candidate(incoming, message, key) for (incoming, message), key in zip(decoded, verified, strict=True)]
 
     # --- the device cache -----------------------------------------------------------------------
 

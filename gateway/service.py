@@ -252,6 +252,7 @@ class Gateway:
         finally:
             self.client.disconnect()
             self.client.loop_stop()
+            self.processor.close()
             self.engine.dispose()
             self.reader.dispose()
         log.info("gateway stopped: %s", self.stats)
