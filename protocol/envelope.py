@@ -113,7 +113,7 @@ METRICS: Final[Mapping[DeviceKind, Mapping[str, MetricSpec]]] = MappingProxyType
     }
 )
 
-_BODY_START: Final = len('{"alg":"' '","body":')
+_BODY_START: Final = len('{"alg":"') + len('","body":')  # the alg name goes between
 _BODY_END: Final = len(',"sig":"') + 128 + len('"}')
 _BODY_FIELDS: Final = frozenset({"v", "device", "seq", "ts_ms", "kind", "window_s", "metrics", "prev"})
 _MESSAGE_FIELDS: Final = frozenset({"alg", "body", "sig"})
