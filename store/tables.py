@@ -156,3 +156,42 @@ class TariffRow(SQLModel, table=True):
 
 
 QUARANTINE_RAW_LIMIT = 8192
+
+
+class MerkleNode(SQLModel, table=True):
+    """A complete subtree of the RFC 6962 log: level 0 holds the leaf hashes (reading order =
+    ``reading.log_index``); level L node i covers leaves i*2^L .. (i+1)*2^L - 1."""
+
+    __tablename__ = "merkle_node"
+
+    level: int = Field(primary_key=True, sa_type=Integer)
+    idx: int = Field(primary_key=True, sa_type=BigInteger)
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class LogState(SQLModel, table=True):
+    """The log's size (one row, ``id`` 1), written in the same transaction as its nodes."""
+
+    __tablename__ = "log_state"
+
+    id: int = Field(default=1, primary_key=True)
+    size: int = Field(default=0, sa_type=BigInteger)
+
+
+class Epoch(SQLModel, table=True):
+    """A closed epoch and its anchoring: ``closed`` → ``sent`` (tx hash recorded) → ``anchored``."""
+
+    number: int = Field(primary_key=True, sa_type=BigInteger)
+    start_ms: int = Field(sa_type=BigInteger)
+    end_ms: int = Field(sa_type=BigInteger)
+    leaves_from: int = Field(sa_type=BigInteger)
+    leaves_to: int = Field(sa_type=BigInteger)
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    meta_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    metadata_json: bytes = Field(sa_column=Column(LargeBinary, nullable=False), description="canonical RFC 8785 bytes")
+    status: str = Field(default="closed", max_length=16, index=True)
+    tx_hash: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    block_number: int | None = Field(default=None, sa_type=BigInteger)
+    gas_used: int | None = Field(default=None, sa_type=BigInteger)
+    closed_ms: int = Field(sa_type=BigInteger)
+    anchored_ms: int | None = Field(default=None, sa_type=BigInteger)

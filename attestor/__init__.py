@@ -1,0 +1,1 @@
+"""The attestor: the persisted Merkle log, epochs and their metadata, anchoring on chain."""

@@ -1,0 +1,95 @@
+"""The Merkle log's nodes in the database: a ``protocol.merkle.NodeStore``.
+
+Only complete subtrees are stored (``merkle_node``: level, index, hash) with the log's size in
+``log_state``, so a proof or a root for any size costs one query for O(log n) rows and memory
+does not grow with the log.
+
+The store writes in the transaction it is bound to (:meth:`DbNodeStore.bound`): the attestor
+assigns readings their log indexes and adds the nodes that covers in one transaction, so after a
+crash the log and the readings agree. A ``MerkleLog`` over this store caches the right frontier;
+after a failed transaction, build a new ``MerkleLog`` (it reloads the frontier from the store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, select, tuple_
+
+from protocol.errors import AssetproofError
+from protocol.merkle import NodeId
+from store.tables import LogState, MerkleNode
+
+NODE = MerkleNode.__table__  # type: ignore[attr-defined]
+STATE = LogState.__table__  # type: ignore[attr-defined]
+_READ_CHUNK = 500  # tuples per IN list: proofs need ~2 log2(n), leaf ranges may need many
+
+
+class LogStoreError(AssetproofError):
+    """The stored log is inconsistent (a node that must exist does not)."""
+
+
+class DbNodeStore:
+    """Reads use the bound transaction if there is one, else a short read of their own."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    @contextmanager
+    def bound(self, conn: Connection) -> Iterator[DbNodeStore]:
+        """Route reads and writes through ``conn`` (an open transaction) for the block."""
+        previous, self._conn = self._conn, conn
+        try:
+            yield self
+        finally:
+            self._conn = previous
+
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        if self._conn is not None:
+            yield self._conn
+        else:
+            with self._engine.connect() as conn:
+                yield conn
+
+    def size(self) -> int:
+        with self._connection() as conn:
+            return int(conn.execute(select(STATE.c.size).where(STATE.c.id == 1)).scalar() or 0)
+
+    def get_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        found: dict[NodeId, bytes] = {}
+        wanted = list(dict.fromkeys(ids))
+        with self._connection() as conn:
+            for start in range(0, len(wanted), _READ_CHUNK):
+                chunk = wanted[start : start + _READ_CHUNK]
+                rows = conn.execute(
+                    select(NODE.c.level, NODE.c.idx, NODE.c.hash).where(tuple_(NODE.c.level, NODE.c.idx).in_(chunk))
+                )
+                found.update(((r.level, r.idx), bytes(r.hash)) for r in rows)
+        try:
+            return [found[i] for i in ids]
+        except KeyError as exc:
+            raise LogStoreError(f"merkle node {exc.args[0]} is missing from the database") from None
+
+    def add_nodes(self, *, size: int, levels: Sequence[bytes]) -> None:
+        if self._conn is None:
+            with self._engine.begin() as conn, self.bound(conn):
+                self._write(conn, size=size, levels=levels)
+        else:
+            self._write(self._conn, size=size, levels=levels)
+
+    def _write(self, conn: Connection, *, size: int, levels: Sequence[bytes]) -> None:
+        old = int(conn.execute(select(STATE.c.size).where(STATE.c.id == 1)).scalar() or 0)
+        rows: list[dict[str, object]] = []
+        for level, packed in enumerate(levels):
+            first = old >> level
+            rows.extend(
+                {"level": level, "idx": first + i, "hash": packed[i * 32 : i * 32 + 32]}
+                for i in range(len(packed) // 32)
+            )
+        if rows:
+            conn.execute(NODE.insert(), rows)
+        if conn.execute(STATE.update().where(STATE.c.id == 1).values(size=size)).rowcount == 0:
+            conn.execute(STATE.insert().values(id=1, size=size))
