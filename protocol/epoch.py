@@ -13,8 +13,9 @@ Wire form::
      "revenue": ..., "cost": ..., "net": ...}}, "quarantine": {"count": 2, "root": "<hex>"}}
 
 ``leaves`` is the half-open range of log indexes: the checkpoint's tree size is ``leaves.to``.
-``quarantine.root`` is the RFC 6962 root over the quarantined messages' raw bytes, taken as
-leaves in the order they were quarantined.
+``quarantine.root`` is the RFC 6962 root over the SHA-256 digests of the messages quarantined in
+the epoch (each digest is one leaf), in the order they were quarantined: digests, not the
+payloads, because an oversized payload is kept only in part. :func:`quarantine_root` computes it.
 """
 
 from __future__ import annotations
@@ -32,13 +33,19 @@ from protocol._strict import MAX_INT, require_int, require_object
 from protocol.cashflow import Tariff
 from protocol.envelope import parse_json
 from protocol.errors import MalformedError, MetadataError
+from protocol.merkle import leaf_hash, tree_root
 
-__all__ = ["ASSET_NAME", "AssetTotals", "EpochMetadata", "validate_asset_name"]
+__all__ = ["ASSET_NAME", "AssetTotals", "EpochMetadata", "quarantine_root", "validate_asset_name"]
 
 FORMAT: Final = "assetproof.epoch"
 VERSION: Final = 1
 ASSET_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _HEX32 = re.compile(r"[0-9a-f]{64}")
+
+
+def quarantine_root(payload_digests: list[bytes]) -> bytes:
+    """The ``quarantine.root`` of an epoch whose quarantined payloads have these SHA-256s."""
+    return tree_root([leaf_hash(d) for d in payload_digests])
 
 
 def validate_asset_name(value: object) -> str:
