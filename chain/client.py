@@ -1,0 +1,721 @@
+"""The web3 client: the only module of assetproof that talks to an EVM chain.
+
+:class:`ChainReader` reads (auditors: no account, nothing to sign); :class:`ChainClient` adds
+an account that deploys, anchors and manages devices. Inside, byte values are ``bytes`` and
+numbers ``int``; hex appears only where web3 needs it. Every failure is a
+:class:`~chain.errors.ChainError`: reverts are decoded against the contracts' ABIs into
+:class:`~chain.errors.ContractRevert` the same way on anvil (web3's ``ContractCustomError``
+with raw data) and on eth-tester (``TransactionFailed`` with the data in its message).
+
+Identifiers on chain: a device is ``keccak256(UTF-8 device id)`` (:func:`device_id_hash`), an
+asset ``keccak256(UTF-8 asset name)`` (:func:`asset_id_hash`). Keys: ed25519 32 bytes; es256
+on chain is the 64-byte ``x || y`` of the point, and this module takes and returns the 65-byte
+uncompressed SEC1 form that :mod:`protocol.signing` uses (33-byte compressed is accepted too).
+"""
+
+from __future__ import annotations
+
+import ast
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cache
+from typing import Any, Final, Literal
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3Exception
+
+from chain._artifacts import load_artifact
+from chain.deployment import ContractDeployment, Deployment
+from chain.errors import (
+    ChainError,
+    ChainUnavailableError,
+    ConfirmationTimeoutError,
+    ContractRevert,
+    DeploymentError,
+    TransactionFailedError,
+)
+from protocol.envelope import validate_device_id
+from protocol.errors import InvalidKeyError
+from protocol.signing import Algorithm, parse_algorithm
+
+__all__ = [
+    "ALG_CODES",
+    "AnchorReceipt",
+    "AnchoredEvent",
+    "ChainClient",
+    "ChainReader",
+    "Checkpoint",
+    "DeviceInfo",
+    "DeviceRegistration",
+    "KeyEnd",
+    "KeyRecord",
+    "RegistrationConflictError",
+    "TxReceipt",
+    "asset_id_hash",
+    "decode_revert",
+    "device_id_hash",
+    "key_from_chain",
+    "key_to_chain",
+]
+
+ALG_CODES: Final[dict[Algorithm, int]] = {"ed25519": 1, "es256": 2}
+_ALG_NAMES: Final[dict[int, Algorithm]] = {code: name for name, code in ALG_CODES.items()}
+ContractName = Literal["AnchorRegistry", "DeviceRegistry"]
+_POLL_S: Final = 0.01
+_LOG_CHUNK: Final = 2_000
+"""Blocks per eth_getLogs request: eth-tester slows down badly on wide ranges."""
+
+
+# --- identifiers and keys ------------------------------------------------------------------------
+
+
+def device_id_hash(device_id: str) -> bytes:
+    """The on-chain id of a device: keccak256 of its id string's UTF-8 bytes."""
+    return keccak(validate_device_id(device_id).encode())
+
+
+def asset_id_hash(asset: str) -> bytes:
+    """The on-chain id of an asset: keccak256 of its name's UTF-8 bytes."""
+    if not isinstance(asset, str) or not asset:
+        raise ValueError("asset must be a non-empty string")
+    return keccak(asset.encode())
+
+
+def key_to_chain(alg: str, public_key: bytes) -> bytes:
+    """The key bytes the DeviceRegistry stores: ed25519 as is; es256 as ``x || y``."""
+    algorithm = parse_algorithm(alg)
+    if algorithm == "ed25519":
+        if len(public_key) != 32:
+            raise InvalidKeyError(f"an ed25519 public key is 32 bytes, got {len(public_key)}")
+        return bytes(public_key)
+    if len(public_key) == 64:
+        public_key = b"\x04" + public_key
+    if len(public_key) not in (33, 65):
+        raise InvalidKeyError(f"an es256 public key is a 33- or 65-byte SEC1 point, got {len(public_key)} bytes")
+    try:
+        point = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public_key)
+    except ValueError as exc:
+        raise InvalidKeyError(f"not a valid es256 public key: {exc}") from None
+    return point.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)[1:]
+
+
+def key_from_chain(alg: str, raw: bytes) -> bytes:
+    """The protocol form of a key read from the registry (es256: 65-byte uncompressed SEC1)."""
+    return b"\x04" + raw if parse_algorithm(alg) == "es256" else raw
+
+
+# --- value types ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TxReceipt:
+    tx_hash: bytes
+    block_number: int
+    gas_used: int
+
+
+AnchorReceipt = TxReceipt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkpoint:
+    epoch: int
+    tree_size: int
+    root: bytes
+    meta_hash: bytes
+    block_number: int
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnchoredEvent:
+    epoch: int
+    tree_size: int
+    root: bytes
+    meta_hash: bytes
+    block_number: int
+    tx_hash: bytes
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceRegistration:
+    device_id: str
+    asset: str
+    alg: str
+    public_key: bytes
+    """Protocol form: ed25519 32 bytes; es256 65-byte (or 33-byte) SEC1."""
+
+
+class KeyEnd(StrEnum):
+    ACTIVE = "active"
+    ROTATED = "rotated"
+    REVOKED = "revoked"
+
+
+_KEY_ENDS: Final = (KeyEnd.ACTIVE, KeyEnd.ROTATED, KeyEnd.REVOKED)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyRecord:
+    index: int
+    alg: Algorithm
+    public_key: bytes
+    """Protocol form (es256: 65-byte uncompressed SEC1)."""
+    from_block: int
+    from_time: int
+    until_block: int | None
+    """Exclusive; None while the key is in force."""
+    until_time: int | None
+    end: KeyEnd
+
+    def valid_at(self, timestamp: int) -> bool:
+        """Whether the key was in force at block time ``timestamp`` (seconds)."""
+        return self.from_time <= timestamp and (self.until_time is None or timestamp < self.until_time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceInfo:
+    device_id: bytes
+    asset_id: bytes
+    alg: Algorithm
+    key_count: int
+    revoked: bool
+    revoked_block: int | None
+    revoked_time: int | None
+
+
+class RegistrationConflictError(ChainError):
+    """A device to register is already on chain with another key, asset or algorithm."""
+
+
+# --- revert decoding -----------------------------------------------------------------------------
+
+_ERROR_STRING = bytes.fromhex("08c379a0")
+_PANIC = bytes.fromhex("4e487b71")
+
+
+@cache
+def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    table: dict[bytes, tuple[str, list[str], list[str]]] = {
+        _ERROR_STRING: ("Error", ["reason"], ["string"]),
+        _PANIC: ("Panic", ["code"], ["uint256"]),
+    }
+    for name in ("AnchorRegistry", "DeviceRegistry"):
+        for item in load_artifact(name).abi:
+            if item["type"] == "error":
+                inputs = item.get("inputs", [])
+                selector = keccak(f"{item['name']}({','.join(i['type'] for i in inputs)})".encode())[:4]
+                table[selector] = (item["name"], [i["name"] for i in inputs], [i["type"] for i in inputs])
+    return table
+
+
+def decode_revert(data: bytes, *, tx_hash: bytes | None = None) -> ContractRevert:
+    """Revert data (selector and ABI-encoded arguments) as a :class:`ContractRevert`."""
+    entry = _error_table().get(data[:4])
+    if entry is None:
+        return ContractRevert("unknown", data=data, tx_hash=tx_hash)
+    name, names, types = entry
+    try:
+        values = abi_decode(types, data[4:])
+    except Exception:  # malformed arguments: keep the raw data
+        return ContractRevert(name, data=data, tx_hash=tx_hash)
+    return ContractRevert(name, dict(zip(names, values, strict=True)), data=data, tx_hash=tx_hash)
+
+
+def _revert_data(exc: BaseException) -> bytes | None:
+    """The raw revert data carried by a web3 or eth-tester exception, if any."""
+    if isinstance(exc, ContractLogicError):
+        data = exc.data
+        if isinstance(data, str) and data.startswith("0x"):
+            return bytes.fromhex(data[2:])
+        if isinstance(data, str) and data.startswith("Reverted 0x"):
+            return bytes.fromhex(data.split(" ", 1)[1][2:])
+        return b""
+    if isinstance(exc, TransactionFailed):
+        message = str(exc.args[0]) if exc.args else ""
+        text = message.removeprefix("execution reverted: ").strip()
+        if text[:2] in ("b'", 'b"'):
+            try:
+                value = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                return b""
+            return value if isinstance(value, bytes) else b""
+        if text and text != message:  # a decoded Error(string) reason
+            return _ERROR_STRING + abi_encode(["string"], [text])
+        return b""
+    return None
+
+
+@contextmanager
+def _edge(*, tx_hash: bytes | None = None) -> Iterator[None]:
+    """Turn web3 / eth-tester / transport failures into :class:`ChainError`."""
+    try:
+        yield
+    except ChainError:
+        raise
+    except (ContractLogicError, TransactionFailed) as exc:
+        data = _revert_data(exc)
+        raise decode_revert(data or b"", tx_hash=tx_hash) from exc
+    except TimeExhausted as exc:
+        raise ConfirmationTimeoutError(str(exc)) from exc
+    except OSError as exc:  # requests' ConnectionError and Timeout are OSErrors
+        raise ChainUnavailableError(f"the chain node is unreachable: {exc.__class__.__name__}: {exc}") from exc
+    except Web3Exception as exc:
+        raise ChainError(f"{exc.__class__.__name__}: {exc}") from exc
+
+
+def _b(value: Any) -> bytes:
+    return bytes(value)
+
+
+def _require_hashes(*, root: bytes, meta_hash: bytes, proof: Sequence[bytes]) -> None:
+    for name, value in (("root", root), ("meta_hash", meta_hash), *(("proof element", p) for p in proof)):
+        if not isinstance(value, bytes) or len(value) != 32:
+            raise ValueError(f"{name} must be 32 bytes")
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+class ChainReader:
+    """Read-only access to a deployment: checkpoints, inclusion checks, device keys.
+
+    Holds no key and sends nothing: what an auditor needs, and all it may use.
+    """
+
+    def __init__(self, web3: Web3, *, deployment: Deployment | None) -> None:
+        self._w3 = web3
+        self._deployment: Deployment | None = None
+        self._anchor: Contract | None = None
+        self._devices: Contract | None = None
+        if deployment is not None:
+            self._attach(deployment)
+
+    def _attach(self, deployment: Deployment) -> None:
+        self._deployment = deployment
+        self._anchor = self._w3.eth.contract(
+            address=Web3.to_checksum_address(deployment.anchor_registry.address),
+            abi=load_artifact("AnchorRegistry").abi,
+        )
+        self._devices = self._w3.eth.contract(
+            address=Web3.to_checksum_address(deployment.device_registry.address),
+            abi=load_artifact("DeviceRegistry").abi,
+        )
+
+    @property
+    def web3(self) -> Web3:
+        return self._w3
+
+    @property
+    def deployment(self) -> Deployment:
+        if self._deployment is None:
+            raise DeploymentError("no contracts attached: deploy() them or pass a deployment")
+        return self._deployment
+
+    def _contract(self, name: ContractName) -> Contract:
+        contract = self._anchor if name == "AnchorRegistry" else self._devices
+        if contract is None:
+            raise DeploymentError("no contracts attached: deploy() them or pass a deployment")
+        return contract
+
+    def _call(self, name: ContractName, fn_name: str, *args: Any) -> Any:
+        with _edge():
+            return self._contract(name).functions[fn_name](*args).call()
+
+    def chain_id(self) -> int:
+        with _edge():
+            return int(self._w3.eth.chain_id)
+
+    def block_number(self) -> int:
+        with _edge():
+            return int(self._w3.eth.block_number)
+
+    def verify_deployment(self) -> None:
+        """Raise :class:`DeploymentError` unless the chain id and the code at both addresses
+        are those of the deployment file and of the committed artifacts."""
+        deployment = self.deployment
+        if self.chain_id() != deployment.chain_id:
+            raise DeploymentError(
+                f"the node's chain id {self.chain_id()} is not the deployment's {deployment.chain_id}"
+            )
+        for name, entry in (
+            ("AnchorRegistry", deployment.anchor_registry),
+            ("DeviceRegistry", deployment.device_registry),
+        ):
+            artifact = load_artifact(name)
+            with _edge():
+                code = bytes(self._w3.eth.get_code(Web3.to_checksum_address(entry.address)))
+            if not artifact.code_matches(code):
+                raise DeploymentError(f"the code at {entry.address} is not the committed {name}")
+            if entry.artifact_sha256 != artifact.sha256:
+                raise DeploymentError(f"{name} was deployed from another artifact than the committed one")
+
+    # anchors
+
+    def epoch_count(self) -> int:
+        return int(self._call("AnchorRegistry", "count"))
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        """The last anchored checkpoint, or None before the first anchor."""
+        count, size, root, meta, block, stamp = self._call("AnchorRegistry", "latest")
+        if count == 0:
+            return None
+        return Checkpoint(
+            epoch=count - 1, tree_size=size, root=_b(root), meta_hash=_b(meta), block_number=block, timestamp=stamp
+        )
+
+    def checkpoint(self, epoch: int) -> Checkpoint:
+        """The checkpoint of ``epoch``; ``ContractRevert('UnknownEpoch')`` if not anchored."""
+        size, root, meta, block, stamp = self._call("AnchorRegistry", "checkpoint", epoch)
+        return Checkpoint(
+            epoch=epoch, tree_size=size, root=_b(root), meta_hash=_b(meta), block_number=block, timestamp=stamp
+        )
+
+    def verify_inclusion(self, *, epoch: int, index: int, leaf_hash: bytes, proof: Sequence[bytes]) -> bool:
+        """The contract's own RFC 9162 inclusion check against the checkpoint of ``epoch``."""
+        return bool(self._call("AnchorRegistry", "verifyInclusion", epoch, index, leaf_hash, list(proof)))
+
+    def anchored_events(self, *, from_block: int, to_block: int | None = None) -> list[AnchoredEvent]:
+        """``Anchored`` events in ``from_block..to_block`` (inclusive; default: the latest
+        block), fetched in bounded ranges."""
+        event = self._contract("AnchorRegistry").events.Anchored
+        last = self.block_number() if to_block is None else to_block
+        found: list[AnchoredEvent] = []
+        for start in range(from_block, last + 1, _LOG_CHUNK):
+            end = min(last, start + _LOG_CHUNK - 1)
+            with _edge():
+                logs = event.get_logs(from_block=start, to_block=end)
+            found.extend(
+                AnchoredEvent(
+                    epoch=log["args"]["epoch"],
+                    tree_size=log["args"]["treeSize"],
+                    root=_b(log["args"]["root"]),
+                    meta_hash=_b(log["args"]["metaHash"]),
+                    block_number=log["blockNumber"],
+                    tx_hash=_b(log["transactionHash"]),
+                    log_index=log["logIndex"],
+                )
+                for log in logs
+            )
+        return found
+
+    # devices
+
+    def device(self, device_id: str) -> DeviceInfo:
+        """The device's registry entry; ``ContractRevert('UnknownDevice')`` if not registered."""
+        hashed = device_id_hash(device_id)
+        asset, alg, count, revoked, revoked_block, revoked_time = self._call("DeviceRegistry", "device", hashed)
+        return DeviceInfo(
+            device_id=hashed,
+            asset_id=_b(asset),
+            alg=_ALG_NAMES[alg],
+            key_count=count,
+            revoked=revoked,
+            revoked_block=revoked_block if revoked else None,
+            revoked_time=revoked_time if revoked else None,
+        )
+
+    def key_count(self, device_id: str) -> int:
+        """How many keys the device has had (0 if it is not registered)."""
+        return int(self._call("DeviceRegistry", "keyCount", device_id_hash(device_id)))
+
+    def device_key(self, device_id: str, index: int) -> KeyRecord:
+        hashed = device_id_hash(device_id)
+        info = self.device(device_id)
+        return self._key_record(hashed, info.alg, index)
+
+    def _key_record(self, hashed: bytes, alg: Algorithm, index: int) -> KeyRecord:
+        key, from_block, from_time, until_block, until_time, end = self._call("DeviceRegistry", "keyAt", hashed, index)
+        ended = end != 0
+        return KeyRecord(
+            index=index,
+            alg=alg,
+            public_key=key_from_chain(alg, _b(key)),
+            from_block=from_block,
+            from_time=from_time,
+            until_block=until_block if ended else None,
+            until_time=until_time if ended else None,
+            end=_KEY_ENDS[end],
+        )
+
+    def device_keys(self, device_id: str) -> list[KeyRecord]:
+        """Every key the device has had, oldest first, with its validity."""
+        info = self.device(device_id)
+        return [self._key_record(info.device_id, info.alg, i) for i in range(info.key_count)]
+
+    def current_key(self, device_id: str) -> KeyRecord:
+        """The key in force now; ``ContractRevert('Revoked')`` for a revoked device."""
+        hashed = device_id_hash(device_id)
+        _, index = self._call("DeviceRegistry", "currentKey", hashed)
+        return self._key_record(hashed, self.device(device_id).alg, index)
+
+    def key_valid_at(self, device_id: str, timestamp: int) -> KeyRecord | None:
+        """The key that was in force at block time ``timestamp`` (seconds), or None when no key
+        was (before registration, or after revocation)."""
+        hashed = device_id_hash(device_id)
+        valid, index = self._call("DeviceRegistry", "keyValidAt", hashed, timestamp)
+        if not valid:
+            return None
+        return self._key_record(hashed, self.device(device_id).alg, index)
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+class ChainClient(ChainReader):
+    """A :class:`ChainReader` with an account: deploys the contracts, anchors checkpoints
+    (as the attestor) and registers, rotates and revokes device keys (as the admin).
+
+    ``account`` is a private key (32 bytes or 0x hex) or an ``eth_account`` local account.
+    Each transaction waits for its receipt and then for ``confirmations`` more blocks.
+    """
+
+    def __init__(
+        self,
+        web3: Web3,
+        *,
+        account: bytes | str | LocalAccount,
+        deployment: Deployment | None = None,
+        confirmations: int = 0,
+        timeout: float = 120.0,
+    ) -> None:
+        super().__init__(web3, deployment=deployment)
+        if confirmations < 0:
+            raise ValueError("confirmations must be >= 0")
+        self._account: LocalAccount = account if isinstance(account, LocalAccount) else Account.from_key(account)
+        self.confirmations = confirmations
+        self.timeout = timeout
+        self._chain_id: int | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self._account.address)
+
+    @property
+    def account(self) -> LocalAccount:
+        return self._account
+
+    def _chain(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.chain_id()
+        return self._chain_id
+
+    # plumbing
+
+    def _send(self, fn: Any, *, nonce: int | None = None) -> bytes:
+        """Build (estimating gas, which runs the call: a revert raises here), sign and send."""
+        with _edge():
+            if nonce is None:
+                nonce = self._w3.eth.get_transaction_count(self._account.address, "pending")
+            params = {"from": self._account.address, "nonce": nonce, "chainId": self._chain()}
+            tx: dict[str, Any] = dict(fn.build_transaction(params))
+            tx["gas"] = int(tx["gas"]) * 6 // 5 + 10_000  # headroom; unused gas is not charged
+            tx.pop("from", None)
+            signed = self._account.sign_transaction(tx)
+            return bytes(self._w3.eth.send_raw_transaction(signed.raw_transaction))
+
+    def wait(self, tx_hash: bytes, *, timeout: float | None = None) -> TxReceipt:
+        """Wait for the receipt of ``tx_hash`` and ``confirmations`` blocks on top of it.
+
+        A reverted transaction raises :class:`ContractRevert` (replayed to decode the error)
+        or :class:`TransactionFailedError`; no receipt in time raises
+        :class:`ConfirmationTimeoutError`.
+        """
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        with _edge(tx_hash=tx_hash):
+            try:
+                receipt = self._w3.eth.wait_for_transaction_receipt(
+                    HexBytes(tx_hash), timeout=max(limit, 0.0), poll_latency=_POLL_S
+                )
+            except TimeExhausted:
+                raise ConfirmationTimeoutError(f"no receipt for {Web3.to_hex(tx_hash)} within {limit:.1f} s") from None
+            if receipt["status"] != 1:
+                raise self._replay_failure(tx_hash, receipt)
+            block_number = int(receipt["blockNumber"])
+            while self.confirmations and self._w3.eth.block_number < block_number + self.confirmations:
+                if time.monotonic() > deadline:
+                    raise ConfirmationTimeoutError(
+                        f"{Web3.to_hex(tx_hash)} has fewer than {self.confirmations} confirmations after {limit:.1f} s"
+                    )
+                time.sleep(_POLL_S * 5)
+            if self.confirmations:
+                # A reorganisation may have moved or dropped it meanwhile.
+                try:
+                    again = self._w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                except TransactionNotFound:
+                    raise ConfirmationTimeoutError(f"{Web3.to_hex(tx_hash)} left the chain while confirming") from None
+                if again["blockHash"] != receipt["blockHash"]:
+                    return self.wait(tx_hash, timeout=max(deadline - time.monotonic(), 0.0))
+            return TxReceipt(tx_hash=tx_hash, block_number=block_number, gas_used=int(receipt["gasUsed"]))
+
+    def _replay_failure(self, tx_hash: bytes, receipt: Any) -> ChainError:
+        tx = self._w3.eth.get_transaction(HexBytes(tx_hash))
+        call = {"from": tx["from"], "to": tx["to"], "data": tx["input"], "gas": tx["gas"], "value": tx["value"]}
+        try:
+            with _edge(tx_hash=tx_hash):
+                self._w3.eth.call(call, block_identifier=int(receipt["blockNumber"]) - 1)  # type: ignore[arg-type]
+        except ContractRevert as revert:
+            return revert
+        except ChainError:
+            pass
+        return TransactionFailedError(
+            f"transaction {Web3.to_hex(tx_hash)} reverted in block {receipt['blockNumber']}", tx_hash=tx_hash
+        )
+
+    def transact(self, contract: ContractName, function: str, *args: Any) -> TxReceipt:
+        """Call any function of a deployed contract as a transaction and wait for it (for
+        tooling and tests; the typed methods below are the API)."""
+        return self.wait(self._send(self._contract(contract).functions[function](*args)))
+
+    # deployment
+
+    def deploy(self, *, attestor: str | None = None, admin: str | None = None) -> Deployment:
+        """Deploy both contracts (attestor and admin default to this account), attach them to
+        this client, and return the deployment (write it with
+        :func:`chain.deployment.write_deployment`)."""
+        attestor = Web3.to_checksum_address(attestor or self.address)
+        admin = Web3.to_checksum_address(admin or self.address)
+        deployed = []
+        for name, owner in (("AnchorRegistry", attestor), ("DeviceRegistry", admin)):
+            artifact = load_artifact(name)
+            factory = self._w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+            tx_hash = self._send(factory.constructor(owner))
+            receipt = self.wait(tx_hash)
+            with _edge():
+                address = self._w3.eth.get_transaction_receipt(HexBytes(tx_hash))["contractAddress"]
+            if address is None:
+                raise DeploymentError(f"{name} deployment has no contract address")
+            deployed.append(
+                ContractDeployment(
+                    address=Web3.to_checksum_address(address),
+                    block=receipt.block_number,
+                    artifact_sha256=artifact.sha256,
+                )
+            )
+        deployment = Deployment(
+            chain_id=self._chain(),
+            attestor=attestor,
+            admin=admin,
+            anchor_registry=deployed[0],
+            device_registry=deployed[1],
+        )
+        self._attach(deployment)
+        return deployment
+
+    # anchoring
+
+    def check_anchor(
+        self, *, epoch: int, tree_size: int, root: bytes, meta_hash: bytes, proof: Sequence[bytes]
+    ) -> None:
+        """Run the anchor as a call (nothing is sent): return if the contract would accept it,
+        raise its :class:`ContractRevert` if not."""
+        _require_hashes(root=root, meta_hash=meta_hash, proof=proof)
+        fn = self._contract("AnchorRegistry").functions.anchor(epoch, tree_size, root, meta_hash, list(proof))
+        with _edge():
+            fn.call({"from": self._account.address})
+
+    def send_anchor(
+        self,
+        *,
+        epoch: int,
+        tree_size: int,
+        root: bytes,
+        meta_hash: bytes,
+        proof: Sequence[bytes],
+        nonce: int | None = None,
+    ) -> bytes:
+        """Send the anchor transaction of ``epoch`` and return its hash without waiting.
+
+        A checkpoint the contract would refuse raises :class:`ContractRevert` here, before
+        anything is sent (the gas estimate runs the call).
+        """
+        _require_hashes(root=root, meta_hash=meta_hash, proof=proof)
+        fn = self._contract("AnchorRegistry").functions.anchor(epoch, tree_size, root, meta_hash, list(proof))
+        return self._send(fn, nonce=nonce)
+
+    def wait_anchor(self, tx_hash: bytes, *, timeout: float | None = None) -> AnchorReceipt:
+        """Wait for an anchor sent by :meth:`send_anchor` (possibly before a restart)."""
+        return self.wait(tx_hash, timeout=timeout)
+
+    def anchor(
+        self, *, epoch: int, tree_size: int, root: bytes, meta_hash: bytes, proof: Sequence[bytes]
+    ) -> AnchorReceipt:
+        """Anchor the checkpoint of ``epoch`` and wait until it is confirmed."""
+        return self.wait_anchor(
+            self.send_anchor(epoch=epoch, tree_size=tree_size, root=root, meta_hash=meta_hash, proof=proof)
+        )
+
+    # devices
+
+    def register_devices(
+        self, devices: Iterable[DeviceRegistration], *, batch_size: int = 100, skip_registered: bool = True
+    ) -> list[TxReceipt]:
+        """Register devices with ``registerMany``, ``batch_size`` per transaction.
+
+        With ``skip_registered`` a device already on chain with the same asset, algorithm and
+        current key is left out (so a provisioning run that stopped half way can be run again);
+        one registered differently raises :class:`RegistrationConflictError`.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        rows = [self._registration_row(d) for d in devices]
+        if skip_registered:
+            rows = [(row, device) for row, device in rows if self._new(row, device)]
+        receipts = []
+        for start in range(0, len(rows), batch_size):
+            batch = [row for row, _ in rows[start : start + batch_size]]
+            receipts.append(self.wait(self._send(self._contract("DeviceRegistry").functions.registerMany(batch))))
+        return receipts
+
+    @staticmethod
+    def _registration_row(device: DeviceRegistration) -> tuple[tuple[bytes, bytes, int, bytes], DeviceRegistration]:
+        alg = parse_algorithm(device.alg)
+        row = (
+            device_id_hash(device.device_id),
+            asset_id_hash(device.asset),
+            ALG_CODES[alg],
+            key_to_chain(alg, device.public_key),
+        )
+        return row, device
+
+    def _new(self, row: tuple[bytes, bytes, int, bytes], device: DeviceRegistration) -> bool:
+        hashed, asset, alg, key = row
+        if self._call("DeviceRegistry", "keyCount", hashed) == 0:
+            return True
+        info = self.device(device.device_id)
+        current: bytes = _b(self._call("DeviceRegistry", "keyAt", hashed, info.key_count - 1)[0])
+        if info.asset_id != asset or ALG_CODES[info.alg] != alg or current != key or info.revoked:
+            raise RegistrationConflictError(
+                f"device {device.device_id} is already registered on chain with another"
+                f" {'state (revoked)' if info.revoked else 'key, asset or algorithm'}"
+            )
+        return False
+
+    def register(self, device: DeviceRegistration) -> TxReceipt:
+        """Register one device (``register``); reverts ``AlreadyRegistered`` if it is."""
+        (hashed, asset, alg, key), _ = self._registration_row(device)
+        return self.transact("DeviceRegistry", "register", hashed, asset, alg, key)
+
+    def rotate(self, *, device_id: str, public_key: bytes) -> TxReceipt:
+        """Replace the device's key from the next block on."""
+        alg = self.device(device_id).alg
+        return self.transact("DeviceRegistry", "rotate", device_id_hash(device_id), key_to_chain(alg, public_key))
+
+    def revoke(self, *, device_id: str) -> TxReceipt:
+        """Revoke the device for good from the next block on."""
+        return self.transact("DeviceRegistry", "revoke", device_id_hash(device_id))

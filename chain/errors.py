@@ -1,0 +1,91 @@
+"""The chain package's errors: one tree under :class:`ChainError` (itself an ``AssetproofError``).
+
+A contract revert is decoded against the contracts' ABIs into :class:`ContractRevert`, whose
+``name`` is the Solidity custom error (``"WrongEpoch"``, ``"NotAdmin"``...) and ``arguments`` its
+decoded arguments by name, with ``bytesN`` values as ``bytes``. Reverts that carry a string
+(``Error(string)``) or a panic code decode to the names ``"Error"`` and ``"Panic"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from protocol.errors import AssetproofError
+
+__all__ = [
+    "ChainError",
+    "ChainUnavailableError",
+    "CompileError",
+    "ConfirmationTimeoutError",
+    "ContractRevert",
+    "DeploymentError",
+    "NodeError",
+    "TransactionFailedError",
+]
+
+
+class ChainError(AssetproofError):
+    """Root of every error raised by :mod:`chain`."""
+
+
+class ChainUnavailableError(ChainError):
+    """The node did not answer (connection refused, timeout): retry later."""
+
+
+class ContractRevert(ChainError):  # noqa: N818 - a revert is what it is
+    """A contract call or transaction reverted; ``name`` and ``arguments`` say why.
+
+    ``name`` is ``"unknown"`` (with the raw revert data in ``data``) when the data matches no
+    error of the known contracts. ``tx_hash`` is set when a mined transaction reverted.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        data: bytes = b"",
+        tx_hash: bytes | None = None,
+    ) -> None:
+        self.name = name
+        self.arguments: dict[str, Any] = dict(arguments or {})
+        self.data = data
+        self.tx_hash = tx_hash
+        shown = ", ".join(f"{key}={_show(value)}" for key, value in self.arguments.items())
+        super().__init__(f"contract reverted with {name}({shown})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_revert, (self.name, self.arguments, self.data, self.tx_hash))
+
+
+def _rebuild_revert(name: str, arguments: dict[str, Any], data: bytes, tx_hash: bytes | None) -> ContractRevert:
+    return ContractRevert(name, arguments, data=data, tx_hash=tx_hash)
+
+
+def _show(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else repr(value)
+
+
+class TransactionFailedError(ChainError):
+    """A transaction was mined with status 0 and its revert could not be replayed."""
+
+    def __init__(self, message: str, *, tx_hash: bytes) -> None:
+        super().__init__(message)
+        self.tx_hash = tx_hash
+
+
+class ConfirmationTimeoutError(ChainError):
+    """No receipt, or not enough confirmations, within the time allowed."""
+
+
+class CompileError(ChainError):
+    """The Solidity compiler is missing or refused the sources."""
+
+
+class NodeError(ChainError):
+    """A local node (anvil) is missing, failed to start or died."""
+
+
+class DeploymentError(ChainError):
+    """A deployment file is unreadable, or does not match the chain or the artifacts."""

@@ -1,0 +1,257 @@
+"""Local chains: an anvil process on a free loopback port, or web3's in-process eth-tester.
+
+anvil comes from npm (``npm ci --prefix chain`` installs ``@foundry-rs/anvil-linux-amd64``); the
+binary is run directly, not through npm's node wrapper, so the process we hold is anvil itself
+and a signal reaches it. ``--state FILE`` makes anvil write its state on SIGTERM and reload it
+on start, which is what :meth:`AnvilNode.restart` relies on (a SIGKILL loses what was not saved).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from web3 import Web3
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.types import Wei
+
+from chain.errors import NodeError
+
+__all__ = [
+    "ANVIL_ENV",
+    "AnvilNode",
+    "dev_fund",
+    "eth_tester_web3",
+    "find_anvil",
+    "mine",
+    "set_next_block_timestamp",
+    "start_anvil",
+]
+
+CHAIN_DIR = Path(__file__).resolve().parent
+ANVIL_ENV = "ASSETPROOF_ANVIL"
+"""Environment variable naming an anvil binary to use instead of the npm one."""
+_NPM_PLATFORMS = {
+    ("Linux", "x86_64"): "linux-amd64",
+    ("Linux", "aarch64"): "linux-arm64",
+    ("Darwin", "x86_64"): "darwin-amd64",
+    ("Darwin", "arm64"): "darwin-arm64",
+}
+_START_TIMEOUT_S = 15.0
+_STOP_TIMEOUT_S = 10.0
+_MISSING = "anvil is not installed: run `npm ci --prefix chain` (it installs the pinned @foundry-rs/anvil binary)"
+
+
+def find_anvil() -> Path | None:
+    """The anvil binary: ``$ASSETPROOF_ANVIL`` if set, else the one npm installed under
+    ``chain/node_modules``; None when there is none."""
+    override = os.environ.get(ANVIL_ENV)
+    if override:
+        path = Path(override)
+        return path if path.is_file() and os.access(path, os.X_OK) else None
+    suffix = _NPM_PLATFORMS.get((platform.system(), platform.machine()))
+    if suffix is None:
+        return None
+    path = CHAIN_DIR / "node_modules" / "@foundry-rs" / f"anvil-{suffix}" / "bin" / "anvil"
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _rpc(url: str, method: str, params: list[Any] | None = None, *, timeout: float = 1.0) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URL we built
+        reply = json.loads(response.read())
+    if "error" in reply:
+        raise NodeError(f"{method} failed: {reply['error']}")
+    return reply["result"]
+
+
+class AnvilNode:
+    """A running anvil. Use :func:`start_anvil`; a context manager that stops it on exit."""
+
+    def __init__(self, *, binary: Path, port: int, state_file: Path | None, extra_args: tuple[str, ...]) -> None:
+        self.binary = binary
+        self.port = port
+        self.state_file = state_file
+        self.extra_args = extra_args
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def web3(self) -> Web3:
+        """A new web3 connected over HTTP."""
+        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 10}))
+
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        """One raw JSON-RPC call (``anvil_*``, ``evm_*``...)."""
+        return _rpc(self.url, method, params, timeout=10.0)
+
+    def start(self) -> None:
+        if self.running:
+            return
+        argv = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port), *self.extra_args]
+        if self.state_file is not None:
+            argv += ["--state", str(self.state_file)]
+        self._log = tempfile.TemporaryFile(prefix="anvil-")  # noqa: SIM115 - closed in _reap
+        self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)  # noqa: S603
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            if self._process.poll() is not None:
+                output = self._output()
+                self._reap()
+                raise NodeError(f"anvil exited with {self._process.returncode} at start: {output}")
+            try:
+                _rpc(self.url, "eth_chainId", timeout=0.5)
+                return
+            except (OSError, urllib.error.URLError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                self.kill()
+                raise NodeError(f"anvil did not answer on {self.url} within {_START_TIMEOUT_S:.0f} s")
+            time.sleep(0.02)
+
+    def stop(self, *, timeout: float = _STOP_TIMEOUT_S) -> None:
+        """SIGTERM and wait: anvil writes ``state_file`` (when set) before it exits."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+                self._reap()
+                raise NodeError(f"anvil did not stop within {timeout:.0f} s and was killed") from None
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL: no state is saved."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._reap()
+
+    def restart(self) -> None:
+        """Stop (saving the state) and start again on the same port; with ``state_file`` the
+        chain comes back as it was."""
+        self.stop()
+        self.start()
+
+    def _output(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read()[-2000:].decode(errors="replace").strip()
+
+    def _reap(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> AnvilNode:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"AnvilNode(url={self.url!r}, pid={self.pid}, state_file={self.state_file})"
+
+
+def start_anvil(
+    *,
+    port: int = 0,
+    state_file: Path | str | None = None,
+    binary: Path | None = None,
+    extra_args: tuple[str, ...] = (),
+) -> AnvilNode:
+    """Start anvil on 127.0.0.1 (``port`` 0: a free one) and return once it answers JSON-RPC.
+
+    Raises :class:`NodeError` when anvil is missing or does not come up.
+    """
+    binary = binary or find_anvil()
+    if binary is None:
+        raise NodeError(_MISSING)
+    node = AnvilNode(
+        binary=binary,
+        port=port or _free_port(),
+        state_file=Path(state_file) if state_file is not None else None,
+        extra_args=extra_args,
+    )
+    node.start()
+    return node
+
+
+def eth_tester_web3() -> Web3:
+    """A web3 on a fresh in-process eth-tester chain (py-evm, Prague rules, auto-mining)."""
+    return Web3(EthereumTesterProvider())
+
+
+# --- test-chain helpers (anvil and eth-tester both) ---------------------------------------------
+
+
+def _is_eth_tester(w3: Web3) -> bool:
+    return isinstance(w3.provider, EthereumTesterProvider)
+
+
+def dev_fund(w3: Web3, address: str, wei: int = 10**19) -> None:
+    """Give ``address`` ``wei`` on a development chain: ``anvil_setBalance`` on anvil (no
+    account drains over a long session), a transfer from the first unlocked account on
+    eth-tester."""
+    target = Web3.to_checksum_address(address)
+    if not _is_eth_tester(w3):
+        w3.provider.make_request("anvil_setBalance", [target, hex(wei)])  # type: ignore[arg-type]
+        return
+    funder = w3.eth.accounts[0]
+    tx_hash = w3.eth.send_transaction({"from": funder, "to": target, "value": Wei(wei)})
+    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
+
+
+def set_next_block_timestamp(w3: Web3, timestamp: int) -> None:
+    """Make the next block's timestamp ``timestamp`` (it must not go back in time)."""
+    if _is_eth_tester(w3):
+        w3.provider.make_request("testing_timeTravel", [timestamp])  # type: ignore[arg-type]
+    else:
+        w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
+
+
+def mine(w3: Web3, blocks: int = 1) -> None:
+    """Mine ``blocks`` empty blocks."""
+    if _is_eth_tester(w3):
+        w3.provider.make_request("evm_mine", [blocks])  # type: ignore[arg-type]
+    else:
+        w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]

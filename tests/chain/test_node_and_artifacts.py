@@ -1,0 +1,178 @@
+"""Nodes, artifacts and deployment files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from chain import compile as chain_compile
+from chain._artifacts import load_artifact
+from chain.client import ChainClient, ChainReader
+from chain.deployment import Deployment, read_deployment, write_deployment
+from chain.errors import ChainUnavailableError, DeploymentError, NodeError
+from chain.node import ANVIL_ENV, dev_fund, find_anvil, start_anvil
+from protocol.merkle import MerkleLog
+from tests.chain.conftest import Chain, funded_account, require_anvil
+from tests.chain.helpers import grow, meta
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --- artifacts --------------------------------------------------------------------------------------
+
+
+def test_committed_artifacts_equal_a_fresh_compile() -> None:
+    assert chain_compile.check_artifacts() == []
+
+
+def test_compile_check_command_fails_on_a_changed_source(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chain.compile", "--check"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    changed = tmp_path / "contracts"
+    changed.mkdir()
+    for name in chain_compile.CONTRACTS:
+        source = (chain_compile.CONTRACTS_DIR / f"{name}.sol").read_text()
+        if name == "AnchorRegistry":
+            source = source.replace("revert ZeroRoot();", "revert ZeroRoot(); // changed")
+        (changed / f"{name}.sol").write_text(source)
+    differing = chain_compile.check_artifacts(contracts_dir=changed)
+    # Every artifact records the hash of all the sources, so both differ.
+    assert "AnchorRegistry.json: differs from a fresh compile" in differing
+
+
+def test_artifacts_record_how_they_were_built() -> None:
+    for name in chain_compile.CONTRACTS:
+        data = json.loads((chain_compile.ARTIFACTS_DIR / f"{name}.json").read_text())
+        assert data["compiler"]["version"].startswith("0.8.37+")
+        assert data["settings"]["evmVersion"] == "cancun"
+        assert data["settings"]["optimizer"]["enabled"] is True
+        assert data["bytecode"].startswith("0x60")
+        assert len(data["sourceSha256"]) == 64
+    package = json.loads((chain_compile.CHAIN_DIR / "package.json").read_text())
+    assert package["dependencies"]["solc"] == "0.8.37"  # pinned exactly
+
+
+# --- deployment files -------------------------------------------------------------------------------
+
+
+def test_deployment_file_round_trip_and_code_check(chain: Chain, tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    write_deployment(path, chain.deployment)
+    loaded = read_deployment(path)
+    assert loaded == chain.deployment
+    assert loaded.chain_id == chain.w3.eth.chain_id
+    assert loaded.deployment_block >= 1
+    data = json.loads(path.read_text())
+    assert data["contracts"]["AnchorRegistry"]["artifactSha256"] == load_artifact("AnchorRegistry").sha256.hex()
+    ChainReader(chain.w3, deployment=loaded).verify_deployment()
+    # Addresses swapped: the code at each is not what the file says.
+    swapped = Deployment(
+        chain_id=loaded.chain_id,
+        attestor=loaded.attestor,
+        admin=loaded.admin,
+        anchor_registry=loaded.device_registry,
+        device_registry=loaded.anchor_registry,
+    )
+    with pytest.raises(DeploymentError, match="not the committed"):
+        ChainReader(chain.w3, deployment=swapped).verify_deployment()
+    other_chain = Deployment.from_json(loaded.to_json().replace(f'"chainId": {loaded.chain_id}', '"chainId": 1'))
+    with pytest.raises(DeploymentError, match="chain id"):
+        ChainReader(chain.w3, deployment=other_chain).verify_deployment()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{}",
+        '{"format": "assetproof-deployment/1"}',
+        '{"format": "other"}',
+        "[1]",
+        '{"format": "assetproof-deployment/1", "chainId": -1}',
+    ],
+)
+def test_bad_deployment_files(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    path.write_text(text)
+    with pytest.raises(DeploymentError):
+        read_deployment(path)
+    with pytest.raises(DeploymentError):
+        read_deployment(tmp_path / "missing.json")
+
+
+def test_a_client_without_contracts_says_so() -> None:
+    client = ChainClient(Web3(), account=b"\x01" * 32)
+    with pytest.raises(DeploymentError, match="deploy"):
+        client.latest_checkpoint()
+
+
+# --- anvil --------------------------------------------------------------------------------------------
+
+
+def test_anvil_restart_with_state_keeps_the_checkpoints(tmp_path: Path) -> None:
+    require_anvil()
+    state = tmp_path / "anvil-state.json"
+    log = grow(MerkleLog(), 40)
+    with start_anvil(state_file=state) as node:
+        w3 = node.web3()
+        attestor = funded_account(w3)
+        client = ChainClient(w3, account=attestor)
+        deployment = client.deploy()
+        previous = 0
+        for epoch, size in enumerate((3, 10, 17)):
+            client.anchor(
+                epoch=epoch,
+                tree_size=size,
+                root=log.root(size),
+                meta_hash=meta(epoch),
+                proof=log.consistency_proof(previous, size),
+            )
+            previous = size
+        pid = node.pid
+        node.restart()
+        assert node.pid != pid
+        assert state.is_file()
+        reader = ChainReader(node.web3(), deployment=deployment)
+        reader.verify_deployment()
+        latest = reader.latest_checkpoint()
+        assert latest is not None
+        assert (latest.epoch, latest.tree_size, latest.root) == (2, 17, log.root(17))
+        assert [reader.checkpoint(e).tree_size for e in range(3)] == [3, 10, 17]
+        # The log goes on from where the chain left it.
+        again = ChainClient(node.web3(), account=attestor, deployment=deployment)
+        again.anchor(epoch=3, tree_size=40, root=log.root(40), meta_hash=meta(3), proof=log.consistency_proof(17, 40))
+        assert reader.epoch_count() == 4
+    assert not node.running
+
+
+def test_a_stopped_node_is_reported_as_unavailable() -> None:
+    require_anvil()
+    node = start_anvil()
+    w3 = node.web3()
+    dev_fund(w3, funded_account(w3).address)
+    deployment = ChainClient(w3, account=funded_account(w3)).deploy()
+    node.kill()
+    reader = ChainReader(w3, deployment=deployment)
+    with pytest.raises(ChainUnavailableError):
+        reader.latest_checkpoint()
+    with pytest.raises(ChainUnavailableError):
+        reader.block_number()
+
+
+def test_find_anvil_and_a_missing_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    require_anvil()
+    found = find_anvil()
+    assert found is not None
+    assert found.name == "anvil"
+    assert "node_modules" in found.parts
+    monkeypatch.setenv(ANVIL_ENV, str(tmp_path / "no-anvil-here"))
+    assert find_anvil() is None
+    with pytest.raises(NodeError, match="npm ci --prefix chain"):
+        start_anvil()
