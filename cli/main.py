@@ -13,7 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from cli import cashflow_cmd, devices_cmd, gateway_cmd, simulate_cmd
+from cli import attestor_cmd, cashflow_cmd, chain_cmd, devices_cmd, gateway_cmd, simulate_cmd
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.errors import BundleError, VerificationError
 
@@ -31,6 +31,8 @@ app.command(name="gateway")(gateway_cmd.gateway)
 app.add_typer(devices_cmd.app, name="devices")
 app.command(name="simulate")(simulate_cmd.simulate)
 app.command(name="cashflow")(cashflow_cmd.cashflow)
+app.add_typer(chain_cmd.app, name="chain")
+app.command(name="attestor")(attestor_cmd.attestor)
 
 
 def _version_callback(value: bool) -> None:

@@ -1,0 +1,90 @@
+"""``assetproof chain``: deploy the contracts, and run a local node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import stop_on_signals
+
+app = typer.Typer(help="Deploy the contracts; run a local anvil node.", no_args_is_help=True)
+
+ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+"""anvil's first development account: fine for a local chain, never for a real one."""
+
+RpcOption = Annotated[str, typer.Option("--rpc", envvar="ASSETPROOF_RPC", help="The chain's JSON-RPC URL.")]
+KeyOption = Annotated[
+    str,
+    typer.Option(
+        "--key", envvar="ASSETPROOF_CHAIN_KEY", help="The account's private key (0x hex). Default: anvil's dev key."
+    ),
+]
+DeploymentOption = Annotated[
+    Path, typer.Option("--deployment", envvar="ASSETPROOF_DEPLOYMENT", help="The deployment file.")
+]
+
+
+def connect(rpc: str):  # type: ignore[no-untyped-def]
+    from web3 import Web3
+
+    return Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 10}))
+
+
+@app.command()
+def deploy(
+    rpc: RpcOption = "http://127.0.0.1:8545",
+    key: KeyOption = ANVIL_DEV_KEY,
+    out: DeploymentOption = Path("var/deployment.json"),
+    attestor: Annotated[
+        str | None, typer.Option(help="The attestor's address (default: the deploying account).")
+    ] = None,
+    admin: Annotated[
+        str | None, typer.Option(help="The device registry's admin (default: the deploying account).")
+    ] = None,
+) -> None:
+    """Deploy AnchorRegistry and DeviceRegistry and write the deployment file."""
+    from chain.client import ChainClient
+    from chain.deployment import write_deployment
+    from chain.errors import ChainError
+
+    try:
+        client = ChainClient(connect(rpc), account=key)
+        deployment = client.deploy(attestor=attestor, admin=admin)
+    except ChainError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_deployment(out, deployment)
+    typer.echo(
+        json.dumps(
+            {
+                "chain_id": deployment.chain_id,
+                "AnchorRegistry": deployment.anchor_registry.address,
+                "DeviceRegistry": deployment.device_registry.address,
+                "deployment": str(out),
+            }
+        )
+    )
+
+
+@app.command()
+def node(
+    port: Annotated[int, typer.Option(help="JSON-RPC port.")] = 8545,
+    state: Annotated[Path | None, typer.Option(help="Keep the chain in this file across restarts.")] = None,
+) -> None:
+    """Run a local anvil node until interrupted (the npm-installed binary; see scripts/bootstrap)."""
+    from chain.errors import NodeError
+    from chain.node import start_anvil
+
+    try:
+        anvil = start_anvil(port=port, state_file=state)
+    except NodeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"anvil listening on http://127.0.0.1:{port} (chain id 31337)")
+    stop = stop_on_signals()
+    stop.wait()
+    anvil.stop()
