@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.chain_cmd import ANVIL_DEV_KEY
 from cli.common import DEFAULT_DATABASE, DatabaseOption
 
 app = typer.Typer(help="Provision, list, revoke and rotate devices.", no_args_is_help=True)
@@ -50,6 +51,29 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+ChainDeploymentOption = Annotated[
+    Path,
+    typer.Option(
+        "--deployment",
+        envvar="ASSETPROOF_DEPLOYMENT",
+        help="When this deployment file exists, keys are registered (rotated, revoked) on chain too.",
+    ),
+]
+ChainRpcOption = Annotated[str, typer.Option("--rpc", envvar="ASSETPROOF_RPC", help="The chain's JSON-RPC URL.")]
+ChainKeyOption = Annotated[str, typer.Option("--key", envvar="ASSETPROOF_CHAIN_KEY", help="The registry admin's key.")]
+
+
+def _chain(deployment: Path, rpc: str, key: str):  # type: ignore[no-untyped-def]
+    """The device registry's admin client, or None when no contracts are deployed."""
+    if not deployment.exists():
+        return None
+    from chain.client import ChainClient
+    from chain.deployment import read_deployment
+    from cli.chain_cmd import connect
+
+    return ChainClient(connect(rpc), account=key, deployment=read_deployment(deployment))
+
+
 def broker_files(directory: Path) -> tuple[Path, Path, Path]:
     return directory / "passwords", directory / "acl", directory / "gateway.json"
 
@@ -65,8 +89,12 @@ def provision(
     keystore: KeystoreOption = Path("var/keys"),
     broker_auth: BrokerAuthOption = Path("var/broker"),
     seed: Annotated[int, typer.Option(help="Seed for the devices' nameplate ratings.")] = 0,
+    deployment: ChainDeploymentOption = Path("var/deployment.json"),
+    rpc: ChainRpcOption = "http://127.0.0.1:8545",
+    key: ChainKeyOption = ANVIL_DEV_KEY,
 ) -> None:
-    """Create device keys, register the devices, and let each publish on its own topic only."""
+    """Create device keys, register the devices (in the store and, when contracts are deployed,
+    on chain, where auditors learn them), and let each publish on its own topic only."""
     from device_sim.broker_auth import add_devices, write_broker_auth
     from device_sim.keystore import Keystore
     from device_sim.provision import provision as make_devices
@@ -105,6 +133,22 @@ def provision(
             store.path(d.id).unlink(missing_ok=True)
         raise _fail(f"{exc} (the new keys were removed again)") from None
 
+    chain = _chain(deployment, rpc, key)
+    if chain is not None:
+        from chain.client import DeviceRegistration
+        from chain.errors import ChainError
+
+        try:
+            # Before any device signs: a key is valid on chain from its registration block on.
+            chain.register_devices(
+                DeviceRegistration(device_id=d.id, asset=asset, alg=d.alg, public_key=d.public_key) for d in devices
+            )
+        except ChainError as exc:
+            raise _fail(
+                f"registered in the store but not on chain: {exc}. Run the same provision again after fixing the chain;"
+                " devices already on chain are skipped"
+            ) from None
+
     passwords, acl, gateway_file = broker_files(broker_auth)
     credentials = {d.id: d.mqtt_password for d in devices}
     if passwords.exists() and acl.exists():
@@ -127,6 +171,8 @@ def provision(
         f"{devices[0].id} .. {devices[-1].id}"
     )
     console.print(f"keys in {keystore}/, broker password and ACL files in {broker_auth}/ (reload Mosquitto to apply)")
+    if chain is not None:
+        console.print(f"keys registered on chain {chain.chain_id()} in {chain.deployment.device_registry.address}")
 
 
 @app.command(name="list")
@@ -162,14 +208,25 @@ def list_(
 
 
 @app.command()
-def revoke(device_id: str, database: DatabaseOption = DEFAULT_DATABASE) -> None:
-    """Revoke a device: everything it sends from now on is quarantined."""
-    from store.devices import RegistryError, revoke_device
+def revoke(
+    device_id: str,
+    database: DatabaseOption = DEFAULT_DATABASE,
+    deployment: ChainDeploymentOption = Path("var/deployment.json"),
+    rpc: ChainRpcOption = "http://127.0.0.1:8545",
+    key: ChainKeyOption = ANVIL_DEV_KEY,
+) -> None:
+    """Revoke a device: everything it sends from now on is quarantined, and auditors see the key
+    end on chain."""
+    from protocol.errors import AssetproofError
+    from store.devices import revoke_device
 
     engine = _engine(database)
     try:
         revoke_device(engine, device_id=device_id, now_ms=_now_ms())
-    except RegistryError as exc:
+        chain = _chain(deployment, rpc, key)
+        if chain is not None:
+            chain.revoke(device_id=device_id)
+    except AssetproofError as exc:
         raise _fail(str(exc)) from None
     finally:
         engine.dispose()
@@ -178,7 +235,12 @@ def revoke(device_id: str, database: DatabaseOption = DEFAULT_DATABASE) -> None:
 
 @app.command()
 def rotate(
-    device_id: str, database: DatabaseOption = DEFAULT_DATABASE, keystore: KeystoreOption = Path("var/keys")
+    device_id: str,
+    database: DatabaseOption = DEFAULT_DATABASE,
+    keystore: KeystoreOption = Path("var/keys"),
+    deployment: ChainDeploymentOption = Path("var/deployment.json"),
+    rpc: ChainRpcOption = "http://127.0.0.1:8545",
+    key: ChainKeyOption = ANVIL_DEV_KEY,
 ) -> None:
     """Give a device a new key; the old one stops being accepted now."""
     from device_sim.keystore import Keystore
@@ -191,6 +253,9 @@ def rotate(
         rotate_key(
             engine, device_id=device_id, alg=credentials.alg, public_key=credentials.public_key, now_ms=_now_ms()
         )
+        chain = _chain(deployment, rpc, key)
+        if chain is not None:
+            chain.rotate(device_id=device_id, public_key=credentials.public_key)
     except AssetproofError as exc:
         raise _fail(str(exc)) from None
     finally:

@@ -28,7 +28,16 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_provision_simulate_outage_ingest(db_url: str, tmp_path: Path) -> None:
     keys, auth = tmp_path / "keys", tmp_path / "broker-auth"
-    common = ["--database", db_url, "--keystore", str(keys), "--broker-auth", str(auth)]
+    common = [
+        "--database",
+        db_url,
+        "--keystore",
+        str(keys),
+        "--broker-auth",
+        str(auth),
+        "--deployment",
+        str(tmp_path / "no-chain.json"),  # ingest only: no contracts
+    ]
     cli("devices", "provision", "--kind", "solar", "--count", "3", "--asset", "hk-rooftops", *common)
     cli(
         "devices", "provision", "--kind", "charger", "--count", "2", "--asset", "kowloon-hub", "--alg", "es256", *common
