@@ -17,6 +17,7 @@ loads no web3: import the submodule you need.
 from chain.errors import (
     ChainError,
     ChainUnavailableError,
+    CheckpointMismatchError,
     CompileError,
     ConfirmationTimeoutError,
     ContractRevert,
@@ -28,6 +29,7 @@ from chain.errors import (
 __all__ = [
     "ChainError",
     "ChainUnavailableError",
+    "CheckpointMismatchError",
     "CompileError",
     "ConfirmationTimeoutError",
     "ContractRevert",

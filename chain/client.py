@@ -42,6 +42,7 @@ from chain.deployment import ContractDeployment, Deployment
 from chain.errors import (
     ChainError,
     ChainUnavailableError,
+    CheckpointMismatchError,
     ConfirmationTimeoutError,
     ContractRevert,
     DeploymentError,
@@ -65,6 +66,7 @@ __all__ = [
     "RegistrationConflictError",
     "TxReceipt",
     "asset_id_hash",
+    "checkpoint_commitment",
     "decode_revert",
     "device_id_hash",
     "key_from_chain",
@@ -138,6 +140,17 @@ class Checkpoint:
     meta_hash: bytes
     block_number: int
     timestamp: int
+
+    def commitment(self) -> bytes:
+        """What the AnchorRegistry stores for it: :func:`checkpoint_commitment`."""
+        return checkpoint_commitment(
+            epoch=self.epoch,
+            tree_size=self.tree_size,
+            root=self.root,
+            meta_hash=self.meta_hash,
+            block_number=self.block_number,
+            timestamp=self.timestamp,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -288,6 +301,24 @@ def _require_hashes(*, root: bytes, meta_hash: bytes, proof: Sequence[bytes]) ->
             raise ValueError(f"{name} must be 32 bytes")
 
 
+def checkpoint_commitment(
+    *, epoch: int, tree_size: int, root: bytes, meta_hash: bytes, block_number: int, timestamp: int
+) -> bytes:
+    """The AnchorRegistry's 24-byte commitment to a checkpoint: the first 24 bytes of
+    ``keccak256(abi.encode(epoch, treeSize, root, metaHash, blockNumber, timestamp))``."""
+    encoded = abi_encode(
+        ["uint64", "uint64", "bytes32", "bytes32", "uint64", "uint64"],
+        [epoch, tree_size, root, meta_hash, block_number, timestamp],
+    )
+    return keccak(encoded)[:24]
+
+
+def _checkpoint_args(checkpoint: Checkpoint) -> tuple[int, int, bytes, bytes, int, int]:
+    c = checkpoint
+    _require_hashes(root=c.root, meta_hash=c.meta_hash, proof=())
+    return (c.epoch, c.tree_size, c.root, c.meta_hash, c.block_number, c.timestamp)
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 
@@ -370,28 +401,105 @@ class ChainReader:
         return int(self._call("AnchorRegistry", "count"))
 
     def latest_checkpoint(self) -> Checkpoint | None:
-        """The last anchored checkpoint, or None before the first anchor."""
-        count, size, root, meta, block, stamp = self._call("AnchorRegistry", "latest")
+        """The last anchored checkpoint, or None before the first anchor.
+
+        Size, root, block and time are the contract's own state; the metaHash comes from the
+        epoch's ``Anchored`` event, checked against the stored commitment like
+        :meth:`checkpoint` does.
+        """
+        count, size, root, block, stamp = self._call("AnchorRegistry", "latest")
         if count == 0:
             return None
-        return Checkpoint(
-            epoch=count - 1, tree_size=size, root=_b(root), meta_hash=_b(meta), block_number=block, timestamp=stamp
-        )
+        found = self._verified_checkpoint(count - 1, block, timestamp=stamp)
+        if (found.tree_size, found.root) != (size, _b(root)):
+            raise CheckpointMismatchError(f"the Anchored event of epoch {count - 1} is not the contract's latest")
+        return found
 
     def checkpoint(self, epoch: int) -> Checkpoint:
-        """The checkpoint of ``epoch``; ``ContractRevert('UnknownEpoch')`` if not anchored."""
-        size, root, meta, block, stamp = self._call("AnchorRegistry", "checkpoint", epoch)
-        return Checkpoint(
-            epoch=epoch, tree_size=size, root=_b(root), meta_hash=_b(meta), block_number=block, timestamp=stamp
+        """The checkpoint of ``epoch``; ``ContractRevert('UnknownEpoch')`` if not anchored.
+
+        The contract keeps per epoch only the block it was anchored in and a commitment to all
+        the fields: they are read from the ``Anchored`` event in that block and the block's
+        time, and returned only if the contract's ``verifyCheckpoint`` accepts them
+        (:class:`CheckpointMismatchError` otherwise: the node's logs are not the chain's).
+        """
+        return self._verified_checkpoint(epoch, self.epoch_block(epoch))
+
+    def epoch_block(self, epoch: int) -> int:
+        """The block in which ``epoch`` was anchored; ``ContractRevert('UnknownEpoch')`` if none."""
+        return int(self._call("AnchorRegistry", "epochBlock", epoch))
+
+    def commitment(self, epoch: int) -> bytes:
+        """The contract's 24-byte commitment to the checkpoint of ``epoch``
+        (:func:`checkpoint_commitment`); ``ContractRevert('UnknownEpoch')`` if not anchored."""
+        return _b(self._call("AnchorRegistry", "commitment", epoch))
+
+    def verify_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        """Whether every field of ``checkpoint`` is what the contract anchored for its epoch
+        (one call); ``ContractRevert('UnknownEpoch')`` if the epoch is not anchored."""
+        return bool(self._call("AnchorRegistry", "verifyCheckpoint", *_checkpoint_args(checkpoint)))
+
+    def verify_inclusion(
+        self,
+        *,
+        index: int,
+        leaf_hash: bytes,
+        proof: Sequence[bytes],
+        checkpoint: Checkpoint | None = None,
+        epoch: int | None = None,
+    ) -> bool:
+        """The contract's own RFC 9162 inclusion check of the leaf ``leaf_hash`` at ``index``.
+
+        Given ``checkpoint`` (all its fields, e.g. from a proof bundle), this is one call: the
+        contract first checks the checkpoint against its commitment and reverts with
+        ``ContractRevert('CheckpointMismatch')`` if any field differs. Given ``epoch`` instead,
+        the checkpoint is read (and verified) with :meth:`checkpoint` first. Either way
+        ``ContractRevert('UnknownEpoch')`` for an epoch not anchored; False for a bad proof.
+        """
+        if checkpoint is None:
+            if epoch is None:
+                raise ValueError("give checkpoint or epoch")
+            checkpoint = self.checkpoint(epoch)
+        elif epoch is not None:
+            raise ValueError("give checkpoint or epoch, not both")
+        args = (*_checkpoint_args(checkpoint), index, leaf_hash, list(proof))
+        return bool(self._call("AnchorRegistry", "verifyInclusion", *args))
+
+    def _verified_checkpoint(self, epoch: int, block: int, *, timestamp: int | None = None) -> Checkpoint:
+        candidates = [e for e in self._anchored_in_block(block) if e.epoch == epoch]
+        if not candidates:
+            raise CheckpointMismatchError(f"no Anchored event for epoch {epoch} in block {block}")
+        for event in candidates:
+            # The time is the block's: the contract's own for the latest epoch, else the header's.
+            if timestamp is None or event.block_number != block:
+                stamp = self._block_timestamp(event.block_number)
+            else:
+                stamp = timestamp
+            found = Checkpoint(
+                epoch=epoch,
+                tree_size=event.tree_size,
+                root=event.root,
+                meta_hash=event.meta_hash,
+                block_number=event.block_number,
+                timestamp=stamp,
+            )
+            if self.verify_checkpoint(found):
+                return found
+        raise CheckpointMismatchError(
+            f"the Anchored event of epoch {epoch} in block {block} does not match the contract's commitment"
         )
 
-    def verify_inclusion(self, *, epoch: int, index: int, leaf_hash: bytes, proof: Sequence[bytes]) -> bool:
-        """The contract's own RFC 9162 inclusion check against the checkpoint of ``epoch``."""
-        return bool(self._call("AnchorRegistry", "verifyInclusion", epoch, index, leaf_hash, list(proof)))
+    def _anchored_in_block(self, block: int) -> list[AnchoredEvent]:
+        return self.anchored_events(from_block=block, to_block=block)
+
+    def _block_timestamp(self, block: int) -> int:
+        with _edge():
+            return int(self._w3.eth.get_block(block)["timestamp"])
 
     def anchored_events(self, *, from_block: int, to_block: int | None = None) -> list[AnchoredEvent]:
         """``Anchored`` events in ``from_block..to_block`` (inclusive; default: the latest
-        block), fetched in bounded ranges."""
+        block), fetched in bounded ranges. As the node reports them: check a checkpoint taken
+        from them with :meth:`verify_checkpoint` (:meth:`checkpoint` does)."""
         event = self._contract("AnchorRegistry").events.Anchored
         last = self.block_number() if to_block is None else to_block
         found: list[AnchoredEvent] = []

@@ -16,6 +16,7 @@ from protocol.errors import AssetproofError
 __all__ = [
     "ChainError",
     "ChainUnavailableError",
+    "CheckpointMismatchError",
     "CompileError",
     "ConfirmationTimeoutError",
     "ContractRevert",
@@ -65,6 +66,11 @@ def _rebuild_revert(name: str, arguments: dict[str, Any], data: bytes, tx_hash: 
 
 def _show(value: Any) -> str:
     return "0x" + value.hex() if isinstance(value, bytes) else repr(value)
+
+
+class CheckpointMismatchError(ChainError):
+    """A checkpoint read from the chain's ``Anchored`` event does not match the commitment the
+    contract stores for its epoch (or the event is missing): the node's logs cannot be trusted."""
 
 
 class TransactionFailedError(ChainError):

@@ -2,31 +2,37 @@
 pragma solidity ^0.8.20;
 
 /// @title AnchorRegistry: append-only checkpoints of one RFC 6962 / RFC 9162 Merkle log.
-/// @notice Epoch n holds the checkpoint (tree size, root) of the log after epoch n, the SHA-256
-/// of that epoch's metadata, and the block and time it was anchored. Only the attestor may
-/// anchor, epochs are numbered 0, 1, 2, ... with no gap, the tree must grow in every epoch (an
-/// epoch with no new leaves is not anchored: the attestor skips it), and every checkpoint after
-/// the first must carry an RFC 9162 consistency proof from the previous one, verified here with
-/// the SHA-256 precompile (leaf prefix 0x00, node prefix 0x01). So the chain itself refuses a
+/// @notice Epoch n is the checkpoint (tree size, root) of the log after epoch n, the SHA-256 of
+/// that epoch's metadata, and the block and time it was anchored. Only the attestor may anchor,
+/// epochs are numbered 0, 1, 2, ... with no gap, the tree must grow in every epoch (an epoch
+/// with no new leaves is not anchored: the attestor skips it), and every checkpoint after the
+/// first must carry an RFC 9162 consistency proof from the previous one, verified here with the
+/// SHA-256 precompile (leaf prefix 0x00, node prefix 0x01). So the chain itself refuses a
 /// rewritten history, whoever holds the attestor key.
-/// @dev Storage per epoch is three slots (root, metaHash, and treeSize|blockNumber|timestamp).
-/// There is no separate epoch counter: epochs are contiguous and every anchored epoch has
-/// treeSize > 0, so "epoch e exists" is "the packed slot of e is non-zero", which the anchor
-/// reads anyway (the previous epoch's size, and the slot about to be written, which warms it).
+/// @dev Storage, chosen for gas (one fresh slot per epoch is the floor of any registry that keeps
+/// every epoch verifiable on chain):
+/// - per epoch ONE slot, the record: `commitment (bytes24, high) | blockNumber (uint64, low)`,
+///   where commitment = the first 24 bytes of keccak256(abi.encode(epoch, treeSize, root,
+///   metaHash, blockNumber, timestamp)). The fields themselves are in the epoch's `Anchored`
+///   event, which a reader finds by the block kept next to the commitment (the timestamp is
+///   that block's), and checks with `verifyCheckpoint`. 192 bits resist collisions to 2^96
+///   work and second preimages to 2^192: nobody, the attestor included, can find a second
+///   checkpoint with the same commitment. A record is never zero (no transaction runs in
+///   block 0), so "epoch e exists" is "its record is non-zero".
+/// - the head: the latest checkpoint's treeSize, the epoch count, its block and its time, packed
+///   in one slot, and the latest root in another: what the next consistency check needs. Both
+///   are updated in place (a cold read, 2,100, and a non-zero write, 2,900, each).
 contract AnchorRegistry {
-    struct Checkpoint {
-        bytes32 root;
-        bytes32 metaHash;
-        uint64 treeSize;
-        uint64 blockNumber;
-        uint64 timestamp;
-    }
-
     /// @notice The only address allowed to anchor.
     address public immutable attestor;
 
-    mapping(uint256 epoch => Checkpoint) private _checkpoints;
+    /// @dev From the low bits up, 64 bits each: treeSize, count, blockNumber, timestamp. A plain
+    /// word rather than a struct: the struct's masked write re-reads the slot first.
+    uint256 private _head;
+    bytes32 private _latestRoot;
+    mapping(uint256 epoch => bytes32 record) private _records;
 
+    /// @notice Every field of the checkpoint but the block's own (number and time).
     event Anchored(uint64 indexed epoch, uint64 treeSize, bytes32 root, bytes32 metaHash);
 
     error NotAttestor();
@@ -35,6 +41,8 @@ contract AnchorRegistry {
     error ZeroRoot();
     error InconsistentProof();
     error UnknownEpoch(uint64 epoch);
+    /// @notice The checkpoint given to `verifyInclusion` is not the one anchored for its epoch.
+    error CheckpointMismatch(uint64 epoch);
 
     constructor(address attestor_) {
         attestor = attestor_;
@@ -51,77 +59,120 @@ contract AnchorRegistry {
         bytes32[] calldata consistencyProof
     ) external {
         if (msg.sender != attestor) revert NotAttestor();
-        if (_checkpoints[epoch].treeSize != 0) revert WrongEpoch(_count(), epoch);
-        uint64 previousSize;
-        bytes32 previousRoot;
-        if (epoch != 0) {
-            Checkpoint storage previous = _checkpoints[uint256(epoch) - 1];
-            previousSize = previous.treeSize;
-            if (previousSize == 0) revert WrongEpoch(_count(), epoch);
-            previousRoot = previous.root;
-        }
+        uint256 head = _head;
+        uint64 previousSize = uint64(head);
+        uint64 epochCount = uint64(head >> 64);
+        if (epoch != epochCount) revert WrongEpoch(epochCount, epoch);
         if (root == bytes32(0)) revert ZeroRoot();
         if (treeSize <= previousSize) revert TreeSizeNotGrowing(previousSize, treeSize);
-        if (previousSize == 0) {
+        if (epochCount == 0) {
             if (consistencyProof.length != 0) revert InconsistentProof();
-        } else if (!_consistent(previousSize, treeSize, previousRoot, root, consistencyProof)) {
+        } else if (!_consistent(previousSize, treeSize, _latestRoot, root, consistencyProof)) {
             revert InconsistentProof();
         }
-        _checkpoints[epoch] = Checkpoint({
-            root: root,
-            metaHash: metaHash,
-            treeSize: treeSize,
-            blockNumber: uint64(block.number),
-            timestamp: uint64(block.timestamp)
-        });
+        uint64 blockNumber = uint64(block.number);
+        uint64 timestamp = uint64(block.timestamp);
+        _records[epoch] = _record(epoch, treeSize, root, metaHash, blockNumber, timestamp);
+        _head =
+            uint256(treeSize) |
+            (uint256(epoch + 1) << 64) |
+            (uint256(blockNumber) << 128) |
+            (uint256(timestamp) << 192);
+        _latestRoot = root;
         emit Anchored(epoch, treeSize, root, metaHash);
     }
 
     /// @notice The number of anchored epochs (the next epoch number).
     function count() external view returns (uint64) {
-        return _count();
+        return uint64(_head >> 64);
     }
 
-    /// @notice The last checkpoint and the number of anchored epochs; all zero when none is.
+    /// @notice The last checkpoint (its metaHash is in its `Anchored` event) and the number of
+    /// anchored epochs; all zero when none is.
     function latest()
         external
         view
-        returns (
-            uint64 epochCount,
-            uint64 treeSize,
-            bytes32 root,
-            bytes32 metaHash,
-            uint64 blockNumber,
-            uint64 timestamp
-        )
+        returns (uint64 epochCount, uint64 treeSize, bytes32 root, uint64 blockNumber, uint64 timestamp)
     {
-        epochCount = _count();
-        if (epochCount == 0) return (0, 0, bytes32(0), bytes32(0), 0, 0);
-        Checkpoint storage c = _checkpoints[epochCount - 1];
-        return (epochCount, c.treeSize, c.root, c.metaHash, c.blockNumber, c.timestamp);
+        uint256 head = _head;
+        return (uint64(head >> 64), uint64(head), _latestRoot, uint64(head >> 128), uint64(head >> 192));
     }
 
-    /// @notice The checkpoint of `epoch`; reverts with UnknownEpoch when it is not anchored.
-    function checkpoint(
-        uint64 epoch
-    ) external view returns (uint64 treeSize, bytes32 root, bytes32 metaHash, uint64 blockNumber, uint64 timestamp) {
-        Checkpoint storage c = _checkpoints[epoch];
-        if (c.treeSize == 0) revert UnknownEpoch(epoch);
-        return (c.treeSize, c.root, c.metaHash, c.blockNumber, c.timestamp);
+    /// @notice The block in which `epoch` was anchored: its `Anchored` event is in that block.
+    /// Reverts with UnknownEpoch when it is not anchored.
+    function epochBlock(uint64 epoch) external view returns (uint64) {
+        return uint64(uint256(_existing(epoch)));
+    }
+
+    /// @notice The commitment to the checkpoint of `epoch`: the first 24 bytes of
+    /// keccak256(abi.encode(epoch, treeSize, root, metaHash, blockNumber, timestamp)).
+    /// Reverts with UnknownEpoch when it is not anchored.
+    function commitment(uint64 epoch) external view returns (bytes24) {
+        return bytes24(_existing(epoch));
+    }
+
+    /// @notice Whether these are exactly the fields anchored for `epoch` (every one of them).
+    /// Reverts with UnknownEpoch when it is not anchored.
+    function verifyCheckpoint(
+        uint64 epoch,
+        uint64 treeSize,
+        bytes32 root,
+        bytes32 metaHash,
+        uint64 blockNumber,
+        uint64 timestamp
+    ) external view returns (bool) {
+        return _existing(epoch) == _record(epoch, treeSize, root, metaHash, blockNumber, timestamp);
     }
 
     /// @notice Whether `proof` is an RFC 9162 inclusion proof of the leaf with hash `leafHash` at
-    /// `index` in the checkpoint of `epoch`. False for any bad proof (wrong length, wrong
-    /// element, index outside the tree); reverts with UnknownEpoch for an epoch not anchored.
+    /// `index` in the checkpoint (epoch, treeSize, root, metaHash, blockNumber, timestamp), which
+    /// must be the one anchored: reverts with UnknownEpoch for an epoch not anchored and with
+    /// CheckpointMismatch when any field differs from the anchored checkpoint. False for any bad
+    /// proof (wrong length, wrong element, index outside the tree).
     function verifyInclusion(
         uint64 epoch,
+        uint64 treeSize,
+        bytes32 root,
+        bytes32 metaHash,
+        uint64 blockNumber,
+        uint64 timestamp,
         uint64 index,
         bytes32 leafHash,
         bytes32[] calldata proof
     ) external view returns (bool) {
-        Checkpoint storage c = _checkpoints[epoch];
-        uint256 size = c.treeSize;
-        if (size == 0) revert UnknownEpoch(epoch);
+        if (_existing(epoch) != _record(epoch, treeSize, root, metaHash, blockNumber, timestamp)) {
+            revert CheckpointMismatch(epoch);
+        }
+        return _included(treeSize, root, index, leafHash, proof);
+    }
+
+    /// @dev The record of an anchored epoch; reverts with UnknownEpoch when there is none.
+    function _existing(uint64 epoch) private view returns (bytes32 record) {
+        record = _records[epoch];
+        if (record == bytes32(0)) revert UnknownEpoch(epoch);
+    }
+
+    /// @dev commitment (the first 24 bytes of the keccak) | blockNumber (the last 8 bytes).
+    function _record(
+        uint64 epoch,
+        uint64 treeSize,
+        bytes32 root,
+        bytes32 metaHash,
+        uint64 blockNumber,
+        uint64 timestamp
+    ) private pure returns (bytes32) {
+        bytes32 digest = keccak256(abi.encode(epoch, treeSize, root, metaHash, blockNumber, timestamp));
+        return bytes32(uint256(digest) & ~uint256(type(uint64).max)) | bytes32(uint256(blockNumber));
+    }
+
+    /// @dev RFC 9162 section 2.1.3.2.
+    function _included(
+        uint256 size,
+        bytes32 root,
+        uint256 index,
+        bytes32 leafHash,
+        bytes32[] calldata proof
+    ) private view returns (bool) {
         if (index >= size) return false;
         uint256 fn = index;
         uint256 sn = size - 1;
@@ -142,71 +193,85 @@ contract AnchorRegistry {
             fn >>= 1;
             sn >>= 1;
         }
-        return sn == 0 && r == c.root;
+        return sn == 0 && r == root;
     }
 
-    /// @dev The number of anchored epochs: the first epoch whose packed slot is zero. Epochs
-    /// are contiguous, so an exponential then binary search finds it in O(log n) reads.
-    function _count() private view returns (uint64) {
-        if (_checkpoints[0].treeSize == 0) return 0;
-        uint256 low = 0; // known to exist
-        uint256 high = 1; // probe until one is missing
-        while (_checkpoints[high].treeSize != 0) {
-            low = high;
-            high <<= 1;
-        }
-        while (high - low > 1) {
-            uint256 mid = (low + high) >> 1;
-            if (_checkpoints[mid].treeSize != 0) low = mid;
-            else high = mid;
-        }
-        return uint64(high);
-    }
-
-    /// @dev RFC 9162 section 2.1.4.2, for 0 < size1 < size2.
+    /// @dev RFC 9162 section 2.1.4.2, for 0 < size1 < size2. In assembly because it is most of
+    /// the gas that grows with the tree: each step costs its SHA-256 call (precompile 96 + call
+    /// 100) and little else. `fn`, `sn`, `fr`, `sr` are the RFC's names; the 65-byte SHA-256
+    /// input 0x01 || left || right is built past the free-memory pointer (not allocated, nothing
+    /// else uses it meanwhile), its 0x01 written once; each digest lands in scratch word 0.
+    /// The calls' success is not tested: the precompile fails only when it runs out of gas,
+    /// which with 63/64 of the remaining gas forwarded means fewer than 100 gas are left, and
+    /// the stores that follow then run out of gas too, reverting the whole anchor.
     function _consistent(
         uint256 size1,
         uint256 size2,
         bytes32 root1,
         bytes32 root2,
         bytes32[] calldata proof
-    ) private view returns (bool) {
-        uint256 n = proof.length;
-        uint256 i;
-        bytes32 fr;
-        if (size1 & (size1 - 1) == 0) {
-            fr = root1; // a power of two: the first tree is itself the seed
-        } else {
-            if (n == 0) return false;
-            fr = proof[0];
-            i = 1;
-        }
-        bytes32 sr = fr;
-        uint256 fn = size1 - 1;
-        uint256 sn = size2 - 1;
-        while (fn & 1 == 1) {
-            fn >>= 1;
-            sn >>= 1;
-        }
-        for (; i < n; ++i) {
-            if (sn == 0) return false;
-            bytes32 c = proof[i];
-            if (fn & 1 == 1 || fn == sn) {
-                fr = _node(c, fr);
-                sr = _node(c, sr);
-                if (fn & 1 == 0) {
-                    while (fn != 0 && fn & 1 == 0) {
-                        fn >>= 1;
-                        sn >>= 1;
+    ) private view returns (bool ok) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore8(p, 0x01)
+            let left := add(p, 1)
+            let right := add(p, 33)
+            let at := proof.offset
+            let end := add(at, shl(5, proof.length))
+            let valid := 1
+            let fr := root1 // size1 a power of two: the first tree is itself the seed
+            if and(size1, sub(size1, 1)) {
+                switch eq(at, end)
+                case 1 {
+                    valid := 0
+                }
+                default {
+                    fr := calldataload(at)
+                    at := add(at, 0x20)
+                }
+            }
+            let sr := fr
+            let fn := sub(size1, 1)
+            let sn := sub(size2, 1)
+            for {} and(fn, 1) {} {
+                fn := shr(1, fn)
+                sn := shr(1, sn)
+            }
+            for {} lt(at, end) {
+                at := add(at, 0x20)
+            } {
+                if iszero(sn) {
+                    valid := 0
+                    break
+                }
+                let c := calldataload(at)
+                switch or(and(fn, 1), eq(fn, sn))
+                case 0 {
+                    mstore(left, sr)
+                    mstore(right, c)
+                    pop(staticcall(gas(), 0x02, p, 65, 0x00, 0x20))
+                    sr := mload(0x00)
+                }
+                default {
+                    mstore(left, c)
+                    mstore(right, fr)
+                    pop(staticcall(gas(), 0x02, p, 65, 0x00, 0x20))
+                    fr := mload(0x00)
+                    mstore(right, sr)
+                    pop(staticcall(gas(), 0x02, p, 65, 0x00, 0x20))
+                    sr := mload(0x00)
+                    if iszero(and(fn, 1)) {
+                        for {} and(iszero(iszero(fn)), iszero(and(fn, 1))) {} {
+                            fn := shr(1, fn)
+                            sn := shr(1, sn)
+                        }
                     }
                 }
-            } else {
-                sr = _node(sr, c);
+                fn := shr(1, fn)
+                sn := shr(1, sn)
             }
-            fn >>= 1;
-            sn >>= 1;
+            ok := and(and(valid, iszero(sn)), and(eq(fr, root1), eq(sr, root2)))
         }
-        return sn == 0 && fr == root1 && sr == root2;
     }
 
     /// @dev SHA-256(0x01 || left || right) through the precompile at address 2, in scratch

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from dataclasses import replace
+from functools import partial
 
 import pytest
+from eth_utils.crypto import keccak
 
 from chain._artifacts import load_artifact
-from chain.client import ChainClient
-from chain.errors import ConfirmationTimeoutError, ContractRevert
-from chain.node import mine
+from chain.client import AnchoredEvent, ChainClient, ChainReader, Checkpoint, checkpoint_commitment
+from chain.errors import CheckpointMismatchError, ConfirmationTimeoutError, ContractRevert
+from chain.node import mine, set_next_block_timestamp
 from protocol.errors import VerificationError
 from protocol.merkle import MerkleLog, leaf_hash, verify_consistency
 from tests.chain.conftest import Chain
@@ -25,6 +29,20 @@ def anchor(client: ChainClient, log: MerkleLog, *, epoch: int, previous: int, si
         proof=log.consistency_proof(previous, size),
     )
     return receipt.gas_used
+
+
+def tampered(checkpoint: Checkpoint) -> Iterator[Checkpoint]:
+    """``checkpoint`` with one field changed, every field in turn."""
+    yield replace(checkpoint, tree_size=checkpoint.tree_size + 1)
+    yield replace(checkpoint, tree_size=checkpoint.tree_size - 1)
+    yield replace(checkpoint, root=flip(checkpoint.root))
+    yield replace(checkpoint, meta_hash=flip(checkpoint.meta_hash))
+    yield replace(checkpoint, block_number=checkpoint.block_number + 1)
+    yield replace(checkpoint, block_number=checkpoint.block_number - 1)
+    yield replace(checkpoint, timestamp=checkpoint.timestamp + 1)
+    yield replace(checkpoint, timestamp=checkpoint.timestamp - 1)
+    if checkpoint.epoch > 0:
+        yield replace(checkpoint, epoch=checkpoint.epoch - 1)
 
 
 # --- each custom error ----------------------------------------------------------------------------
@@ -78,10 +96,41 @@ def test_unknown_epoch_in_views(chain: Chain) -> None:
     reader = chain.reader()
     with reverts("UnknownEpoch", epoch=0):
         reader.checkpoint(0)
+    with reverts("UnknownEpoch", epoch=0):
+        reader.epoch_block(0)
+    with reverts("UnknownEpoch", epoch=0):
+        reader.commitment(0)
     with reverts("UnknownEpoch", epoch=3):
         reader.verify_inclusion(epoch=3, index=0, leaf_hash=leaf_hash(leaf(0)), proof=[])
     assert reader.latest_checkpoint() is None
     assert reader.epoch_count() == 0
+    log = grow(MerkleLog(), 3)
+    anchor(chain.attestor, log, epoch=0, previous=0, size=3)
+    made_up = replace(reader.checkpoint(0), epoch=1)
+    with reverts("UnknownEpoch", epoch=1):
+        reader.verify_checkpoint(made_up)
+    with reverts("UnknownEpoch", epoch=1):
+        reader.verify_inclusion(checkpoint=made_up, index=0, leaf_hash=leaf_hash(leaf(0)), proof=[])
+    with reverts("UnknownEpoch", epoch=2**64 - 1):
+        reader.epoch_block(2**64 - 1)
+
+
+def test_a_checkpoint_other_than_the_anchored_one_is_a_mismatch(chain: Chain) -> None:
+    log = grow(MerkleLog(), 6)
+    anchor(chain.attestor, log, epoch=0, previous=0, size=3)
+    anchor(chain.attestor, log, epoch=1, previous=3, size=6)
+    reader = chain.reader()
+    checkpoint = reader.checkpoint(1)
+    proof = log.inclusion_proof(4, 6)
+    assert reader.verify_inclusion(checkpoint=checkpoint, index=4, leaf_hash=leaf_hash(leaf(4)), proof=proof)
+    for wrong in tampered(checkpoint):
+        with reverts("CheckpointMismatch", epoch=wrong.epoch):
+            reader.verify_inclusion(checkpoint=wrong, index=4, leaf_hash=leaf_hash(leaf(4)), proof=proof)
+    # The other epoch's own fields under this epoch's number.
+    moved = replace(reader.checkpoint(0), epoch=1)
+    first = log.inclusion_proof(0, 3)
+    with reverts("CheckpointMismatch", epoch=1):
+        reader.verify_inclusion(checkpoint=moved, index=0, leaf_hash=leaf_hash(leaf(0)), proof=first)
 
 
 # --- the contract refuses any rewritten history, even from the attestor ---------------------------
@@ -175,6 +224,123 @@ def test_a_wrong_size_is_judged_exactly_as_rfc_9162_judges_it(chain: Chain) -> N
         assert not reader.verify_inclusion(epoch=1, index=last, leaf_hash=leaf_hash(leaf(last)), proof=proof)
 
 
+# --- one commitment per epoch, the fields in the event -----------------------------------------------
+
+
+def storage_word(chain: Chain, slot: int) -> bytes:
+    address = chain.deployment.anchor_registry.address
+    return bytes(chain.w3.eth.get_storage_at(address, slot)).rjust(32, b"\0")
+
+
+def test_each_epoch_is_one_slot_committing_to_every_field(chain: Chain) -> None:
+    log = grow(MerkleLog(), 40)
+    reader = chain.reader()
+    sizes = [3, 17, 40]
+    stamp = int(chain.w3.eth.get_block("latest")["timestamp"]) + 1_000
+    blocks = []
+    for epoch, size in enumerate(sizes):
+        mine(chain.w3, epoch + 1)
+        stamp += 97 * (epoch + 1)
+        set_next_block_timestamp(chain.w3, stamp)
+        receipt = chain.attestor.anchor(
+            epoch=epoch,
+            tree_size=size,
+            root=log.root(size),
+            meta_hash=meta(epoch),
+            proof=log.consistency_proof(sizes[epoch - 1] if epoch else 0, size),
+        )
+        blocks.append(receipt.block_number)
+        checkpoint = reader.checkpoint(epoch)
+        assert checkpoint == Checkpoint(
+            epoch=epoch,
+            tree_size=size,
+            root=log.root(size),
+            meta_hash=meta(epoch),
+            block_number=receipt.block_number,
+            timestamp=stamp,
+        )
+        assert reader.latest_checkpoint() == checkpoint
+
+    for epoch, size in enumerate(sizes):
+        checkpoint = reader.checkpoint(epoch)
+        assert reader.epoch_block(epoch) == blocks[epoch]
+        commitment = checkpoint_commitment(
+            epoch=epoch,
+            tree_size=size,
+            root=log.root(size),
+            meta_hash=meta(epoch),
+            block_number=blocks[epoch],
+            timestamp=checkpoint.timestamp,
+        )
+        assert len(commitment) == 24
+        assert reader.commitment(epoch) == commitment == checkpoint.commitment()
+        # The epoch's whole record: commitment (24 bytes) then block number (8 bytes), at the
+        # mapping slot keccak256(epoch . 2).
+        slot = int.from_bytes(keccak(epoch.to_bytes(32, "big") + (2).to_bytes(32, "big")), "big")
+        assert storage_word(chain, slot) == commitment + blocks[epoch].to_bytes(8, "big")
+        assert reader.verify_checkpoint(checkpoint)
+        for wrong in tampered(checkpoint):
+            assert not reader.verify_checkpoint(wrong), wrong
+    # The head: treeSize | count | block | time packed in slot 0 (low to high), the root in slot 1.
+    head = int.from_bytes(storage_word(chain, 0), "big")
+    last = reader.checkpoint(2)
+    assert [(head >> shift) & (2**64 - 1) for shift in (0, 64, 128, 192)] == [40, 3, blocks[2], last.timestamp]
+    assert storage_word(chain, 1) == log.root(40)
+
+
+def test_checkpoint_refuses_events_that_do_not_match_the_commitment(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node that lies about the ``Anchored`` logs or the block's time is caught: the reader
+    checks what it read against the contract's commitment before returning it."""
+    log = grow(MerkleLog(), 9)
+    anchor(chain.attestor, log, epoch=0, previous=0, size=4)
+    mine(chain.w3, 2)
+    anchor(chain.attestor, log, epoch=1, previous=4, size=9)
+    mine(chain.w3, 2)
+    reader = chain.reader()
+    honest = reader.checkpoint(1)
+    block = honest.block_number
+    (event,) = reader.anchored_events(from_block=block, to_block=block)
+
+    def node_returns(*events: AnchoredEvent) -> None:
+        monkeypatch.setattr(reader, "_anchored_in_block", lambda _block: list(events))
+
+    lies = [
+        replace(event, tree_size=event.tree_size + 1),
+        replace(event, root=flip(event.root)),
+        replace(event, meta_hash=flip(event.meta_hash)),
+        replace(event, block_number=block + 1),
+    ]
+    for lie in lies:
+        node_returns(lie)
+        for read in (lambda: reader.checkpoint(1), reader.latest_checkpoint):
+            with pytest.raises(CheckpointMismatchError, match="does not match"):
+                read()
+    for missing in ((), (replace(event, epoch=0),)):  # no event, or another epoch's
+        node_returns(*missing)
+        with pytest.raises(CheckpointMismatchError, match="no Anchored event"):
+            reader.checkpoint(1)
+    # A forged event next to the real one: the real one is found and returned.
+    node_returns(lies[1], event)
+    assert reader.checkpoint(1) == honest
+    monkeypatch.undo()
+
+    # Looking in the wrong block (another epoch's, or a later one) finds no event for the epoch.
+    for wrong_block in (reader.epoch_block(0), block + 1):
+        monkeypatch.setattr(reader, "epoch_block", lambda _epoch, b=wrong_block: b)
+        with pytest.raises(CheckpointMismatchError, match="no Anchored event"):
+            reader.checkpoint(1)
+    monkeypatch.undo()
+    # A wrong time for the block.
+    monkeypatch.setattr(ChainReader, "_block_timestamp", lambda self, b: honest.timestamp + 1)
+    with pytest.raises(CheckpointMismatchError, match="does not match"):
+        reader.checkpoint(1)
+    monkeypatch.undo()
+    assert reader.checkpoint(1) == honest
+    assert reader.latest_checkpoint() == honest
+
+
 # --- long runs --------------------------------------------------------------------------------------
 
 SIZES = [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 32, 33, 100, 127, 128, 129, 1000, 1023, 1024, 1025, 4097, 10_000, 65_537]
@@ -207,17 +373,18 @@ def test_a_long_run_of_checkpoints_verifies_on_chain(chain: Chain) -> None:
         for index in sorted(indexes):
             proof = log.inclusion_proof(index, size)
             hashed = leaf_hash(leaf(index))
-            assert reader.verify_inclusion(epoch=epoch, index=index, leaf_hash=hashed, proof=proof)
-            assert not reader.verify_inclusion(epoch=epoch, index=index, leaf_hash=flip(hashed), proof=proof)
+            included = partial(reader.verify_inclusion, checkpoint=checkpoint)
+            assert included(index=index, leaf_hash=hashed, proof=proof)
+            if index == 0:  # by epoch number: the reader fetches and checks the checkpoint first
+                assert reader.verify_inclusion(epoch=epoch, index=index, leaf_hash=hashed, proof=proof)
+            assert not included(index=index, leaf_hash=flip(hashed), proof=proof)
             if proof:
-                tampered = [*proof[:-1], flip(proof[-1], 7)]
-                assert not reader.verify_inclusion(epoch=epoch, index=index, leaf_hash=hashed, proof=tampered)
-                assert not reader.verify_inclusion(epoch=epoch, index=index, leaf_hash=hashed, proof=proof[:-1])
-            assert not reader.verify_inclusion(epoch=epoch, index=index, leaf_hash=hashed, proof=[*proof, hashed])
+                assert not included(index=index, leaf_hash=hashed, proof=[*proof[:-1], flip(proof[-1], 7)])
+                assert not included(index=index, leaf_hash=hashed, proof=proof[:-1])
+            assert not included(index=index, leaf_hash=hashed, proof=[*proof, hashed])
             if size > 1:  # the same proof does not prove the leaf at another place
-                other = (index + 1) % size
-                assert not reader.verify_inclusion(epoch=epoch, index=other, leaf_hash=hashed, proof=proof)
-        assert not reader.verify_inclusion(epoch=epoch, index=size, leaf_hash=leaf_hash(leaf(size)), proof=[])
+                assert not included(index=(index + 1) % size, leaf_hash=hashed, proof=proof)
+        assert not reader.verify_inclusion(checkpoint=checkpoint, index=size, leaf_hash=leaf_hash(leaf(size)), proof=[])
 
     events = reader.anchored_events(from_block=chain.deployment.anchor_registry.block)
     assert [(e.epoch, e.tree_size, e.root, e.meta_hash) for e in events] == [
@@ -229,14 +396,20 @@ def test_a_long_run_of_checkpoints_verifies_on_chain(chain: Chain) -> None:
 def test_gas_per_anchor_grows_with_log_of_the_size(chain: Chain) -> None:
     log = grow(MerkleLog(), 1 << 14)
     gas = {}
+    proofs = {}
     previous = 0
-    for epoch, size in enumerate([1, 1 << 4, (1 << 8) + 3, (1 << 12) + 5, (1 << 14) - 1]):
+    for epoch, size in enumerate([1, 2, 1 << 4, (1 << 8) + 3, (1 << 12) + 5, (1 << 14) - 1]):
         gas[size] = anchor(chain.attestor, log, epoch=epoch, previous=previous, size=size)
+        proofs[size] = len(log.consistency_proof(previous, size))
         previous = size
-    # Three storage slots per epoch (66,300) and the intrinsic 21,000 are fixed; the proof adds
-    # a few thousand per level.
+    # Epoch 0 writes three fresh slots (record, head, root); every later epoch one fresh slot and
+    # two in place: 22,100 + 2 x 5,000 + the intrinsic 21,000, the event, the calldata...
     assert 85_000 < gas[1] < 95_000
-    assert max(gas.values()) < 115_000
+    assert 55_000 < gas[2] < 62_000
+    # ... and per proof element its calldata (~512) and one or two SHA-256 calls (~250 each).
+    for size in list(gas)[2:]:
+        assert gas[size] - gas[2] < (proofs[size] - proofs[2]) * 1_100, (size, gas)
+    assert max(list(gas.values())[1:]) < 75_000
 
 
 # --- sending and waiting apart; confirmations; reverts of mined transactions -------------------------
