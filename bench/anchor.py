@@ -14,15 +14,14 @@ Prints one JSON object:
   10,000-reading epochs pays around a million leaves.
 - ``gas_per_reading_at_10k``: the gas of the epoch of 10,000 readings from 1,000,000 to
   1,010,000 leaves, divided by 10,000.
-- ``anchor_p50_ms``: ``ChainClient.anchor`` (gas estimate, send, receipt; no extra
+- ``anchor_p50_ms``: ``ChainClient.anchor`` as the attestor calls it (reading and verifying the
+  previous checkpoint, which ``anchor`` takes as calldata; gas estimate, send, receipt; no extra
   confirmations; anvil mines each transaction at once), median of ``--anchors`` epochs.
 - ``proof_ms_at_1m``: an inclusion proof from the DATABASE log (``attestor.log_store.
   DbNodeStore`` under ``MerkleLog``) of 1,000,000 leaves, median over ``--proofs`` random
   indexes, each through the engine as the attestor makes it (pool checkout, one query), for
   SQLite (a file in a temporary directory) and PostgreSQL (a fresh database on ``--postgres``,
   dropped afterwards). Every proof is verified against the root, outside the timing.
-  ``proof_ms_at_1m_proposed``: the same with the node lookup this benchmark proposes for
-  ``attestor.log_store`` (see :class:`ProposedDbNodeStore`), over the same database.
 - ``attestor_rss_mb``: the peak RSS of the process that built the database log (10,000 leaves
   per ``extend_hashes``, one transaction each, as the attestor appends), the larger of the two
   databases; ``attestor_rss_mb_by_size`` has the peak at 100,000 and at 1,000,000 leaves per
@@ -45,11 +44,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protocol.merkle import MerkleLog, NodeId, leaf_hash, verify_inclusion
+from protocol.merkle import MerkleLog, leaf_hash, verify_inclusion
 
 if TYPE_CHECKING:
     from chain.client import ChainClient
@@ -229,37 +227,6 @@ def run_chain(log: MerkleLog, *, anchors: int, epoch_samples: int, seed: int) ->
 # --- the database log (each in a subprocess) -----------------------------------------------------
 
 
-def _proposed_store_class() -> type:
-    from sqlalchemy import and_, or_, select, tuple_
-
-    from attestor.log_store import NODE, DbNodeStore, LogStoreError
-
-    class ProposedDbNodeStore(DbNodeStore):
-        """``DbNodeStore`` with the lookup proposed for it: SQLite plans ``(level, idx) IN
-        (VALUES ...)`` as a scan of the whole ``merkle_node`` table, so on SQLite ask for an OR
-        of ``level = ? AND idx = ?`` pairs (each a primary-key search); PostgreSQL keeps the
-        row-value IN, which it already turns into index lookups."""
-
-        def get_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
-            wanted = list(dict.fromkeys(ids))
-            found: dict[NodeId, bytes] = {}
-            with self._connection() as conn:
-                for start in range(0, len(wanted), 500):
-                    chunk = wanted[start : start + 500]
-                    if conn.dialect.name == "sqlite":
-                        where = or_(*(and_(NODE.c.level == level, NODE.c.idx == idx) for level, idx in chunk))
-                    else:
-                        where = tuple_(NODE.c.level, NODE.c.idx).in_(chunk)
-                    rows = conn.execute(select(NODE.c.level, NODE.c.idx, NODE.c.hash).where(where))
-                    found.update(((r.level, r.idx), bytes(r.hash)) for r in rows)
-            try:
-                return [found[i] for i in ids]
-            except KeyError as exc:
-                raise LogStoreError(f"merkle node {exc.args[0]} is missing from the database") from None
-
-    return ProposedDbNodeStore
-
-
 def _time_proofs(log: MerkleLog, indexes: list[int], size: int) -> tuple[list[float], list[list[bytes]]]:
     for index in indexes[:20]:  # warm the pool and the caches
         log.inclusion_proof(index, size)
@@ -297,9 +264,6 @@ def run_database(url: str, *, leaves: int, proofs: int, seed: int) -> dict[str, 
         rng = random.Random(seed)
         indexes = [rng.randrange(leaves) for _ in range(proofs)]
         times, made = _time_proofs(log, indexes, leaves)
-        proposed_times, proposed_made = _time_proofs(MerkleLog(_proposed_store_class()(engine)), indexes, leaves)
-        if proposed_made != made:
-            raise AssertionError("the proposed node lookup returned other proofs")
         for index, proof in zip(indexes, made, strict=True):
             verify_inclusion(
                 leaf_hash=leaf_hashes(index, index + 1)[0], index=index, size=leaves, proof=proof, root=root
@@ -310,7 +274,6 @@ def run_database(url: str, *, leaves: int, proofs: int, seed: int) -> dict[str, 
             "rss_mb": rss,
             "proof_ms_p50": _ms(statistics.median(times)),
             "proof_ms_p99": _ms(statistics.quantiles(times, n=100)[98]),
-            "proposed_proof_ms_p50": _ms(statistics.median(proposed_times)),
         }
     finally:
         engine.dispose()
@@ -389,7 +352,6 @@ def main(argv: list[str] | None = None) -> int:
         "gas_at_1m": gas_at_1m,
         "proof_ms_at_1m": proof_ms,
         "proof_ms_p99_at_1m": {name: db["proof_ms_p99"] for name, db in databases.items()},
-        "proof_ms_at_1m_proposed": {name: db["proposed_proof_ms_p50"] for name, db in databases.items()},
         "attestor_rss_mb": rss_mb,
         "attestor_rss_mb_by_size": {name: db["rss_mb"] for name, db in databases.items()},
         "db_build_s": {name: db["build_s"] for name, db in databases.items()},

@@ -403,17 +403,14 @@ class ChainReader:
     def latest_checkpoint(self) -> Checkpoint | None:
         """The last anchored checkpoint, or None before the first anchor.
 
-        Size, root, block and time are the contract's own state; the metaHash comes from the
-        epoch's ``Anchored`` event, checked against the stored commitment like
-        :meth:`checkpoint` does.
+        The contract's ``latest()`` gives the epoch count and the last epoch's block; the
+        fields come from that block's ``Anchored`` event and header, checked against the
+        stored commitment like :meth:`checkpoint` does.
         """
-        count, size, root, block, stamp = self._call("AnchorRegistry", "latest")
+        count, block, _ = self._call("AnchorRegistry", "latest")
         if count == 0:
             return None
-        found = self._verified_checkpoint(count - 1, block, timestamp=stamp)
-        if (found.tree_size, found.root) != (size, _b(root)):
-            raise CheckpointMismatchError(f"the Anchored event of epoch {count - 1} is not the contract's latest")
-        return found
+        return self._verified_checkpoint(count - 1, block)
 
     def checkpoint(self, epoch: int) -> Checkpoint:
         """The checkpoint of ``epoch``; ``ContractRevert('UnknownEpoch')`` if not anchored.
@@ -465,23 +462,18 @@ class ChainReader:
         args = (*_checkpoint_args(checkpoint), index, leaf_hash, list(proof))
         return bool(self._call("AnchorRegistry", "verifyInclusion", *args))
 
-    def _verified_checkpoint(self, epoch: int, block: int, *, timestamp: int | None = None) -> Checkpoint:
+    def _verified_checkpoint(self, epoch: int, block: int) -> Checkpoint:
         candidates = [e for e in self._anchored_in_block(block) if e.epoch == epoch]
         if not candidates:
             raise CheckpointMismatchError(f"no Anchored event for epoch {epoch} in block {block}")
         for event in candidates:
-            # The time is the block's: the contract's own for the latest epoch, else the header's.
-            if timestamp is None or event.block_number != block:
-                stamp = self._block_timestamp(event.block_number)
-            else:
-                stamp = timestamp
             found = Checkpoint(
                 epoch=epoch,
                 tree_size=event.tree_size,
                 root=event.root,
                 meta_hash=event.meta_hash,
                 block_number=event.block_number,
-                timestamp=stamp,
+                timestamp=self._block_timestamp(event.block_number),
             )
             if self.verify_checkpoint(found):
                 return found
@@ -727,13 +719,54 @@ class ChainClient(ChainReader):
 
     # anchoring
 
+    def _anchor_fn(
+        self,
+        *,
+        epoch: int,
+        tree_size: int,
+        root: bytes,
+        meta_hash: bytes,
+        proof: Sequence[bytes],
+        previous: Checkpoint | None,
+    ) -> Any:
+        _require_hashes(root=root, meta_hash=meta_hash, proof=proof)
+        fields = self._previous_fields(epoch, previous)
+        return self._contract("AnchorRegistry").functions.anchor(epoch, tree_size, root, meta_hash, fields, list(proof))
+
+    def _previous_fields(self, epoch: int, previous: Checkpoint | None) -> tuple[int, bytes, bytes, int, int]:
+        """The ``Previous`` argument of ``anchor``: the checkpoint of ``epoch - 1`` (read and
+        verified with :meth:`checkpoint` unless given), all zero for epoch 0 or when ``epoch - 1``
+        is not anchored (the contract then refuses the epoch with ``WrongEpoch``)."""
+        if previous is None and epoch > 0:
+            try:
+                previous = self.checkpoint(epoch - 1)
+            except ContractRevert as revert:
+                if revert.name != "UnknownEpoch":
+                    raise
+        if epoch == 0 and previous is not None:
+            raise ValueError("epoch 0 has no previous checkpoint")
+        if previous is None:
+            return (0, bytes(32), bytes(32), 0, 0)
+        if previous.epoch != epoch - 1:
+            raise ValueError(f"the previous checkpoint of epoch {epoch} is epoch {epoch - 1}, not {previous.epoch}")
+        _require_hashes(root=previous.root, meta_hash=previous.meta_hash, proof=())
+        return (previous.tree_size, previous.root, previous.meta_hash, previous.block_number, previous.timestamp)
+
     def check_anchor(
-        self, *, epoch: int, tree_size: int, root: bytes, meta_hash: bytes, proof: Sequence[bytes]
+        self,
+        *,
+        epoch: int,
+        tree_size: int,
+        root: bytes,
+        meta_hash: bytes,
+        proof: Sequence[bytes],
+        previous: Checkpoint | None = None,
     ) -> None:
         """Run the anchor as a call (nothing is sent): return if the contract would accept it,
-        raise its :class:`ContractRevert` if not."""
-        _require_hashes(root=root, meta_hash=meta_hash, proof=proof)
-        fn = self._contract("AnchorRegistry").functions.anchor(epoch, tree_size, root, meta_hash, list(proof))
+        raise its :class:`ContractRevert` if not. ``previous`` as for :meth:`send_anchor`."""
+        fn = self._anchor_fn(
+            epoch=epoch, tree_size=tree_size, root=root, meta_hash=meta_hash, proof=proof, previous=previous
+        )
         with _edge():
             fn.call({"from": self._account.address})
 
@@ -746,14 +779,21 @@ class ChainClient(ChainReader):
         meta_hash: bytes,
         proof: Sequence[bytes],
         nonce: int | None = None,
+        previous: Checkpoint | None = None,
     ) -> bytes:
         """Send the anchor transaction of ``epoch`` and return its hash without waiting.
+
+        The contract keeps no latest state: ``anchor`` takes the checkpoint of ``epoch - 1``
+        and checks it against that epoch's commitment. It is read from the chain with
+        :meth:`checkpoint` unless ``previous`` gives it (the caller then vouches for nothing:
+        a wrong one is refused with ``PreviousCheckpointMismatch``).
 
         A checkpoint the contract would refuse raises :class:`ContractRevert` here, before
         anything is sent (the gas estimate runs the call).
         """
-        _require_hashes(root=root, meta_hash=meta_hash, proof=proof)
-        fn = self._contract("AnchorRegistry").functions.anchor(epoch, tree_size, root, meta_hash, list(proof))
+        fn = self._anchor_fn(
+            epoch=epoch, tree_size=tree_size, root=root, meta_hash=meta_hash, proof=proof, previous=previous
+        )
         return self._send(fn, nonce=nonce)
 
     def wait_anchor(self, tx_hash: bytes, *, timeout: float | None = None) -> AnchorReceipt:
@@ -761,11 +801,21 @@ class ChainClient(ChainReader):
         return self.wait(tx_hash, timeout=timeout)
 
     def anchor(
-        self, *, epoch: int, tree_size: int, root: bytes, meta_hash: bytes, proof: Sequence[bytes]
+        self,
+        *,
+        epoch: int,
+        tree_size: int,
+        root: bytes,
+        meta_hash: bytes,
+        proof: Sequence[bytes],
+        previous: Checkpoint | None = None,
     ) -> AnchorReceipt:
-        """Anchor the checkpoint of ``epoch`` and wait until it is confirmed."""
+        """Anchor the checkpoint of ``epoch`` and wait until it is confirmed (``previous`` as
+        for :meth:`send_anchor`)."""
         return self.wait_anchor(
-            self.send_anchor(epoch=epoch, tree_size=tree_size, root=root, meta_hash=meta_hash, proof=proof)
+            self.send_anchor(
+                epoch=epoch, tree_size=tree_size, root=root, meta_hash=meta_hash, proof=proof, previous=previous
+            )
         )
 
     # devices

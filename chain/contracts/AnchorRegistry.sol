@@ -9,27 +9,34 @@ pragma solidity ^0.8.20;
 /// first must carry an RFC 9162 consistency proof from the previous one, verified here with the
 /// SHA-256 precompile (leaf prefix 0x00, node prefix 0x01). So the chain itself refuses a
 /// rewritten history, whoever holds the attestor key.
-/// @dev Storage, chosen for gas (one fresh slot per epoch is the floor of any registry that keeps
-/// every epoch verifiable on chain):
-/// - per epoch ONE slot, the record: `commitment (bytes24, high) | blockNumber (uint64, low)`,
-///   where commitment = the first 24 bytes of keccak256(abi.encode(epoch, treeSize, root,
-///   metaHash, blockNumber, timestamp)). The fields themselves are in the epoch's `Anchored`
-///   event, which a reader finds by the block kept next to the commitment (the timestamp is
-///   that block's), and checks with `verifyCheckpoint`. 192 bits resist collisions to 2^96
-///   work and second preimages to 2^192: nobody, the attestor included, can find a second
-///   checkpoint with the same commitment. A record is never zero (no transaction runs in
-///   block 0), so "epoch e exists" is "its record is non-zero".
-/// - the head: the latest checkpoint's treeSize, the epoch count, its block and its time, packed
-///   in one slot, and the latest root in another: what the next consistency check needs. Both
-///   are updated in place (a cold read, 2,100, and a non-zero write, 2,900, each).
+/// @dev Storage, chosen for gas: per epoch ONE slot and nothing else (one fresh slot per epoch
+/// is the floor of any registry that keeps every epoch verifiable on chain). The record:
+/// `commitment (bytes24, high) | blockNumber (uint64, low)`, where commitment = the first 24
+/// bytes of keccak256(abi.encode(epoch, treeSize, root, metaHash, blockNumber, timestamp)). The
+/// fields themselves are in the epoch's `Anchored` event, which a reader finds by the block kept
+/// next to the commitment (the timestamp is that block's), and checks with `verifyCheckpoint`.
+/// 192 bits resist collisions to 2^96 work and second preimages to 2^192: nobody, the attestor
+/// included, can find a second checkpoint with the same commitment. A record is never zero (no
+/// transaction runs in block 0), so "epoch e exists" is "its record is non-zero", and the
+/// anchored epochs are exactly 0 .. count - 1.
+/// There is no latest-state slot: `anchor` takes the previous checkpoint's fields as calldata
+/// and checks them against the previous epoch's record (cheaper than a head kept in storage:
+/// one cold read, against two cold reads and two writes), then verifies the consistency proof
+/// from them; the caller names the epoch, which must have no record while the one before has.
 contract AnchorRegistry {
+    /// @notice The previous checkpoint, as `anchor` takes it (its epoch is the anchored one - 1;
+    /// all zero for epoch 0).
+    struct Previous {
+        uint64 treeSize;
+        bytes32 root;
+        bytes32 metaHash;
+        uint64 blockNumber;
+        uint64 timestamp;
+    }
+
     /// @notice The only address allowed to anchor.
     address public immutable attestor;
 
-    /// @dev From the low bits up, 64 bits each: treeSize, count, blockNumber, timestamp. A plain
-    /// word rather than a struct: the struct's masked write re-reads the slot first.
-    uint256 private _head;
-    bytes32 private _latestRoot;
     mapping(uint256 epoch => bytes32 record) private _records;
 
     /// @notice Every field of the checkpoint but the block's own (number and time).
@@ -43,59 +50,82 @@ contract AnchorRegistry {
     error UnknownEpoch(uint64 epoch);
     /// @notice The checkpoint given to `verifyInclusion` is not the one anchored for its epoch.
     error CheckpointMismatch(uint64 epoch);
+    /// @notice The previous checkpoint given to `anchor` for `epoch` is not the one anchored for
+    /// epoch - 1 (for epoch 0: not all zero).
+    error PreviousCheckpointMismatch(uint64 epoch);
 
     constructor(address attestor_) {
         attestor = attestor_;
     }
 
     /// @notice Anchor the checkpoint of `epoch`: the log has `treeSize` leaves and root `root`;
-    /// `metaHash` is the SHA-256 of the epoch metadata. `consistencyProof` is the RFC 9162 proof
-    /// from the previous checkpoint to this one (empty for epoch 0).
+    /// `metaHash` is the SHA-256 of the epoch metadata. `previous` is the checkpoint of epoch - 1
+    /// exactly as anchored (all zero for epoch 0), `consistencyProof` the RFC 9162 proof from it
+    /// to this one (empty for epoch 0).
     function anchor(
         uint64 epoch,
         uint64 treeSize,
         bytes32 root,
         bytes32 metaHash,
+        Previous calldata previous,
         bytes32[] calldata consistencyProof
     ) external {
         if (msg.sender != attestor) revert NotAttestor();
-        uint256 head = _head;
-        uint64 previousSize = uint64(head);
-        uint64 epochCount = uint64(head >> 64);
-        if (epoch != epochCount) revert WrongEpoch(epochCount, epoch);
+        if (_records[epoch] != bytes32(0)) revert WrongEpoch(_count(), epoch);
+        bytes32 previousRecord;
+        if (epoch != 0) {
+            previousRecord = _records[epoch - 1];
+            if (previousRecord == bytes32(0)) revert WrongEpoch(_count(), epoch);
+        }
         if (root == bytes32(0)) revert ZeroRoot();
+        uint64 previousSize = previous.treeSize;
+        bytes32 previousRoot = previous.root;
+        if (epoch == 0) {
+            if (
+                previousSize != 0 ||
+                previousRoot != bytes32(0) ||
+                previous.metaHash != bytes32(0) ||
+                previous.blockNumber != 0 ||
+                previous.timestamp != 0
+            ) revert PreviousCheckpointMismatch(epoch);
+        } else if (
+            previousRecord !=
+            _record(
+                epoch - 1,
+                previousSize,
+                previousRoot,
+                previous.metaHash,
+                previous.blockNumber,
+                previous.timestamp
+            )
+        ) {
+            revert PreviousCheckpointMismatch(epoch);
+        }
         if (treeSize <= previousSize) revert TreeSizeNotGrowing(previousSize, treeSize);
-        if (epochCount == 0) {
+        if (epoch == 0) {
             if (consistencyProof.length != 0) revert InconsistentProof();
-        } else if (!_consistent(previousSize, treeSize, _latestRoot, root, consistencyProof)) {
+        } else if (!_consistent(previousSize, treeSize, previousRoot, root, consistencyProof)) {
             revert InconsistentProof();
         }
-        uint64 blockNumber = uint64(block.number);
-        uint64 timestamp = uint64(block.timestamp);
-        _records[epoch] = _record(epoch, treeSize, root, metaHash, blockNumber, timestamp);
-        _head =
-            uint256(treeSize) |
-            (uint256(epoch + 1) << 64) |
-            (uint256(blockNumber) << 128) |
-            (uint256(timestamp) << 192);
-        _latestRoot = root;
+        _records[epoch] = _record(epoch, treeSize, root, metaHash, uint64(block.number), uint64(block.timestamp));
         emit Anchored(epoch, treeSize, root, metaHash);
     }
 
-    /// @notice The number of anchored epochs (the next epoch number).
+    /// @notice The number of anchored epochs (the next epoch number): a search over the
+    /// records, O(log count) reads.
     function count() external view returns (uint64) {
-        return uint64(_head >> 64);
+        return _count();
     }
 
-    /// @notice The last checkpoint (its metaHash is in its `Anchored` event) and the number of
-    /// anchored epochs; all zero when none is.
-    function latest()
-        external
-        view
-        returns (uint64 epochCount, uint64 treeSize, bytes32 root, uint64 blockNumber, uint64 timestamp)
-    {
-        uint256 head = _head;
-        return (uint64(head >> 64), uint64(head), _latestRoot, uint64(head >> 128), uint64(head >> 192));
+    /// @notice The number of anchored epochs and the block and commitment of the last one (its
+    /// fields are in its `Anchored` event in that block); all zero when none is.
+    function latest() external view returns (uint64 epochCount, uint64 blockNumber, bytes24 lastCommitment) {
+        epochCount = _count();
+        if (epochCount != 0) {
+            bytes32 record = _records[epochCount - 1];
+            blockNumber = uint64(uint256(record));
+            lastCommitment = bytes24(record);
+        }
     }
 
     /// @notice The block in which `epoch` was anchored: its `Anchored` event is in that block.
@@ -144,6 +174,27 @@ contract AnchorRegistry {
             revert CheckpointMismatch(epoch);
         }
         return _included(treeSize, root, index, leafHash, proof);
+    }
+
+    /// @dev The first epoch without a record: the records are non-zero exactly for 0 .. count - 1,
+    /// so double a bound until it finds no record, then bisect.
+    function _count() private view returns (uint64) {
+        if (_records[0] == bytes32(0)) return 0;
+        uint256 low = 0; // anchored
+        uint256 high = 1; // the first bound probed
+        while (_records[high] != bytes32(0)) {
+            low = high;
+            high <<= 1;
+        }
+        while (high - low > 1) {
+            uint256 middle = (low + high) >> 1;
+            if (_records[middle] != bytes32(0)) {
+                low = middle;
+            } else {
+                high = middle;
+            }
+        }
+        return uint64(high);
     }
 
     /// @dev The record of an anchored epoch; reverts with UnknownEpoch when there is none.

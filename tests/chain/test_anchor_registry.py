@@ -45,6 +45,14 @@ def tampered(checkpoint: Checkpoint) -> Iterator[Checkpoint]:
         yield replace(checkpoint, epoch=checkpoint.epoch - 1)
 
 
+def previous_args(checkpoint: Checkpoint | None) -> tuple[int, bytes, bytes, int, int]:
+    """The ``Previous`` tuple ``anchor`` takes (all zero for None)."""
+    if checkpoint is None:
+        return (0, bytes(32), bytes(32), 0, 0)
+    c = checkpoint
+    return (c.tree_size, c.root, c.meta_hash, c.block_number, c.timestamp)
+
+
 # --- each custom error ----------------------------------------------------------------------------
 
 
@@ -66,8 +74,18 @@ def test_epochs_are_numbered_without_gaps(chain: Chain) -> None:
             chain.attestor.anchor(
                 epoch=epoch, tree_size=5, root=log.root(5), meta_hash=meta(1), proof=log.consistency_proof(3, 5)
             )
+    # A gap refused even with a previous checkpoint that is anchored (epoch 0's, for epoch 2).
+    first = chain.reader().checkpoint(0)
+    with reverts("WrongEpoch", expected=1, got=2):
+        chain.attestor.transact(
+            "AnchorRegistry", "anchor", 2, 5, log.root(5), meta(2), previous_args(first), log.consistency_proof(3, 5)
+        )
     anchor(chain.attestor, log, epoch=1, previous=3, size=5)
     assert chain.reader().epoch_count() == 2
+    with reverts("WrongEpoch", expected=2, got=1):  # a repeat, with its true previous checkpoint
+        chain.attestor.anchor(
+            epoch=1, tree_size=5, root=log.root(5), meta_hash=meta(1), proof=log.consistency_proof(3, 5), previous=first
+        )
 
 
 def test_zero_root_is_refused(chain: Chain) -> None:
@@ -90,6 +108,55 @@ def test_first_checkpoint_takes_no_proof(chain: Chain) -> None:
     log = grow(MerkleLog(), 4)
     with reverts("InconsistentProof"):
         chain.attestor.anchor(epoch=0, tree_size=4, root=log.root(), meta_hash=meta(0), proof=[log.root(2)])
+
+
+def test_a_wrong_previous_checkpoint_is_refused(chain: Chain) -> None:
+    log = grow(MerkleLog(), 9)
+    # Epoch 0 has no previous checkpoint: anything but all zeros is refused.
+    for field in range(5):
+        fields = list(previous_args(None))
+        fields[field] = 1 if field in (0, 3, 4) else meta(99)
+        with reverts("PreviousCheckpointMismatch", epoch=0):
+            chain.attestor.transact("AnchorRegistry", "anchor", 0, 4, log.root(4), meta(0), tuple(fields), [])
+    with pytest.raises(ValueError, match="no previous"):
+        chain.attestor.check_anchor(
+            epoch=0, tree_size=4, root=log.root(4), meta_hash=meta(0), proof=[], previous=reader_checkpoint_stub()
+        )
+    anchor(chain.attestor, log, epoch=0, previous=0, size=4)
+    first = chain.reader().checkpoint(0)
+    proof = log.consistency_proof(4, 9)
+    # Every field of the previous checkpoint changed in turn (the epoch's own proof would fit a
+    # smaller size too: still refused, the size is part of the commitment).
+    for wrong in tampered(first):
+        with reverts("PreviousCheckpointMismatch", epoch=1):
+            chain.attestor.check_anchor(
+                epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), proof=proof, previous=wrong
+            )
+    with pytest.raises(ValueError, match="is epoch 0, not 1"):
+        chain.attestor.check_anchor(
+            epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), proof=proof, previous=replace(first, epoch=1)
+        )
+    # Epoch 0's fields given as the previous checkpoint of epoch 1 under another epoch number
+    # (the commitment covers the epoch): refused by the contract.
+    with reverts("PreviousCheckpointMismatch", epoch=1):
+        chain.attestor.transact(
+            "AnchorRegistry",
+            "anchor",
+            1,
+            9,
+            log.root(9),
+            meta(1),
+            previous_args(replace(first, tree_size=5, root=log.root(5))),
+            log.consistency_proof(5, 9),
+        )
+    # The right one, given or looked up by the client, goes through.
+    chain.attestor.check_anchor(epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), proof=proof)
+    chain.attestor.anchor(epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), proof=proof, previous=first)
+    assert chain.reader().checkpoint(1).tree_size == 9
+
+
+def reader_checkpoint_stub() -> Checkpoint:
+    return Checkpoint(epoch=0, tree_size=1, root=meta(7), meta_hash=meta(8), block_number=1, timestamp=1)
 
 
 def test_unknown_epoch_in_views(chain: Chain) -> None:
@@ -171,6 +238,21 @@ def test_a_root_that_does_not_extend_the_checkpoint_is_refused(chain: Chain, pre
     refused(proof=log.consistency_proof(previous, size + 1))
     if previous > 1:
         refused(proof=log.consistency_proof(previous - 1, size))
+    # The fork from its own start: its previous checkpoint (the honest one with the fork's
+    # root) and its own proof, consistent with each other: refused, the previous checkpoint is
+    # not the anchored one, whoever sends it (the attestor's key here).
+    honest = chain.reader().checkpoint(0)
+    forged = replace(honest, root=fork.root(previous))
+    if forged != honest:
+        with reverts("PreviousCheckpointMismatch", epoch=1):
+            chain.attestor.anchor(
+                epoch=1,
+                tree_size=size,
+                root=fork.root(size),
+                meta_hash=meta(1),
+                proof=fork.consistency_proof(previous, size),
+                previous=forged,
+            )
     assert chain.reader().epoch_count() == 1
     # The honest checkpoint still goes through.
     anchor(chain.attestor, log, epoch=1, previous=previous, size=size)
@@ -275,17 +357,19 @@ def test_each_epoch_is_one_slot_committing_to_every_field(chain: Chain) -> None:
         assert len(commitment) == 24
         assert reader.commitment(epoch) == commitment == checkpoint.commitment()
         # The epoch's whole record: commitment (24 bytes) then block number (8 bytes), at the
-        # mapping slot keccak256(epoch . 2).
-        slot = int.from_bytes(keccak(epoch.to_bytes(32, "big") + (2).to_bytes(32, "big")), "big")
+        # mapping slot keccak256(epoch . 0).
+        slot = int.from_bytes(keccak(epoch.to_bytes(32, "big") + (0).to_bytes(32, "big")), "big")
         assert storage_word(chain, slot) == commitment + blocks[epoch].to_bytes(8, "big")
         assert reader.verify_checkpoint(checkpoint)
         for wrong in tampered(checkpoint):
             assert not reader.verify_checkpoint(wrong), wrong
-    # The head: treeSize | count | block | time packed in slot 0 (low to high), the root in slot 1.
-    head = int.from_bytes(storage_word(chain, 0), "big")
-    last = reader.checkpoint(2)
-    assert [(head >> shift) & (2**64 - 1) for shift in (0, 64, 128, 192)] == [40, 3, blocks[2], last.timestamp]
-    assert storage_word(chain, 1) == log.root(40)
+    # Nothing else: no head, no latest root (the first slots are empty); latest() is the count
+    # and the last record.
+    assert [storage_word(chain, slot) for slot in range(4)] == [bytes(32)] * 4
+    contract = chain.w3.eth.contract(
+        address=chain.deployment.anchor_registry.address, abi=load_artifact("AnchorRegistry").abi
+    )
+    assert tuple(contract.functions.latest().call()) == (3, blocks[2], reader.commitment(2))
 
 
 def test_checkpoint_refuses_events_that_do_not_match_the_commitment(
@@ -354,6 +438,7 @@ def test_a_long_run_of_checkpoints_verifies_on_chain(chain: Chain) -> None:
     previous = 0
     for epoch, size in enumerate(SIZES):
         anchor(chain.attestor, log, epoch=epoch, previous=previous, size=size)
+        assert reader.epoch_count() == epoch + 1  # found by searching the records
         latest = reader.latest_checkpoint()
         assert latest is not None
         assert (latest.epoch, latest.tree_size, latest.root, latest.meta_hash) == (
@@ -402,14 +487,15 @@ def test_gas_per_anchor_grows_with_log_of_the_size(chain: Chain) -> None:
         gas[size] = anchor(chain.attestor, log, epoch=epoch, previous=previous, size=size)
         proofs[size] = len(log.consistency_proof(previous, size))
         previous = size
-    # Epoch 0 writes three fresh slots (record, head, root); every later epoch one fresh slot and
-    # two in place: 22,100 + 2 x 5,000 + the intrinsic 21,000, the event, the calldata...
-    assert 85_000 < gas[1] < 95_000
-    assert 55_000 < gas[2] < 62_000
+    # Every epoch writes one fresh slot and nothing else: 22,100 + the intrinsic 21,000, the
+    # event, the calldata; every later epoch also reads the previous record (2,100) and checks
+    # the previous checkpoint given in calldata against it (its calldata, one keccak)...
+    assert 45_000 < gas[1] < 52_000
+    assert 50_000 < gas[2] < 57_000
     # ... and per proof element its calldata (~512) and one or two SHA-256 calls (~250 each).
     for size in list(gas)[2:]:
         assert gas[size] - gas[2] < (proofs[size] - proofs[2]) * 1_100, (size, gas)
-    assert max(list(gas.values())[1:]) < 75_000
+    assert max(list(gas.values())[1:]) < 70_000
 
 
 # --- sending and waiting apart; confirmations; reverts of mined transactions -------------------------
@@ -448,7 +534,7 @@ def test_a_mined_revert_is_decoded_with_its_transaction(chain: Chain) -> None:
     contract = w3.eth.contract(
         address=chain.deployment.anchor_registry.address, abi=load_artifact("AnchorRegistry").abi
     )
-    tx = contract.functions.anchor(5, 3, log.root(), meta(5), []).build_transaction(
+    tx = contract.functions.anchor(5, 3, log.root(), meta(5), previous_args(None), []).build_transaction(
         {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address), "gas": 200_000}
     )
     tx_hash = bytes(w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
