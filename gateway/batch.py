@@ -122,10 +122,7 @@ class BatchProcessor:
             devices = self._current_devices(conn, heads)
             self._classify(conn, candidates, devices, heads, writes, result)
             self._release_held(conn, devices, heads, writes, result)
-            stored_ms = self._clock_ms()
-            for row in writes.readings:
-                row["stored_ms"] = stored_ms
-            ingest.write_batch(conn, writes, heads.values())
+            ingest.write_batch(conn, writes, heads.values(), stored_ms=self._clock_ms())
         return result
 
     def close(self) -> None:
@@ -139,7 +136,7 @@ class BatchProcessor:
         writes = BatchWrites()
         now = self._clock_ms()
         with self._engine.begin() as conn:
-            device_ids = ingest.oldest_held_devices(conn)
+            device_ids = ingest.devices_with_held(conn)
             if not device_ids:
                 return result
             heads = ingest.lock_heads(conn, device_ids)
@@ -179,10 +176,7 @@ class BatchProcessor:
                     seq=row.seq,
                     head=head,
                 )
-            stored_ms = self._clock_ms()
-            for reading in writes.readings:
-                reading["stored_ms"] = stored_ms
-            ingest.write_batch(conn, writes, heads.values())
+            ingest.write_batch(conn, writes, heads.values(), stored_ms=self._clock_ms())
         return result
 
     # --- steps ----------------------------------------------------------------------------------

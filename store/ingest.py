@@ -166,7 +166,7 @@ def expired_held(conn: Connection, *, before_ms: int, limit: int = 1000) -> list
     )
 
 
-def oldest_held_devices(conn: Connection, *, limit: int = 1000) -> list[str]:
+def devices_with_held(conn: Connection, *, limit: int = 1000) -> list[str]:
     return [r[0] for r in conn.execute(select(HELD.c.device_id).distinct().limit(limit))]
 
 
@@ -175,7 +175,7 @@ def _insert_ignoring_conflicts(conn: Connection, table: Any, rows: list[dict[str
     conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
 
-_READING_COLUMNS = (
+_ROW_COLUMNS = (  # from each reading's row; stored_ms is the batch's commit time
     "device_id",
     "seq",
     "ts_ms",
@@ -187,8 +187,8 @@ _READING_COLUMNS = (
     "cost",
     "tariff_id",
     "received_ms",
-    "stored_ms",
 )
+_READING_COLUMNS = (*_ROW_COLUMNS, "stored_ms")
 _STATE_COLUMNS = ("last_seq", "last_hash", "last_ts_ms", "last_seen_ms", "readings", "quarantined", "duplicates")
 _SUMMED = ("readings", "energy_wh", "revenue", "cost", "online_s", "active_s")
 _HOURLY_COLUMNS = ("device_id", "hour_ms", "tariff_id", "asset", *_SUMMED)
@@ -215,14 +215,18 @@ def _statements(dialect: str) -> tuple[str, str, str]:
 _SQL = {name: _statements(name) for name in ("sqlite", "postgresql")}
 
 
-def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead]) -> None:
-    """Apply a classified batch: readings, quarantine, held changes, chain heads, hourly sums."""
+def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead], *, stored_ms: int) -> None:
+    """Apply a classified batch: readings (stamped ``stored_ms``, the commit time), quarantine,
+    held changes, chain heads, hourly sums."""
     reading_sql, state_sql, hourly_sql = _SQL[conn.dialect.name]
     if writes.readings:
         conn.exec_driver_sql(
             reading_sql,
             [
-                tuple(json.dumps(row[c], separators=(",", ":")) if c == "metrics" else row[c] for c in _READING_COLUMNS)
+                (
+                    *(json.dumps(row[c], separators=(",", ":")) if c == "metrics" else row[c] for c in _ROW_COLUMNS),
+                    stored_ms,
+                )
                 for row in writes.readings
             ],
         )
