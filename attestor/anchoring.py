@@ -43,6 +43,7 @@ class Anchored:
     epoch: int
     tx_hash: bytes | None
     block_number: int
+    block_timestamp: int
     gas_used: int | None
     recovered: bool  # found already on chain (a restart after the receipt)
 
@@ -100,11 +101,22 @@ class Anchorer:
             )
         tx_hash = bytes(row.tx_hash) if row.tx_hash is not None else None
         log.info("epoch %d was already anchored in block %d: recorded", number, onchain.block_number)
-        return self._mark(number, tx_hash, onchain.block_number, None, recovered=True)
+        return self._mark(number, tx_hash, onchain.block_number, None, recovered=True, timestamp=onchain.timestamp)
 
     def _mark(
-        self, number: int, tx_hash: bytes | None, block: int, gas: int | None, *, recovered: bool = False
+        self,
+        number: int,
+        tx_hash: bytes | None,
+        block: int,
+        gas: int | None,
+        *,
+        recovered: bool = False,
+        timestamp: int | None = None,
     ) -> Anchored:
+        # The block's time is part of the chain's commitment to the checkpoint: proof bundles
+        # carry it so an auditor can check the checkpoint in one call.
+        if timestamp is None:
+            timestamp = self._chain.block_timestamp(block)
         with self._engine.begin() as conn:
             conn.execute(
                 update(EPOCH)
@@ -113,11 +125,12 @@ class Anchorer:
                     status="anchored",
                     tx_hash=tx_hash,
                     block_number=block,
+                    block_timestamp=timestamp,
                     gas_used=gas,
                     anchored_ms=time.time_ns() // 1_000_000,
                 )
             )
-        return Anchored(number, tx_hash, block, gas, recovered)
+        return Anchored(number, tx_hash, block, timestamp, gas, recovered)
 
 
 __all__ = ["Anchored", "Anchorer", "ChainError", "ReconcileError"]

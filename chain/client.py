@@ -19,7 +19,7 @@ import ast
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cache
 from typing import Any, Final, Literal
@@ -46,6 +46,8 @@ from chain.errors import (
     ConfirmationTimeoutError,
     ContractRevert,
     DeploymentError,
+    NotDeployedError,
+    P256UnavailableError,
     TransactionFailedError,
 )
 from protocol.envelope import validate_device_id
@@ -63,6 +65,8 @@ __all__ = [
     "DeviceRegistration",
     "KeyEnd",
     "KeyRecord",
+    "OnchainReason",
+    "OnchainVerdict",
     "RegistrationConflictError",
     "TxReceipt",
     "asset_id_hash",
@@ -75,7 +79,7 @@ __all__ = [
 
 ALG_CODES: Final[dict[Algorithm, int]] = {"ed25519": 1, "es256": 2}
 _ALG_NAMES: Final[dict[int, Algorithm]] = {code: name for name, code in ALG_CODES.items()}
-ContractName = Literal["AnchorRegistry", "DeviceRegistry"]
+ContractName = Literal["AnchorRegistry", "DeviceRegistry", "ReadingVerifier"]
 _POLL_S: Final = 0.01
 _LOG_CHUNK: Final = 2_000
 """Blocks per eth_getLogs request: eth-tester slows down badly on wide ranges."""
@@ -215,6 +219,54 @@ class RegistrationConflictError(ChainError):
     """A device to register is already on chain with another key, asset or algorithm."""
 
 
+class OnchainReason(StrEnum):
+    """What the ReadingVerifier said of a reading: ``valid``, or the first check that failed
+    (they run in this order). Its ``Status`` codes 0-9, in the same order."""
+
+    VALID = "valid"
+    UNKNOWN_EPOCH = "unknown_epoch"
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"
+    INCLUSION = "inclusion"
+    MALFORMED = "malformed"
+    UNSUPPORTED_ALG = "unsupported_alg"
+    DEVICE_MISMATCH = "device_mismatch"
+    UNKNOWN_DEVICE = "unknown_device"
+    KEY_NOT_VALID = "key_not_valid"
+    SIGNATURE = "signature"
+
+
+_ONCHAIN_REASONS: Final = tuple(OnchainReason)
+_ONCHAIN_MESSAGES: Final[dict[OnchainReason, str]] = {
+    OnchainReason.VALID: "the reading is genuine: anchored, included, signed by the device's key valid at its time",
+    OnchainReason.UNKNOWN_EPOCH: "no checkpoint is anchored for this epoch",
+    OnchainReason.CHECKPOINT_MISMATCH: "the checkpoint is not the one anchored for its epoch",
+    OnchainReason.INCLUSION: "the reading is not included in the checkpoint's tree at this index"
+    " (or the proof is for another tree size)",
+    OnchainReason.MALFORMED: "the message bytes are not a canonical es256 message",
+    OnchainReason.UNSUPPORTED_ALG: "ed25519 readings are not verifiable on chain (the EVM has no Ed25519"
+    " precompile): verify them off chain",
+    OnchainReason.DEVICE_MISMATCH: "the message is another device's than the one named",
+    OnchainReason.UNKNOWN_DEVICE: "the device is not registered on chain",
+    OnchainReason.KEY_NOT_VALID: "no key of the device was valid at the reading's time, or it is signed with a"
+    " key of the device that was not valid then",
+    OnchainReason.SIGNATURE: "the signature does not verify under any key of the device",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OnchainVerdict:
+    """The ReadingVerifier's answer on one reading (:meth:`ChainReader.verify_reading_onchain`)."""
+
+    valid: bool
+    reason: OnchainReason
+    """``valid``, or the first check that failed."""
+
+    @property
+    def message(self) -> str:
+        """The reason in a sentence."""
+        return _ONCHAIN_MESSAGES[self.reason]
+
+
 # --- revert decoding -----------------------------------------------------------------------------
 
 _ERROR_STRING = bytes.fromhex("08c379a0")
@@ -227,7 +279,7 @@ def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
         _ERROR_STRING: ("Error", ["reason"], ["string"]),
         _PANIC: ("Panic", ["code"], ["uint256"]),
     }
-    for name in ("AnchorRegistry", "DeviceRegistry"):
+    for name in ("AnchorRegistry", "DeviceRegistry", "ReadingVerifier"):
         for item in load_artifact(name).abi:
             if item["type"] == "error":
                 inputs = item.get("inputs", [])
@@ -333,6 +385,8 @@ class ChainReader:
         self._deployment: Deployment | None = None
         self._anchor: Contract | None = None
         self._devices: Contract | None = None
+        self._verifier: Contract | None = None
+        self._p256: bool | None = None
         if deployment is not None:
             self._attach(deployment)
 
@@ -346,6 +400,15 @@ class ChainReader:
             address=Web3.to_checksum_address(deployment.device_registry.address),
             abi=load_artifact("DeviceRegistry").abi,
         )
+        verifier = deployment.reading_verifier
+        self._verifier = (
+            None
+            if verifier is None
+            else self._w3.eth.contract(
+                address=Web3.to_checksum_address(verifier.address), abi=load_artifact("ReadingVerifier").abi
+            )
+        )
+        self._p256 = None
 
     @property
     def web3(self) -> Web3:
@@ -358,6 +421,15 @@ class ChainReader:
         return self._deployment
 
     def _contract(self, name: ContractName) -> Contract:
+        if name == "ReadingVerifier":
+            if self._verifier is None:
+                if self._deployment is None:
+                    raise DeploymentError("no contracts attached: deploy() them or pass a deployment")
+                raise NotDeployedError(
+                    "the deployment has no ReadingVerifier (made before it existed): deploy one with"
+                    " ChainClient.deploy_reading_verifier(), or verify the reading off chain"
+                )
+            return self._verifier
         contract = self._anchor if name == "AnchorRegistry" else self._devices
         if contract is None:
             raise DeploymentError("no contracts attached: deploy() them or pass a deployment")
@@ -376,17 +448,21 @@ class ChainReader:
             return int(self._w3.eth.block_number)
 
     def verify_deployment(self) -> None:
-        """Raise :class:`DeploymentError` unless the chain id and the code at both addresses
-        are those of the deployment file and of the committed artifacts."""
+        """Raise :class:`DeploymentError` unless the chain id and the code at every address
+        are those of the deployment file and of the committed artifacts, and a ReadingVerifier
+        (when the deployment has one) reads the deployment's own registries."""
         deployment = self.deployment
         if self.chain_id() != deployment.chain_id:
             raise DeploymentError(
                 f"the node's chain id {self.chain_id()} is not the deployment's {deployment.chain_id}"
             )
-        for name, entry in (
+        entries: list[tuple[ContractName, ContractDeployment]] = [
             ("AnchorRegistry", deployment.anchor_registry),
             ("DeviceRegistry", deployment.device_registry),
-        ):
+        ]
+        if deployment.reading_verifier is not None:
+            entries.append(("ReadingVerifier", deployment.reading_verifier))
+        for name, entry in entries:
             artifact = load_artifact(name)
             with _edge():
                 code = bytes(self._w3.eth.get_code(Web3.to_checksum_address(entry.address)))
@@ -394,6 +470,18 @@ class ChainReader:
                 raise DeploymentError(f"the code at {entry.address} is not the committed {name}")
             if entry.artifact_sha256 != artifact.sha256:
                 raise DeploymentError(f"{name} was deployed from another artifact than the committed one")
+        if deployment.reading_verifier is not None:
+            # Its registries are immutables, masked out of the code comparison above.
+            for getter, entry in (
+                ("anchorRegistry", deployment.anchor_registry),
+                ("deviceRegistry", deployment.device_registry),
+            ):
+                used = Web3.to_checksum_address(self._call("ReadingVerifier", getter))
+                if used != Web3.to_checksum_address(entry.address):
+                    raise DeploymentError(
+                        f"the ReadingVerifier at {deployment.reading_verifier.address} reads {getter} {used},"
+                        f" not the deployment's {entry.address}"
+                    )
 
     # anchors
 
@@ -473,7 +561,7 @@ class ChainReader:
                 root=event.root,
                 meta_hash=event.meta_hash,
                 block_number=event.block_number,
-                timestamp=self._block_timestamp(event.block_number),
+                timestamp=self.block_timestamp(event.block_number),
             )
             if self.verify_checkpoint(found):
                 return found
@@ -484,7 +572,8 @@ class ChainReader:
     def _anchored_in_block(self, block: int) -> list[AnchoredEvent]:
         return self.anchored_events(from_block=block, to_block=block)
 
-    def _block_timestamp(self, block: int) -> int:
+    def block_timestamp(self, block: int) -> int:
+        """The time (seconds) in the header of block ``block``."""
         with _edge():
             return int(self._w3.eth.get_block(block)["timestamp"])
 
@@ -512,6 +601,65 @@ class ChainReader:
                 for log in logs
             )
         return found
+
+    # one reading, verified by the chain
+
+    def p256_available(self) -> bool:
+        """Whether the chain's P-256 precompile (0x100) verifies a known-good signature: asked
+        once, through the ReadingVerifier's ``p256Available``, then remembered by this reader.
+        False on eth-tester."""
+        if self._p256 is None:
+            self._p256 = bool(self._call("ReadingVerifier", "p256Available"))
+        return self._p256
+
+    def verify_reading_onchain(
+        self,
+        *,
+        message: bytes,
+        device_id: str,
+        leaf_index: int,
+        tree_size: int,
+        proof: Sequence[bytes],
+        checkpoint: Checkpoint,
+    ) -> OnchainVerdict:
+        """Ask the chain itself whether a reading is genuine: one ``eth_call`` of the
+        ReadingVerifier's ``verifyReading`` (after this reader's one-time precompile probe).
+
+        It checks, in order: ``checkpoint`` is the one anchored for its epoch; the leaf
+        SHA-256(0x00 || ``message``) is at ``leaf_index`` under its root, with ``tree_size`` the
+        checkpoint's; ``message`` is a canonical es256 message of ``device_id``; a key of that
+        device was valid at the reading's time (``ts_ms // 1000``) and the signature verifies
+        under it (P-256 precompile). The verdict names the first check that failed. Ed25519
+        readings get the verdict ``unsupported_alg`` (there is no Ed25519 precompile): a
+        verdict, not an error, because the answer is about the reading, not the chain.
+
+        Raises :class:`P256UnavailableError` on a chain without the P-256 precompile (such as
+        eth-tester: its answers would make every signature look forged),
+        :class:`NotDeployedError` when the deployment has no ReadingVerifier, and
+        ``ValueError`` for arguments that cannot be encoded.
+        """
+        if not isinstance(message, bytes):
+            raise ValueError("message must be bytes")
+        if not isinstance(device_id, str):
+            raise ValueError("device_id must be a string")
+        for name, value in (("leaf_index", leaf_index), ("tree_size", tree_size)):
+            if type(value) is not int or not 0 <= value < 2**64:
+                raise ValueError(f"{name} must be an integer in [0, 2**64), got {value!r}")
+        _require_hashes(root=checkpoint.root, meta_hash=checkpoint.meta_hash, proof=proof)
+        self._contract("ReadingVerifier")
+        if not self.p256_available():
+            raise P256UnavailableError()
+        args = (message, device_id, leaf_index, tree_size, list(proof), _checkpoint_args(checkpoint))
+        try:
+            status = int(self._call("ReadingVerifier", "verifyReading", *args))
+        except ContractRevert as revert:
+            if revert.name == "P256PrecompileMissing":
+                raise P256UnavailableError() from revert
+            raise
+        if not 0 <= status < len(_ONCHAIN_REASONS):
+            raise ChainError(f"the ReadingVerifier answered an unknown status {status}")
+        reason = _ONCHAIN_REASONS[status]
+        return OnchainVerdict(valid=reason is OnchainReason.VALID, reason=reason)
 
     # devices
 
@@ -685,37 +833,48 @@ class ChainClient(ChainReader):
     # deployment
 
     def deploy(self, *, attestor: str | None = None, admin: str | None = None) -> Deployment:
-        """Deploy both contracts (attestor and admin default to this account), attach them to
-        this client, and return the deployment (write it with
-        :func:`chain.deployment.write_deployment`)."""
+        """Deploy the AnchorRegistry, the DeviceRegistry and the ReadingVerifier over them
+        (attestor and admin default to this account), attach them to this client, and return
+        the deployment (write it with :func:`chain.deployment.write_deployment`)."""
         attestor = Web3.to_checksum_address(attestor or self.address)
         admin = Web3.to_checksum_address(admin or self.address)
-        deployed = []
-        for name, owner in (("AnchorRegistry", attestor), ("DeviceRegistry", admin)):
-            artifact = load_artifact(name)
-            factory = self._w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
-            tx_hash = self._send(factory.constructor(owner))
-            receipt = self.wait(tx_hash)
-            with _edge():
-                address = self._w3.eth.get_transaction_receipt(HexBytes(tx_hash))["contractAddress"]
-            if address is None:
-                raise DeploymentError(f"{name} deployment has no contract address")
-            deployed.append(
-                ContractDeployment(
-                    address=Web3.to_checksum_address(address),
-                    block=receipt.block_number,
-                    artifact_sha256=artifact.sha256,
-                )
-            )
+        anchor_registry = self._deploy_contract("AnchorRegistry", attestor)
+        device_registry = self._deploy_contract("DeviceRegistry", admin)
         deployment = Deployment(
             chain_id=self._chain(),
             attestor=attestor,
             admin=admin,
-            anchor_registry=deployed[0],
-            device_registry=deployed[1],
+            anchor_registry=anchor_registry,
+            device_registry=device_registry,
+            reading_verifier=self._deploy_contract("ReadingVerifier", anchor_registry.address, device_registry.address),
         )
         self._attach(deployment)
         return deployment
+
+    def deploy_reading_verifier(self) -> Deployment:
+        """Deploy a ReadingVerifier over the attached deployment's registries (one made before
+        the verifier existed), attach it, and return the deployment with it (write that with
+        :func:`chain.deployment.write_deployment`). Anyone may: it holds no privilege."""
+        current = self.deployment
+        verifier = self._deploy_contract(
+            "ReadingVerifier", current.anchor_registry.address, current.device_registry.address
+        )
+        deployment = replace(current, reading_verifier=verifier)
+        self._attach(deployment)
+        return deployment
+
+    def _deploy_contract(self, name: ContractName, *args: Any) -> ContractDeployment:
+        artifact = load_artifact(name)
+        factory = self._w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        tx_hash = self._send(factory.constructor(*args))
+        receipt = self.wait(tx_hash)
+        with _edge():
+            address = self._w3.eth.get_transaction_receipt(HexBytes(tx_hash))["contractAddress"]
+        if address is None:
+            raise DeploymentError(f"{name} deployment has no contract address")
+        return ContractDeployment(
+            address=Web3.to_checksum_address(address), block=receipt.block_number, artifact_sha256=artifact.sha256
+        )
 
     # anchoring
 

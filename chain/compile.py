@@ -41,7 +41,7 @@ CONTRACTS_DIR = CHAIN_DIR / "contracts"
 ARTIFACTS_DIR = CHAIN_DIR / "artifacts"
 SOLC_BRIDGE = CHAIN_DIR / "solc_compile.js"
 
-CONTRACTS = ("AnchorRegistry", "DeviceRegistry")
+CONTRACTS = ("AnchorRegistry", "DeviceRegistry", "ReadingVerifier")
 EVM_VERSION = "cancun"
 """Supported by anvil's default hardfork and by eth-tester's py-evm (Prague): both run it."""
 OPTIMIZER: Mapping[str, Any] = {"enabled": True, "runs": 10_000}

@@ -11,12 +11,15 @@ and read by the attestor and the auditor::
       "admin": "0x...",
       "contracts": {
         "AnchorRegistry": {"address": "0x...", "block": 1, "artifactSha256": "..."},
-        "DeviceRegistry": {"address": "0x...", "block": 2, "artifactSha256": "..."}
+        "DeviceRegistry": {"address": "0x...", "block": 2, "artifactSha256": "..."},
+        "ReadingVerifier": {"address": "0x...", "block": 3, "artifactSha256": "..."}
       }
     }
 
 ``artifactSha256`` is the SHA-256 of the committed artifact file the contract was deployed
 from; :meth:`chain.client.ChainReader.verify_deployment` checks the code on chain against it.
+``ReadingVerifier`` is optional: files written before it existed have none, still load, and
+:meth:`chain.client.ChainReader.verify_reading_onchain` then says it is not deployed.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from chain.errors import DeploymentError
 __all__ = ["DEPLOYMENT_FORMAT", "ContractDeployment", "Deployment", "read_deployment", "write_deployment"]
 
 DEPLOYMENT_FORMAT: Final = "assetproof-deployment/1"
-_NAMES: Final = ("AnchorRegistry", "DeviceRegistry")
+_REQUIRED: Final = ("AnchorRegistry", "DeviceRegistry")
+_OPTIONAL: Final = ("ReadingVerifier",)
+_NAMES: Final = _REQUIRED + _OPTIONAL
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,18 +57,22 @@ class Deployment:
     admin: str
     anchor_registry: ContractDeployment
     device_registry: ContractDeployment
+    reading_verifier: ContractDeployment | None = None
+    """None in a deployment made before the ReadingVerifier existed."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Other top-level keys found in the file, kept when it is rewritten."""
 
     @property
     def deployment_block(self) -> int:
-        """The first block that can hold an event of these contracts."""
+        """The first block that can hold an event of these contracts (the ReadingVerifier emits
+        none)."""
         return min(self.anchor_registry.block, self.device_registry.block)
 
     def to_json(self) -> str:
         contracts = {
             name: {"address": c.address, "block": c.block, "artifactSha256": c.artifact_sha256.hex()}
-            for name, c in zip(_NAMES, (self.anchor_registry, self.device_registry), strict=True)
+            for name, c in zip(_NAMES, (self.anchor_registry, self.device_registry, self.reading_verifier), strict=True)
+            if c is not None
         }
         data = {
             **self.extra,
@@ -82,7 +91,9 @@ class Deployment:
             data = json.loads(text)
             if data.get("format") != DEPLOYMENT_FORMAT:
                 raise DeploymentError(f"not an {DEPLOYMENT_FORMAT} file (format {data.get('format')!r})")
-            contracts = [_contract(data["contracts"][name], name) for name in _NAMES]
+            listed = data["contracts"]
+            contracts = [_contract(listed[name], name) for name in _REQUIRED]
+            verifier = _contract(listed[_OPTIONAL[0]], _OPTIONAL[0]) if _OPTIONAL[0] in listed else None
             known = {"format", "chainId", "deploymentBlock", "attestor", "admin", "contracts"}
             return cls(
                 chain_id=_int(data["chainId"], "chainId"),
@@ -90,6 +101,7 @@ class Deployment:
                 admin=_address(data["admin"], "admin"),
                 anchor_registry=contracts[0],
                 device_registry=contracts[1],
+                reading_verifier=verifier,
                 extra={k: v for k, v in data.items() if k not in known},
             )
         except DeploymentError:

@@ -22,6 +22,8 @@ __all__ = [
     "ContractRevert",
     "DeploymentError",
     "NodeError",
+    "NotDeployedError",
+    "P256UnavailableError",
     "TransactionFailedError",
 ]
 
@@ -95,3 +97,19 @@ class NodeError(ChainError):
 
 class DeploymentError(ChainError):
     """A deployment file is unreadable, or does not match the chain or the artifacts."""
+
+
+class NotDeployedError(DeploymentError):
+    """The deployment has no such contract (e.g. a file written before the ReadingVerifier
+    existed): deploy it, or check off chain."""
+
+
+class P256UnavailableError(ChainError):
+    """The chain has no P-256 verification precompile at 0x100 (EIP-7951 / RIP-7212), so no
+    es256 signature can be checked on it (eth-tester, for one)."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "this chain has no P-256 precompile (0x100): on-chain verification needs anvil or a chain with EIP-7951"
+        )

@@ -71,7 +71,12 @@ class FleetDevice:
 
 class SimClock:
     """Simulated time: ``start_ms`` plus the monotonic wall time elapsed since creation, times
-    ``acceleration`` (1440: a simulated day per wall minute)."""
+    ``acceleration`` (1440: a simulated day per wall minute).
+
+    An accelerated clock replays the past and never passes the wall clock: once it catches up
+    (or when a resumed fleet starts where the last run left off, at about now) it runs at wall
+    speed, so no reading is dated in the gateway's future.
+    """
 
     def __init__(self, start_ms: int, acceleration: float = 1.0) -> None:
         if acceleration <= 0:
@@ -88,11 +93,18 @@ class SimClock:
         return cls(max([start_ms, *ends]), acceleration)
 
     def now_ms(self) -> int:
-        return self.start_ms + int((time.monotonic() - self._t0) * 1000 * self.acceleration)
+        simulated = self.start_ms + int((time.monotonic() - self._t0) * 1000 * self.acceleration)
+        if self.acceleration > 1:
+            return min(simulated, time.time_ns() // 1_000_000)
+        return simulated
 
     def wall_s_until(self, sim_ms: int) -> float:
-        """Wall seconds until the simulated clock reaches ``sim_ms`` (0 if it has)."""
-        return max(0.0, (sim_ms - self.now_ms()) / 1000 / self.acceleration)
+        """Wall seconds until the simulated clock reaches ``sim_ms`` (0 if it has; at most that
+        long: callers check again)."""
+        now = self.now_ms()
+        if self.acceleration > 1 and now >= time.time_ns() // 1_000_000 - 1:
+            return max(0.0, (sim_ms - now) / 1000)  # caught up with the wall: real time
+        return max(0.0, (sim_ms - now) / 1000 / self.acceleration)
 
 
 def device_seed(fleet_seed: int, device_id: str) -> int:

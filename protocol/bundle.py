@@ -8,8 +8,12 @@ Wire form (byte strings as lowercase hex; Ethereum values ``0x``-prefixed as usu
      "leaf_index": 41, "tree_size": 250, "inclusion_proof": ["<hex>", ...],
      "checkpoint": {"epoch": 3, "tree_size": 250, "root": "<hex>", "meta_hash": "<hex>"},
      "metadata": {...epoch metadata...} or null,
-     "anchor": {"chain_id": 31337, "contract": "0x...", "tx_hash": "0x...", "block_number": 12}
-               or null}
+     "anchor": {"chain_id": 31337, "contract": "0x...", "tx_hash": "0x...", "block_number": 12,
+                "block_timestamp": 1763700000} or null}
+
+The anchor's block number and timestamp are part of what the chain commits to for a checkpoint
+(the AnchorRegistry stores a hash over the checkpoint's fields and its block), so a bundle that
+carries them can be checked against the chain in one call.
 
 :func:`verify_bundle_offline` checks everything that does not need the chain. What it cannot
 check, and an auditor must, is that the checkpoint is the one anchored on chain and that the
@@ -96,6 +100,8 @@ class Anchor:
     contract: str
     tx_hash: str
     block_number: int
+    block_timestamp: int
+    """The anchoring block's time, in seconds."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,11 +109,12 @@ class Anchor:
             "contract": self.contract,
             "tx_hash": self.tx_hash,
             "block_number": self.block_number,
+            "block_timestamp": self.block_timestamp,
         }
 
     @classmethod
     def from_json(cls, obj: object) -> Anchor:
-        f = _fields(obj, {"chain_id", "contract", "tx_hash", "block_number"}, "anchor")
+        f = _fields(obj, {"chain_id", "contract", "tx_hash", "block_number", "block_timestamp"}, "anchor")
         if not isinstance(f["contract"], str) or not _ADDRESS.fullmatch(f["contract"]):
             raise BundleError("anchor.contract must be a 0x-prefixed 20-byte address")
         if not isinstance(f["tx_hash"], str) or not _TX_HASH.fullmatch(f["tx_hash"]):
@@ -117,6 +124,7 @@ class Anchor:
             contract=f["contract"],
             tx_hash=f["tx_hash"],
             block_number=_int(f, "block_number", "anchor"),
+            block_timestamp=_int(f, "block_timestamp", "anchor"),
         )
 
 

@@ -25,6 +25,7 @@ from protocol.errors import InvalidProofError, RangeError, RootMismatchError
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "CompactRange",
     "MemoryNodeStore",
     "MerkleLog",
     "NodeId",
@@ -281,6 +282,12 @@ class MerkleLog:
         hashes = [self._frontier[level] for level, _ in ids] if size == self._size else self._store.get_nodes(ids)
         return _fold_right(hashes)
 
+    def compact_range(self, size: int) -> list[bytes]:
+        """The roots of the complete subtrees that make up the first ``size`` leaves, largest
+        first: what a :class:`CompactRange` needs to continue the log from ``size``."""
+        self._check_size(size)
+        return self._store.get_nodes(_decomposition(size, size.bit_length()))
+
     def leaf_hashes(self, start: int, end: int) -> list[bytes]:
         """The stored leaf hashes ``start .. end-1``."""
         if not 0 <= start <= end <= self._size:
@@ -318,6 +325,79 @@ class MerkleLog:
         if plan.ephemeral_at >= 0:
             proof.insert(plan.ephemeral_at, _fold_right(nodes[n:]))
         return proof
+
+
+class CompactRange:
+    """A log reduced to its right frontier: the roots of the complete subtrees covering leaves
+    ``0 .. size-1``, largest first (one per set bit of ``size``).
+
+    It appends leaves and gives the root in O(log n) memory, so an auditor can recompute the
+    checkpoints of a window of epochs from the window's leaves alone, seeded with the frontier
+    of the first epoch's start. An untrusted seed is harmless: a root computed from it only
+    matches an anchored root if the seed is the true frontier (SHA-256 second preimages).
+    """
+
+    __slots__ = ("_frontier", "_size")
+
+    def __init__(self, *, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        size = _require_size("size", size)
+        ids = _decomposition(size, size.bit_length())
+        if len(hashes) != len(ids):
+            raise InvalidProofError(f"a compact range of size {size} has {len(ids)} hashes, got {len(hashes)}")
+        for h in hashes:
+            _require_hash("compact range hash", h)
+        self._size = size
+        self._frontier: dict[int, bytes] = {level: bytes(h) for (level, _), h in zip(ids, hashes, strict=True)}
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def hashes(self) -> list[bytes]:
+        """The frontier, largest subtree first."""
+        return [self._frontier[level] for level in sorted(self._frontier, reverse=True)]
+
+    def extend(self, entries: Iterable[bytes]) -> None:
+        """Append leaves given as data (hashed here with the 0x00 prefix)."""
+        sha = _sha256
+        source = iter(entries)
+        while chunk := list(islice(source, _CHUNK)):
+            self._add([sha(b"\x00" + data).digest() for data in chunk])
+
+    def extend_hashes(self, leaf_hashes: Iterable[bytes]) -> None:
+        """Append leaves given as 32-byte leaf hashes."""
+        source = iter(leaf_hashes)
+        while chunk := list(islice(source, _CHUNK)):
+            for h in chunk:
+                _require_hash("leaf hash", h, error=RangeError)
+            self._add(chunk)
+
+    def _add(self, leaf_hashes: list[bytes]) -> None:
+        sha = _sha256
+        frontier = self._frontier
+        old_size = self._size
+        new_size = old_size + len(leaf_hashes)
+        if new_size >= MAX_TREE_SIZE:
+            raise RangeError("the log cannot grow past 2**64 leaves")
+        current = leaf_hashes
+        level = 0
+        while current:
+            seq = [frontier[level], *current] if (old_size >> level) & 1 else current
+            if (new_size >> level) & 1:
+                frontier[level] = current[-1]
+            else:
+                frontier.pop(level, None)
+            pairs = iter(seq)
+            current = [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
+            level += 1
+        self._size = new_size
+
+    def root(self) -> bytes:
+        """The tree head of the leaves so far."""
+        if self._size == 0:
+            return EMPTY_ROOT
+        return _fold_right(self.hashes)
 
 
 # --- whole-list helpers -------------------------------------------------------------------------

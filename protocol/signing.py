@@ -27,6 +27,7 @@ __all__ = [
     "P256_ORDER",
     "Algorithm",
     "DeviceKey",
+    "VerifyingKey",
     "parse_algorithm",
     "verify_signature",
 ]
@@ -66,24 +67,45 @@ def _load_public_key(alg: Algorithm, public_key: object) -> ed25519.Ed25519Publi
 def verify_signature(*, alg: str, public_key: bytes, message: bytes, signature: bytes) -> None:
     """Return if ``signature`` over ``message`` verifies under ``public_key``; raise a
     :class:`~protocol.errors.VerificationError` subclass otherwise, whatever the inputs."""
-    algorithm = parse_algorithm(alg)
-    key = _load_public_key(algorithm, public_key)
-    if not isinstance(message, bytes):
-        raise BadSignatureError(f"message must be bytes, got {type(message).__name__}")
-    if not isinstance(signature, bytes) or len(signature) != 64:
-        shown = f"{len(signature)} bytes" if isinstance(signature, bytes) else type(signature).__name__
-        raise BadSignatureError(f"a {algorithm} signature is 64 bytes, got {shown}")
-    try:
-        if isinstance(key, ed25519.Ed25519PublicKey):
-            key.verify(signature, message)
-            return
-        r = int.from_bytes(signature[:32], "big")
-        s = int.from_bytes(signature[32:], "big")
-        if not (0 < r < P256_ORDER and 0 < s < P256_ORDER):
-            raise BadSignatureError("es256 signature r or s is out of range")
-        key.verify(encode_dss_signature(r, s), message, _ECDSA_VERIFY)
-    except InvalidSignature:
-        raise BadSignatureError(f"{algorithm} signature does not verify") from None
+    VerifyingKey.from_bytes(alg, public_key).verify(message=message, signature=signature)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyingKey:
+    """A public key parsed once, for checking many signatures (an audit re-verifies every reading
+    of a device with the same key; parsing a P-256 point costs about as much as a verification)."""
+
+    alg: Algorithm
+    public_key: bytes
+    _key: ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey = field(repr=False, compare=False)
+
+    @classmethod
+    def from_bytes(cls, alg: str, public_key: bytes) -> VerifyingKey:
+        """The key, or :class:`~protocol.errors.InvalidKeyError` /
+        :class:`~protocol.errors.UnsupportedAlgorithmError`."""
+        algorithm = parse_algorithm(alg)
+        return cls(algorithm, public_key, _load_public_key(algorithm, public_key))
+
+    def verify(self, *, message: bytes, signature: bytes) -> None:
+        """Return if ``signature`` over ``message`` verifies; raise
+        :class:`~protocol.errors.BadSignatureError` otherwise."""
+        if not isinstance(message, bytes):
+            raise BadSignatureError(f"message must be bytes, got {type(message).__name__}")
+        if not isinstance(signature, bytes) or len(signature) != 64:
+            shown = f"{len(signature)} bytes" if isinstance(signature, bytes) else type(signature).__name__
+            raise BadSignatureError(f"a {self.alg} signature is 64 bytes, got {shown}")
+        key = self._key
+        try:
+            if isinstance(key, ed25519.Ed25519PublicKey):
+                key.verify(signature, message)
+                return
+            r = int.from_bytes(signature[:32], "big")
+            s = int.from_bytes(signature[32:], "big")
+            if not (0 < r < P256_ORDER and 0 < s < P256_ORDER):
+                raise BadSignatureError("es256 signature r or s is out of range")
+            key.verify(encode_dss_signature(r, s), message, _ECDSA_VERIFY)
+        except InvalidSignature:
+            raise BadSignatureError(f"{self.alg} signature does not verify") from None
 
 
 @dataclass(frozen=True, slots=True)

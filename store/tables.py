@@ -192,6 +192,7 @@ class Epoch(SQLModel, table=True):
     status: str = Field(default="closed", max_length=16, index=True)
     tx_hash: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     block_number: int | None = Field(default=None, sa_type=BigInteger)
+    block_timestamp: int | None = Field(default=None, sa_type=BigInteger, description="the anchoring block's time (s)")
     gas_used: int | None = Field(default=None, sa_type=BigInteger)
     closed_ms: int = Field(sa_type=BigInteger)
     anchored_ms: int | None = Field(default=None, sa_type=BigInteger)

@@ -66,6 +66,16 @@ class Chain:
 
 @pytest.fixture
 def chain(w3: Web3) -> Chain:
+    return deploy_chain(w3)
+
+
+@pytest.fixture
+def anvil_chain(anvil_node: AnvilNode) -> Chain:
+    """A fresh deployment on anvil only (for what eth-tester lacks, such as the P-256 precompile)."""
+    return deploy_chain(anvil_node.web3())
+
+
+def deploy_chain(w3: Web3) -> Chain:
     attestor_account, admin_account, stranger_account = (funded_account(w3) for _ in range(3))
     deployer = ChainClient(w3, account=funded_account(w3))
     deployment = deployer.deploy(attestor=attestor_account.address, admin=admin_account.address)

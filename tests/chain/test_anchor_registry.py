@@ -417,7 +417,7 @@ def test_checkpoint_refuses_events_that_do_not_match_the_commitment(
             reader.checkpoint(1)
     monkeypatch.undo()
     # A wrong time for the block.
-    monkeypatch.setattr(ChainReader, "_block_timestamp", lambda self, b: honest.timestamp + 1)
+    monkeypatch.setattr(ChainReader, "block_timestamp", lambda self, b: honest.timestamp + 1)
     with pytest.raises(CheckpointMismatchError, match="does not match"):
         reader.checkpoint(1)
     monkeypatch.undo()

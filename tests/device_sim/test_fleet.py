@@ -294,3 +294,12 @@ def test_provisioned_fleet_through_a_secured_broker(tmp_path: Path) -> None:
         body = decode_message(raw).body
         seen[body.device].append(body.seq)
     assert dict(seen) == {d.id: list(range(1, 21)) for d in devices}
+
+
+def test_an_accelerated_clock_never_passes_the_wall_clock() -> None:
+    """A resumed fleet starts where the last run stopped, about now: replaying at 600x from there
+    would date readings in the gateway's future (quarantined as clock_skew)."""
+    clock = SimClock(time.time_ns() // 1_000_000 - 1_000, acceleration=600)
+    time.sleep(0.05)  # 30 simulated seconds: past the wall clock if uncapped
+    assert clock.now_ms() <= time.time_ns() // 1_000_000
+    assert clock.wall_s_until(clock.now_ms() + 2_000) > 1.0  # real time from here on

@@ -5,6 +5,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol import merkle
 from protocol.bundle import Anchor, Checkpoint, ProofBundle, verify_bundle_offline
@@ -106,6 +108,21 @@ def test_metadata_round_trip_and_hash() -> None:
     assert _meta(quarantine_count=1).meta_hash != meta.meta_hash
 
 
+@given(
+    readings=st.integers(0, 2**40),
+    money=st.integers(0, 2**53 - 1),
+    name=st.from_regex(r"[a-z0-9][a-z0-9-]{0,62}", fullmatch=True),
+)
+def test_metadata_canonical_bytes_are_rfc8785(readings: int, money: int, name: str) -> None:
+    """The fast encoder behind meta_hash is byte-identical to RFC 8785 on everything the
+    metadata schema admits (ASCII names, integers up to 2**53 - 1, negative nets)."""
+    import rfc8785
+
+    totals = AssetTotals(readings=readings, energy_wh=money, revenue=money // 3, cost=money)
+    meta = _meta(leaves_to=readings, assets={name: totals}, end_ms=max(1_000, money))
+    assert meta.canonical_bytes() == rfc8785.dumps(meta.to_json())
+
+
 def test_metadata_rejections() -> None:
     good = _meta().to_json()
     cases: list[tuple[Any, str]] = [
@@ -154,7 +171,13 @@ def fixture_bundle() -> tuple[ProofBundle, list[Message], DeviceKey]:
         inclusion_proof=tuple(log.inclusion_proof(2, 4)),
         checkpoint=Checkpoint(epoch=3, tree_size=4, root=log.root(), meta_hash=meta.meta_hash),
         metadata=meta,
-        anchor=Anchor(chain_id=31337, contract="0x" + "ab" * 20, tx_hash="0x" + "cd" * 32, block_number=7),
+        anchor=Anchor(
+            chain_id=31337,
+            contract="0x" + "ab" * 20,
+            tx_hash="0x" + "cd" * 32,
+            block_number=7,
+            block_timestamp=1_763_700_000,
+        ),
     )
     return bundle, messages, key
 

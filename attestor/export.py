@@ -1,0 +1,137 @@
+"""The operator's side of the epoch export (``assetproof export``, and the API's
+``/v1/export/...``): the files of :mod:`protocol.export`, from the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import Engine, select
+
+from attestor.bundles import ChainContext, anchor_of
+from attestor.log_store import DbNodeStore
+from protocol.errors import AssetproofError
+from protocol.export import EXPORT_FILES, EpochCheckpoint, epoch_dir_name
+from protocol.merkle import MerkleLog
+from store.tables import Epoch, Quarantine, Reading
+
+__all__ = [
+    "EXPORT_FILES",
+    "ExportError",
+    "ExportSummary",
+    "checkpoint_document",
+    "epoch_dir_name",
+    "export_epochs",
+    "iter_leaves",
+    "metadata_bytes",
+    "quarantine_document",
+]
+
+READING = Reading.__table__  # type: ignore[attr-defined]
+EPOCH = Epoch.__table__  # type: ignore[attr-defined]
+QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
+
+_LEAF_PAGE: Final = 5_000
+
+
+class ExportError(AssetproofError):
+    """The epochs asked for cannot be exported (not closed, or none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSummary:
+    first: int
+    last: int
+    leaves: int
+    directory: Path
+
+
+def _epoch_row(engine: Engine, epoch: int) -> Any:
+    with engine.connect() as conn:
+        row = conn.execute(select(EPOCH).where(EPOCH.c.number == epoch)).first()
+    if row is None:
+        raise ExportError(f"epoch {epoch} is not closed")
+    return row
+
+
+def checkpoint_document(engine: Engine, *, epoch: int, chain: ChainContext | None) -> dict[str, Any]:
+    row = _epoch_row(engine, epoch)
+    log = MerkleLog(DbNodeStore(engine))
+    anchor = anchor_of(row, chain)
+    return EpochCheckpoint(
+        epoch=row.number,
+        tree_size=row.leaves_to,
+        root=bytes(row.root),
+        meta_hash=bytes(row.meta_hash),
+        frontier_size=row.leaves_from,
+        frontier=tuple(log.compact_range(row.leaves_from)),
+        consistency_proof=tuple(log.consistency_proof(row.leaves_from, row.leaves_to)),
+        anchor=None if anchor is None else anchor.to_json(),
+    ).to_json()
+
+
+def metadata_bytes(engine: Engine, *, epoch: int) -> bytes:
+    return bytes(_epoch_row(engine, epoch).metadata_json)
+
+
+def iter_leaves(engine: Engine, *, epoch: int) -> Iterator[bytes]:
+    """The epoch's messages in log order, read a page at a time."""
+    row = _epoch_row(engine, epoch)
+    start = row.leaves_from
+    while start < row.leaves_to:
+        end = min(start + _LEAF_PAGE, row.leaves_to)
+        with engine.connect() as conn:
+            page = conn.execute(
+                select(READING.c.raw)
+                .where(READING.c.log_index >= start, READING.c.log_index < end)
+                .order_by(READING.c.log_index)
+            ).all()
+        for (raw,) in page:
+            yield bytes(raw)
+        start = end
+
+
+def quarantine_document(engine: Engine, *, epoch: int) -> dict[str, Any]:
+    _epoch_row(engine, epoch)
+    with engine.connect() as conn:
+        digests = conn.execute(
+            select(QUARANTINE.c.raw_sha256).where(QUARANTINE.c.epoch == epoch).order_by(QUARANTINE.c.id)
+        ).all()
+    return {"digests": [bytes(d).hex() for (d,) in digests]}
+
+
+def export_epochs(
+    engine: Engine, *, first: int, last: int, directory: Path, chain: ChainContext | None
+) -> ExportSummary:
+    """Write epochs ``first..last`` (inclusive) under ``directory``, each folder complete before
+    it is renamed into place, so an interrupted export never leaves a half-written epoch."""
+    if first > last:
+        raise ExportError(f"empty epoch range {first}..{last}")
+    for epoch in range(first, last + 1):
+        _epoch_row(engine, epoch)
+    directory.mkdir(parents=True, exist_ok=True)
+    leaves = 0
+    for epoch in range(first, last + 1):
+        final = directory / epoch_dir_name(epoch)
+        partial = directory / (epoch_dir_name(epoch) + ".partial")
+        partial.mkdir(exist_ok=True)
+        (partial / "checkpoint.json").write_text(
+            json.dumps(checkpoint_document(engine, epoch=epoch, chain=chain), indent=1) + "\n"
+        )
+        (partial / "metadata.json").write_bytes(metadata_bytes(engine, epoch=epoch))
+        with (partial / "leaves").open("wb") as out:
+            for raw in iter_leaves(engine, epoch=epoch):
+                out.write(raw + b"\n")
+                leaves += 1
+        (partial / "quarantine.json").write_text(json.dumps(quarantine_document(engine, epoch=epoch)) + "\n")
+        if final.exists():
+            for name in EXPORT_FILES:
+                (final / name).unlink(missing_ok=True)
+            final.rmdir()
+        os.replace(partial, final)
+    return ExportSummary(first, last, leaves, directory)

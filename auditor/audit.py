@@ -1,0 +1,576 @@
+"""Audit a window of epochs from an export and the chain alone.
+
+For every epoch in the window the audit takes the checkpoint from the chain (the AnchorRegistry,
+checked against its commitment) and, from the untrusted export, the leaves, the metadata and the
+quarantine digests. It then
+
+- recomputes the checkpoint root from the leaves (the first epoch seeded with the exported
+  compact range, which only a root equal to the anchored one vindicates), and checks the exported
+  consistency proof from the previous checkpoint;
+- checks the metadata hashes to the anchored metaHash and covers exactly the epoch's leaves;
+- decodes every leaf, re-verifies its signature with the key the DeviceRegistry says was valid
+  at the reading's time, and prices it with the metadata's tariff under the asset the
+  DeviceRegistry gives the device: the per-asset totals must equal the metadata's;
+- recomputes the quarantine count and root;
+- follows every device's hash chain (``seq`` and ``prev``) across the window: gaps (a reading
+  withheld or lost), forks (a reading that repeats a seq or does not link to the one before) and
+  readings dated after the epoch that anchored them are listed by device and seq.
+
+Every problem is a :class:`Finding`; the audit passes when there are none.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from auditor.sources import ExportSource, read_json
+from auditor.verify import key_for_time
+from chain.client import ChainReader, KeyEnd, KeyRecord, asset_id_hash
+from chain.client import Checkpoint as ChainCheckpoint
+from chain.errors import CheckpointMismatchError, ContractRevert
+from protocol import merkle
+from protocol.cashflow import reading_cash_flow
+from protocol.envelope import GENESIS_PREV, Message, decode_message
+from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
+from protocol.errors import VerificationError
+from protocol.export import EpochCheckpoint, quarantine_digests, split_leaves
+from protocol.signing import VerifyingKey
+
+__all__ = ["AuditReport", "Finding", "audit_epochs", "verify_chunk"]
+
+DEFAULT_MAX_FUTURE_SKEW_MS: Final = 300_000
+"""The gateway's default: a reading may be dated this far ahead of the clock that accepts it."""
+_SIG_CHUNK: Final = 2_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    check: str
+    message: str
+    epoch: int | None = None
+    device: str | None = None
+    seq: int | None = None
+    leaf_index: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.as_dict().items() if v is not None}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "epoch": self.epoch,
+            "device": self.device,
+            "seq": self.seq,
+            "leaf_index": self.leaf_index,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class EpochResult:
+    epoch: int
+    tree_size: int
+    leaves: int
+    root: str
+    recomputed_root: str | None
+    block_number: int
+    assets: dict[str, dict[str, int]]
+    findings: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "tree_size": self.tree_size,
+            "leaves": self.leaves,
+            "root": self.root,
+            "recomputed_root": self.recomputed_root,
+            "block_number": self.block_number,
+            "assets": self.assets,
+            "findings": self.findings,
+        }
+
+
+@dataclass(slots=True)
+class DeviceChain:
+    """One device's hash chain as seen in the window."""
+
+    first_seq: int
+    last_seq: int
+    last_hash: bytes
+    readings: int = 1
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+    forks: list[int] = field(default_factory=list)
+    out_of_window: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "readings": self.readings,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "gaps": [list(g) for g in self.gaps],
+            "forks": self.forks,
+            "out_of_window": self.out_of_window,
+        }
+
+
+@dataclass(slots=True)
+class AuditReport:
+    first: int
+    last: int
+    source: str
+    epochs: list[EpochResult] = field(default_factory=list)
+    devices: dict[str, DeviceChain] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    leaves: int = 0
+    signatures_checked: int = 0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "epochs_audited": f"{self.first}..{self.last}",
+            "source": self.source,
+            "leaves": self.leaves,
+            "signatures_checked": self.signatures_checked,
+            "seconds": round(self.seconds, 3),
+            "findings": [f.to_json() for f in self.findings],
+            "epochs": [e.to_json() for e in self.epochs],
+            "devices": {name: chain.to_json() for name, chain in sorted(self.devices.items())},
+        }
+
+    def render(self) -> str:
+        """The report for people."""
+        lines = [
+            f"audit of epochs {self.first}..{self.last} from {self.source}: {'PASSED' if self.ok else 'FAILED'}",
+            f"{self.leaves} leaves, {self.signatures_checked} signatures re-verified,"
+            f" {len(self.devices)} devices, {self.seconds:.1f} s",
+            "",
+        ]
+        for e in self.epochs:
+            status = "ok" if e.findings == 0 else f"{e.findings} finding(s)"
+            lines.append(
+                f"epoch {e.epoch:>4}  size {e.tree_size:>9}  leaves {e.leaves:>7}  block {e.block_number:>7}  {status}"
+            )
+            for asset, totals in e.assets.items():
+                lines.append(
+                    f"      {asset:<24} readings {totals['readings']:>7}  energy {totals['energy_wh']:>12} Wh"
+                    f"  revenue {totals['revenue']:>12}  cost {totals['cost']:>12}  net {totals['net']:>12}"
+                )
+        incomplete = {d: c for d, c in self.devices.items() if c.gaps or c.forks or c.out_of_window}
+        lines.append("")
+        lines.append(
+            f"completeness: {len(self.devices) - len(incomplete)} of {len(self.devices)} devices have unbroken chains"
+        )
+        for device, c in sorted(incomplete.items()):
+            parts = []
+            if c.gaps:
+                parts.append("gaps " + ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in c.gaps))
+            if c.forks:
+                parts.append("forks at " + ", ".join(map(str, c.forks)))
+            if c.out_of_window:
+                parts.append("out of window " + ", ".join(map(str, c.out_of_window)))
+            lines.append(f"  {device}: " + "; ".join(parts))
+        if self.findings:
+            lines.append("")
+            lines.append(f"{len(self.findings)} finding(s):")
+            for f in self.findings:
+                where = " ".join(
+                    part
+                    for part in (
+                        f"epoch {f.epoch}" if f.epoch is not None else "",
+                        f"{f.device}#{f.seq}" if f.device is not None and f.seq is not None else (f.device or ""),
+                        f"leaf {f.leaf_index}" if f.leaf_index is not None else "",
+                    )
+                    if part
+                )
+                lines.append(f"  [{f.check}] {where + ': ' if where else ''}{f.message}")
+        return "\n".join(lines)
+
+
+@dataclass(slots=True)
+class _DeviceOnChain:
+    keys: list[KeyRecord]
+    asset_id: bytes
+    verifiers: dict[int, VerifyingKey] = field(default_factory=dict)
+
+    def key_at(self, at_s: int) -> KeyRecord | None:
+        return key_for_time(self.keys, at_s)
+
+    def verifier(self, key: KeyRecord) -> VerifyingKey:
+        found = self.verifiers.get(key.index)
+        if found is None:
+            found = self.verifiers[key.index] = VerifyingKey.from_bytes(key.alg, key.public_key)
+        return found
+
+
+class _Auditor:
+    def __init__(
+        self,
+        source: ExportSource,
+        chain: ChainReader,
+        *,
+        first: int,
+        last: int,
+        max_future_skew_ms: int,
+        verify_signatures: bool,
+        pool: ThreadPoolExecutor | None,
+    ) -> None:
+        self.source = source
+        self.chain = chain
+        self.report = AuditReport(first=first, last=last, source=source.describe())
+        self.max_future_skew_ms = max_future_skew_ms
+        self.verify_signatures = verify_signatures
+        self.pool = pool
+        self.devices: dict[str, _DeviceOnChain | None] = {}
+        self.from_genesis = first == 0
+
+    def find(self, check: str, message: str, **where: Any) -> None:
+        self.report.findings.append(Finding(check=check, message=message, **where))
+
+    def anchored(self, epoch: int) -> ChainCheckpoint | None:
+        try:
+            return self.chain.checkpoint(epoch)
+        except ContractRevert as exc:
+            if exc.name != "UnknownEpoch":
+                raise
+            self.find("not_anchored", "the epoch is not anchored on chain", epoch=epoch)
+        except CheckpointMismatchError as exc:
+            self.find("checkpoint_unverifiable", str(exc), epoch=epoch)
+        return None
+
+    def device(self, device_id: str) -> _DeviceOnChain | None:
+        if device_id not in self.devices:
+            try:
+                info = self.chain.device(device_id)
+            except ContractRevert as exc:
+                if exc.name != "UnknownDevice":
+                    raise
+                self.devices[device_id] = None
+            else:
+                self.devices[device_id] = _DeviceOnChain(self.chain.device_keys(device_id), info.asset_id)
+        return self.devices[device_id]
+
+    def run(self) -> AuditReport:
+        started = time.perf_counter()
+        report = self.report
+        previous: ChainCheckpoint | None = None
+        if report.first > 0:
+            previous = self.anchored(report.first - 1)
+        log: merkle.CompactRange | None = None
+        for epoch in range(report.first, report.last + 1):
+            before = len(report.findings)
+            anchored = self.anchored(epoch)
+            if anchored is None:
+                break
+            log = self.epoch(epoch, anchored=anchored, previous=previous, log=log)
+            report.epochs[-1].findings = len(report.findings) - before
+            previous = anchored
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def epoch(
+        self,
+        epoch: int,
+        *,
+        anchored: ChainCheckpoint,
+        previous: ChainCheckpoint | None,
+        log: merkle.CompactRange | None,
+    ) -> merkle.CompactRange | None:
+        """Audit one epoch; return the compact range after it (None when it cannot be trusted)."""
+        result = EpochResult(
+            epoch=epoch,
+            tree_size=anchored.tree_size,
+            leaves=0,
+            root=anchored.root.hex(),
+            recomputed_root=None,
+            block_number=anchored.block_number,
+            assets={},
+        )
+        self.report.epochs.append(result)
+        start = 0 if epoch == 0 else (previous.tree_size if previous is not None else None)
+
+        try:
+            doc: EpochCheckpoint | None = EpochCheckpoint.from_json(read_json(self.source, epoch, "checkpoint.json"))
+        except VerificationError as exc:
+            self.find("bad_export", f"checkpoint.json: {exc}", epoch=epoch)
+            doc = None
+        if doc is not None:
+            differing = [
+                name
+                for name, mine, theirs in (
+                    ("epoch", doc.epoch, epoch),
+                    ("tree_size", doc.tree_size, anchored.tree_size),
+                    ("root", doc.root, anchored.root),
+                    ("meta_hash", doc.meta_hash, anchored.meta_hash),
+                )
+                if mine != theirs
+            ]
+            if differing:
+                self.find(
+                    "checkpoint_mismatch",
+                    f"the exported checkpoint differs from the anchored one in {', '.join(differing)}"
+                    f" (anchored: size {anchored.tree_size}, root {anchored.root.hex()})",
+                    epoch=epoch,
+                )
+            if previous is not None:
+                try:
+                    merkle.verify_consistency(
+                        size1=previous.tree_size,
+                        size2=anchored.tree_size,
+                        proof=list(doc.consistency_proof),
+                        root1=previous.root,
+                        root2=anchored.root,
+                    )
+                except VerificationError as exc:
+                    self.find(
+                        "inconsistent",
+                        f"the consistency proof from epoch {epoch - 1} (size {previous.tree_size})"
+                        f" does not verify: {exc}",
+                        epoch=epoch,
+                    )
+
+        meta = self.metadata(epoch, anchored)
+        if meta is not None and start is not None and (meta.leaves_from, meta.leaves_to) != (start, anchored.tree_size):
+            self.find(
+                "leaf_range_mismatch",
+                f"the metadata covers leaves {meta.leaves_from}..{meta.leaves_to}; the chain says"
+                f" {start}..{anchored.tree_size}",
+                epoch=epoch,
+            )
+
+        if log is None:
+            if epoch == 0:
+                log = merkle.CompactRange()
+            elif doc is not None:
+                try:
+                    log = merkle.CompactRange(size=doc.frontier_size, hashes=doc.frontier)
+                except VerificationError as exc:
+                    self.find("bad_export", f"checkpoint.json frontier: {exc}", epoch=epoch)
+        try:
+            leaves = split_leaves(self.source.read(epoch, "leaves"))
+        except VerificationError as exc:
+            self.find("bad_export", f"leaves: {exc}", epoch=epoch)
+            return None
+        result.leaves = len(leaves)
+        self.report.leaves += len(leaves)
+        first_index = log.size if log is not None else (start or 0)
+        if log is not None:
+            log.extend(leaves)
+            recomputed = log.root()
+            result.recomputed_root = recomputed.hex()
+            if log.size != anchored.tree_size:
+                self.find(
+                    "leaf_count",
+                    f"the export has leaves up to tree size {log.size};"
+                    f" the anchored checkpoint has {anchored.tree_size}",
+                    epoch=epoch,
+                )
+            if recomputed != anchored.root:
+                self.find(
+                    "root_mismatch",
+                    f"the exported leaves do not hash to the anchored root: recomputed {recomputed.hex()},"
+                    f" anchored {anchored.root.hex()} (a leaf was altered, removed, added or reordered)",
+                    epoch=epoch,
+                )
+                log = None
+        self.readings(epoch, leaves, first_index=first_index, meta=meta, result=result)
+        self.quarantine(epoch, meta)
+        return log
+
+    def metadata(self, epoch: int, anchored: ChainCheckpoint) -> EpochMetadata | None:
+        try:
+            meta = EpochMetadata.parse(self.source.read(epoch, "metadata.json"))
+        except VerificationError as exc:
+            self.find("bad_export", f"metadata.json: {exc}", epoch=epoch)
+            return None
+        if meta.meta_hash != anchored.meta_hash or meta.epoch != epoch:
+            self.find(
+                "meta_hash_mismatch",
+                f"the exported metadata hashes to {meta.meta_hash.hex()}; the anchored metaHash is"
+                f" {anchored.meta_hash.hex()}",
+                epoch=epoch,
+            )
+        return meta
+
+    def readings(
+        self, epoch: int, leaves: Sequence[bytes], *, first_index: int, meta: EpochMetadata | None, result: EpochResult
+    ) -> None:
+        assets_by_id = {asset_id_hash(name): name for name in (meta.assets if meta is not None else {})}
+        totals: dict[str, AssetTotals] = {}
+        to_verify: list[tuple[Message, VerifyingKey, int]] = []
+        for offset, raw in enumerate(leaves):
+            index = first_index + offset
+            try:
+                message = decode_message(raw)
+            except VerificationError as exc:
+                self.find(
+                    "malformed_leaf",
+                    f"leaf is not a valid message ({exc.reason}): {exc}",
+                    epoch=epoch,
+                    leaf_index=index,
+                )
+                continue
+            body = message.body
+            where = {"epoch": epoch, "device": body.device, "seq": body.seq, "leaf_index": index}
+            self.follow_chain(message, where)
+            if meta is not None and body.ts_ms > meta.end_ms + self.max_future_skew_ms:
+                self.report.devices[body.device].out_of_window.append(body.seq)
+                self.find(
+                    "out_of_window",
+                    f"dated {body.ts_ms}, after the epoch closed at {meta.end_ms}",
+                    **where,
+                )
+            on_chain = self.device(body.device)
+            if on_chain is None:
+                self.find("unknown_device", "the device is not in the DeviceRegistry", **where)
+                continue
+            key = on_chain.key_at(body.ts_ms // 1000)
+            if key is None:
+                revoked = on_chain.keys[-1] if on_chain.keys and on_chain.keys[-1].end is KeyEnd.REVOKED else None
+                if revoked is not None and revoked.until_time is not None and body.ts_ms // 1000 >= revoked.until_time:
+                    self.find("key_revoked", f"signed after the device was revoked at {revoked.until_time}", **where)
+                else:
+                    self.find(
+                        "key_not_valid", "no registered key of the device was valid at the reading's time", **where
+                    )
+            elif key.alg != message.alg:
+                self.find("alg_mismatch", f"signed with {message.alg}; the registered key is {key.alg}", **where)
+            else:
+                to_verify.append((message, on_chain.verifier(key), index))
+            if meta is not None:
+                asset = assets_by_id.get(on_chain.asset_id)
+                if asset is None:
+                    self.find("unknown_asset", "the device's registered asset is not in the epoch metadata", **where)
+                    continue
+                flow = reading_cash_flow(body, meta.tariff)
+                totals[asset] = totals.get(asset, AssetTotals()).plus(
+                    readings=1, energy_wh=body.metrics["energy_wh"], revenue=flow.revenue, cost=flow.cost
+                )
+        if self.verify_signatures:
+            self.check_signatures(epoch, to_verify)
+        result.assets = {name: t.to_json() for name, t in sorted(totals.items())}
+        if meta is not None:
+            self.compare_totals(epoch, claimed=dict(meta.assets), recomputed=totals)
+
+    def follow_chain(self, message: Message, where: dict[str, Any]) -> None:
+        body = message.body
+        chain = self.report.devices.get(body.device)
+        if chain is None:
+            chain = self.report.devices[body.device] = DeviceChain(body.seq, body.seq, message.chain_hash)
+            if self.from_genesis and (body.seq != 1 or body.prev != GENESIS_PREV):
+                if body.seq > 1:
+                    chain.gaps.append((1, body.seq - 1))
+                    self.find("gap", f"the log has no reading 1..{body.seq - 1} of this device", **where)
+                else:
+                    chain.forks.append(body.seq)
+                    self.find("fork", "the device's first reading does not start its chain (prev is not zero)", **where)
+            return
+        chain.readings += 1
+        if body.seq <= chain.last_seq:
+            chain.forks.append(body.seq)
+            self.find("fork", f"seq {body.seq} again after seq {chain.last_seq}", **where)
+            return
+        if body.seq > chain.last_seq + 1:
+            chain.gaps.append((chain.last_seq + 1, body.seq - 1))
+            missing = chain.last_seq + 1 if body.seq == chain.last_seq + 2 else f"{chain.last_seq + 1}..{body.seq - 1}"
+            self.find("gap", f"reading(s) {missing} of this device are missing from the log", **where)
+        elif body.prev != chain.last_hash:
+            chain.forks.append(body.seq)
+            self.find("fork", f"prev does not link to seq {chain.last_seq} in the log", **where)
+        chain.last_seq, chain.last_hash = body.seq, message.chain_hash
+
+    def check_signatures(self, epoch: int, work: list[tuple[Message, VerifyingKey, int]]) -> None:
+        chunks = [work[i : i + _SIG_CHUNK] for i in range(0, len(work), _SIG_CHUNK)]
+        runner: Callable[[list[tuple[Message, VerifyingKey, int]]], list[tuple[Message, int, str]]] = verify_chunk
+        results = self.pool.map(runner, chunks) if self.pool is not None and len(chunks) > 1 else map(runner, chunks)
+        for failures in results:
+            for message, index, error in failures:
+                self.find(
+                    "bad_signature",
+                    f"the signature does not verify with the key registered on chain: {error}",
+                    epoch=epoch,
+                    device=message.body.device,
+                    seq=message.body.seq,
+                    leaf_index=index,
+                )
+        self.report.signatures_checked += len(work)
+
+    def compare_totals(
+        self, epoch: int, *, claimed: dict[str, AssetTotals], recomputed: dict[str, AssetTotals]
+    ) -> None:
+        for asset in sorted(claimed.keys() | recomputed.keys()):
+            mine = recomputed.get(asset, AssetTotals()).to_json()
+            theirs = claimed.get(asset, AssetTotals()).to_json()
+            wrong = [f"{k} claimed {theirs[k]}, recomputed {mine[k]}" for k in theirs if theirs[k] != mine[k]]
+            if wrong:
+                self.find("totals_mismatch", f"asset {asset}: " + "; ".join(wrong), epoch=epoch)
+
+    def quarantine(self, epoch: int, meta: EpochMetadata | None) -> None:
+        if meta is None:
+            return
+        try:
+            digests = quarantine_digests(read_json(self.source, epoch, "quarantine.json"))
+        except VerificationError as exc:
+            self.find("bad_export", f"quarantine.json: {exc}", epoch=epoch)
+            return
+        if len(digests) != meta.quarantine_count or quarantine_root(digests) != meta.quarantine_root:
+            self.find(
+                "quarantine_mismatch",
+                f"the exported quarantine ({len(digests)} digests) does not match the metadata's count"
+                f" {meta.quarantine_count} and root",
+                epoch=epoch,
+            )
+
+
+def verify_chunk(work: list[tuple[Message, VerifyingKey, int]]) -> list[tuple[Message, int, str]]:
+    """Verify each message with its key; the failures, with their leaf index and why."""
+    failures = []
+    for message, key, index in work:
+        try:
+            key.verify(message=message.signed_bytes, signature=message.signature)
+        except VerificationError as exc:
+            failures.append((message, index, str(exc)))
+    return failures
+
+
+def audit_epochs(
+    source: ExportSource,
+    *,
+    chain: ChainReader,
+    first: int,
+    last: int,
+    max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
+    verify_signatures: bool = True,
+    threads: int = 2,
+) -> AuditReport:
+    """Audit epochs ``first..last`` (inclusive) of ``source`` against ``chain``.
+
+    Problems with the export or the log are findings in the report; only an unreadable source
+    (:class:`~auditor.sources.SourceError`) or an unusable chain
+    (:class:`~chain.errors.ChainError`) raises.
+    """
+    if not 0 <= first <= last:
+        raise ValueError(f"bad epoch range {first}..{last}")
+    # pyca/cryptography releases the GIL while verifying: threads use every core.
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="audit-verify") if threads > 1 else None
+    try:
+        return _Auditor(
+            source,
+            chain,
+            first=first,
+            last=last,
+            max_future_skew_ms=max_future_skew_ms,
+            verify_signatures=verify_signatures,
+            pool=pool,
+        ).run()
+    finally:
+        if pool is not None:
+            pool.shutdown()

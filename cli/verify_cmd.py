@@ -1,0 +1,142 @@
+"""``assetproof verify BUNDLE.json``: an auditor's verdict on one reading, from the chain alone.
+
+Exit 0 valid, 1 invalid (naming the check that failed), 2 unusable input (unreadable file, bad
+bundle, unreachable RPC, unknown contracts), always one line of reason and never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from cli.chain_cmd import DeploymentOption, RpcOption
+from protocol.bundle import ProofBundle, verify_bundle_offline
+from protocol.errors import AssetproofError, BundleError, VerificationError
+
+EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
+
+
+def fail(code: int, message: str, *, as_json: bool, reason: str | None = None) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps({"valid": False, "reason": reason or "unusable_input", "error": message}))
+    else:
+        typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _time(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def verify(
+    bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE.json", help="A proof bundle.")],
+    rpc: RpcOption = "http://127.0.0.1:8545",
+    deployment: DeploymentOption = Path("var/deployment.json"),
+    confirmations: Annotated[int, typer.Option(min=1, help="Blocks the anchor must be buried under (1 = mined).")] = 1,
+    onchain: Annotated[
+        bool, typer.Option("--onchain", help="Also have the ReadingVerifier contract check it, in one eth_call.")
+    ] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Check only what needs no chain (signature, leaf, inclusion).")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Verify one reading's proof bundle against the chain: signature with the key registered at
+    the reading's time, leaf, inclusion in the anchored checkpoint, confirmations."""
+    try:
+        data = bundle_path.read_bytes()
+    except OSError as exc:
+        fail(EXIT_UNUSABLE, f"cannot read {bundle_path}: {exc.strerror or exc}", as_json=as_json)
+    try:
+        bundle = ProofBundle.parse(data)
+    except BundleError as exc:
+        fail(EXIT_UNUSABLE, f"not a usable bundle: {exc}", as_json=as_json)
+    if offline:
+        _offline(bundle, as_json=as_json)
+        return
+
+    from auditor.verify import verify_bundle
+    from chain.errors import ChainError
+    from chain.rpc import connect_reader
+
+    try:
+        reader = connect_reader(rpc, deployment=deployment)
+        verdict = verify_bundle(bundle, chain=reader, min_confirmations=confirmations)
+    except VerificationError as exc:
+        fail(EXIT_INVALID, f"INVALID ({exc.reason}): {exc}", as_json=as_json, reason=exc.reason)
+    except ChainError as exc:
+        fail(EXIT_UNUSABLE, f"cannot check against the chain: {exc}", as_json=as_json)
+    result = verdict.to_json()
+    if onchain:
+        result["onchain"] = _onchain(reader, bundle, as_json=as_json)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    body = verdict.message.body
+    cp = verdict.checkpoint
+    lines = [
+        f"VALID: {body.device} seq {body.seq} ({body.kind}, {_time(body.ts_ms / 1000)}, {body.window_s} s window)",
+        f"  signature: {verdict.key.alg} key #{verdict.key.index} registered on chain, valid at the reading's time"
+        + ("" if verdict.bundle_key_matches else " (the bundle named another key: ignored)"),
+        f"  inclusion: leaf {verdict.leaf_index} of epoch {cp.epoch}'s checkpoint (tree size {cp.tree_size},"
+        f" root {cp.root.hex()[:16]}…)",
+        f"  anchored: block {cp.block_number} at {_time(cp.timestamp)}, {verdict.confirmations} confirmation(s)",
+        "  metrics: " + ", ".join(f"{k}={v}" for k, v in body.metrics.items()),
+    ]
+    if verdict.cash_flow is not None:
+        flow = verdict.cash_flow
+        lines.append(
+            f"  cash flow ({verdict.currency} minor units, tariff {verdict.tariff_id}):"
+            f" revenue {flow.revenue}, cost {flow.cost}, net {flow.net}"
+        )
+    if onchain:
+        lines.append(f"  on chain: {result['onchain']['message']}")
+    typer.echo("\n".join(lines))
+
+
+def _onchain(reader: Any, bundle: ProofBundle, *, as_json: bool) -> dict[str, Any]:
+    from auditor.verify import onchain_check
+    from chain.errors import ChainError
+
+    try:
+        outcome = onchain_check(reader, bundle)
+    except VerificationError as exc:
+        fail(EXIT_INVALID, f"INVALID on chain ({exc.reason}): {exc}", as_json=as_json, reason=exc.reason)
+    except ChainError as exc:
+        fail(EXIT_UNUSABLE, f"cannot verify on chain: {exc}", as_json=as_json)
+    return outcome
+
+
+def _offline(bundle: ProofBundle, *, as_json: bool) -> None:
+    try:
+        verify_bundle_offline(bundle)
+    except VerificationError as exc:
+        fail(EXIT_INVALID, f"INVALID ({exc.reason}): {exc}", as_json=as_json, reason=exc.reason)
+    except AssetproofError as exc:  # pragma: no cover - every bundle failure is a VerificationError
+        fail(EXIT_UNUSABLE, str(exc), as_json=as_json)
+    body = bundle.decoded_message().body
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "valid": True,
+                    "checked": ["canonical", "signature", "leaf", "inclusion"]
+                    + (["metadata"] if bundle.metadata else []),
+                    "device": body.device,
+                    "seq": body.seq,
+                    "ts_ms": body.ts_ms,
+                    "metrics": dict(body.metrics),
+                    "epoch": bundle.checkpoint.epoch,
+                    "onchain_checked": False,
+                }
+            )
+        )
+    else:
+        typer.echo(
+            f"VALID offline: {body.device} seq {body.seq} is leaf {bundle.leaf_index} of checkpoint "
+            f"{bundle.checkpoint.epoch} (tree size {bundle.tree_size}); the chain was not consulted"
+        )
