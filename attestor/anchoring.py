@@ -28,6 +28,7 @@ from chain.client import ChainClient
 from chain.errors import ChainError, ConfirmationTimeoutError
 from protocol.errors import AssetproofError
 from protocol.merkle import MerkleLog
+from store.cashflow import record_attested
 from store.tables import Epoch
 
 log = logging.getLogger("assetproof.attestor")
@@ -118,9 +119,9 @@ class Anchorer:
         if timestamp is None:
             timestamp = self._chain.block_timestamp(block)
         with self._engine.begin() as conn:
-            conn.execute(
+            marked = conn.execute(
                 update(EPOCH)
-                .where(EPOCH.c.number == number)
+                .where(EPOCH.c.number == number, EPOCH.c.status != "anchored")
                 .values(
                     status="anchored",
                     tx_hash=tx_hash,
@@ -130,6 +131,10 @@ class Anchorer:
                     anchored_ms=time.time_ns() // 1_000_000,
                 )
             )
+            # The attested sums move with the status, in one transaction, and only on the
+            # transition: adding an epoch's readings twice would overstate attested cash flow.
+            if marked.rowcount == 1:
+                record_attested(conn, epoch=number)
         return Anchored(number, tx_hash, block, timestamp, gas, recovered)
 
 

@@ -13,23 +13,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prometheus_client import Counter, Gauge
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from attestor.anchoring import Anchorer
 from attestor.epochs import EpochBuilder, EpochPolicy
 from attestor.leader import LeaderLock
+from attestor.metrics import (
+    ANCHOR_SECONDS,
+    CHAIN_ERRORS,
+    EPOCHS_ANCHORED,
+    EPOCHS_CLOSED,
+    GAS_USED,
+    LAST_ANCHORED_EPOCH,
+    LEADING,
+    LOG_SIZE,
+    PENDING_EPOCHS,
+    READINGS_APPENDED,
+)
 from chain.client import ChainClient
 from chain.errors import ChainError, ContractRevert
+from store.tables import Epoch
 
 log = logging.getLogger("assetproof.attestor")
-
-EPOCHS_CLOSED = Counter("assetproof_attestor_epochs_closed_total", "Epochs closed")
-EPOCHS_ANCHORED = Counter("assetproof_attestor_epochs_anchored_total", "Epochs anchored on chain")
-GAS_USED = Counter("assetproof_attestor_gas_used_total", "Gas spent on anchors")
-CHAIN_ERRORS = Counter("assetproof_attestor_chain_errors_total", "Chain calls that failed (retried)")
-LOG_SIZE = Gauge("assetproof_attestor_log_size", "Leaves in the Merkle log")
-PENDING_EPOCHS = Gauge("assetproof_attestor_epochs_pending", "Closed epochs not anchored yet")
+EPOCH = Epoch.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -61,6 +67,7 @@ class Attestor:
         """One round of database work: append everything pending, close what is due."""
         while appended := self._builder.append_pending():
             self.stats.appended += appended
+            READINGS_APPENDED.inc(appended)
         while closed := self._builder.close_due_epoch(now_ms=self._clock_ms()):
             self.stats.closed += 1
             EPOCHS_CLOSED.inc()
@@ -72,13 +79,26 @@ class Attestor:
                 closed.metadata.quarantine_count,
             )
         LOG_SIZE.set(self._builder.log().size)
+        self._count_pending()
+
+    def _count_pending(self) -> None:
+        with self._engine.connect() as conn:
+            pending = conn.execute(select(func.count()).select_from(EPOCH).where(EPOCH.c.status != "anchored"))
+            PENDING_EPOCHS.set(pending.scalar_one())
 
     def anchor_all(self) -> None:
-        while anchored := self._anchorer.anchor_next():
+        while True:
+            started = time.perf_counter()
+            anchored = self._anchorer.anchor_next()
+            if anchored is None:
+                break
+            ANCHOR_SECONDS.observe(time.perf_counter() - started)
             self.stats.anchored += 1
             EPOCHS_ANCHORED.inc()
+            LAST_ANCHORED_EPOCH.set(anchored.epoch)
             if anchored.gas_used:
                 GAS_USED.inc(anchored.gas_used)
+            self._count_pending()
             log.info("anchored epoch %d in block %d (gas %s)", anchored.epoch, anchored.block_number, anchored.gas_used)
 
     def run(self, stop: threading.Event) -> AttestorStats:
@@ -87,20 +107,25 @@ class Attestor:
             if not lock.acquire(stop):
                 return self.stats
             log.info("leading")
+            LEADING.set(1)
             backoff = 0.5
             next_chain_try = 0.0
-            while not stop.is_set():
-                self.step()
-                if time.monotonic() >= next_chain_try:
-                    try:
-                        self.anchor_all()
-                        backoff = 0.5
-                    except ContractRevert:
-                        raise  # the chain refused a checkpoint: a person must look
-                    except ChainError as exc:
-                        CHAIN_ERRORS.inc()
-                        log.warning("chain unavailable (%s): retrying in %.1f s", exc, backoff)
-                        next_chain_try = time.monotonic() + backoff
-                        backoff = min(backoff * 2, 30.0)
-                stop.wait(self._tick_s)
+            try:
+                while not stop.is_set():
+                    self.step()
+                    if time.monotonic() >= next_chain_try:
+                        try:
+                            self.anchor_all()
+                            backoff = 0.5
+                        except ContractRevert:
+                            CHAIN_ERRORS.labels(kind="revert").inc()
+                            raise  # the chain refused a checkpoint: a person must look
+                        except ChainError as exc:
+                            CHAIN_ERRORS.labels(kind="unavailable").inc()
+                            log.warning("chain unavailable (%s): retrying in %.1f s", exc, backoff)
+                            next_chain_try = time.monotonic() + backoff
+                            backoff = min(backoff * 2, 30.0)
+                    stop.wait(self._tick_s)
+            finally:
+                LEADING.set(0)
         return self.stats

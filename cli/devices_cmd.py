@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -95,76 +95,26 @@ def provision(
 ) -> None:
     """Create device keys, register the devices (in the store and, when contracts are deployed,
     on chain, where auditors learn them), and let each publish on its own topic only."""
-    from device_sim.broker_auth import add_devices, write_broker_auth
-    from device_sim.keystore import Keystore
-    from device_sim.provision import provision as make_devices
-    from protocol.envelope import DeviceKind
-    from protocol.epoch import validate_asset_name
     from protocol.errors import AssetproofError
-    from store.devices import NewDevice, ensure_asset, register_devices
 
-    try:
-        device_kind = DeviceKind(kind)
-        validate_asset_name(asset)
-    except (ValueError, AssetproofError) as exc:
-        raise _fail(str(exc)) from None
     engine = _engine(database)
-    store = Keystore(keystore)
-    broker_auth.mkdir(mode=0o700, parents=True, exist_ok=True)
+    chain = _chain(deployment, rpc, key)
     try:
-        ensure_asset(engine, name=asset, kind=device_kind.value, now_ms=_now_ms())
-        devices = make_devices(store, kind=device_kind, count=count, asset=asset, alg=alg, window_s=window, seed=seed)
+        devices = provision_fleet(
+            engine=engine,
+            keystore=keystore,
+            broker_auth=broker_auth,
+            chain=chain,
+            kind=kind,
+            count=count,
+            asset=asset,
+            alg=alg,
+            window=window,
+            seed=seed,
+        )
     except AssetproofError as exc:
         raise _fail(str(exc)) from None
-    try:
-        register_devices(
-            engine,
-            asset=asset,
-            devices=[
-                NewDevice(
-                    id=d.id, kind=d.kind.value, alg=d.alg, public_key=d.public_key, rating=d.rating, window_s=d.window_s
-                )
-                for d in devices
-            ],
-            now_ms=_now_ms(),
-        )
-    except AssetproofError as exc:
-        for d in devices:
-            store.path(d.id).unlink(missing_ok=True)
-        raise _fail(f"{exc} (the new keys were removed again)") from None
-
-    chain = _chain(deployment, rpc, key)
-    if chain is not None:
-        from chain.client import DeviceRegistration
-        from chain.errors import ChainError
-
-        try:
-            # Before any device signs: a key is valid on chain from its registration block on.
-            chain.register_devices(
-                DeviceRegistration(device_id=d.id, asset=asset, alg=d.alg, public_key=d.public_key) for d in devices
-            )
-        except ChainError as exc:
-            raise _fail(
-                f"registered in the store but not on chain: {exc}. Run the same provision again after fixing the chain;"
-                " devices already on chain are skipped"
-            ) from None
-
-    passwords, acl, gateway_file = broker_files(broker_auth)
-    credentials = {d.id: d.mqtt_password for d in devices}
-    if passwords.exists() and acl.exists():
-        add_devices(password_file=passwords, acl_file=acl, devices=credentials)
-    else:
-        from device_sim.keystore import write_private_file
-
-        gateway_password = secrets.token_urlsafe(24)
-        write_broker_auth(
-            password_file=passwords,
-            acl_file=acl,
-            devices=credentials,
-            gateway_user=GATEWAY_USER,
-            gateway_password=gateway_password,
-        )
-        write_private_file(gateway_file, json.dumps({"username": GATEWAY_USER, "password": gateway_password}).encode())
+    device_kind = devices[0].kind
     engine.dispose()
     console.print(
         f"provisioned {len(devices)} {device_kind.value} device(s) in asset [bold]{asset}[/]: "
@@ -261,3 +211,86 @@ def rotate(
     finally:
         engine.dispose()
     console.print(f"rotated the key of {device_id}")
+
+
+def provision_fleet(
+    *,
+    engine: Any,
+    keystore: Path,
+    broker_auth: Path,
+    chain: Any,
+    kind: str,
+    count: int,
+    asset: str,
+    alg: str = "ed25519",
+    window: int = 60,
+    seed: int = 0,
+) -> list[Any]:
+    """Provision ``count`` devices of ``kind`` in ``asset``: keys in ``keystore``, rows in the store
+    behind ``engine``, keys on chain when ``chain`` (a ``ChainClient``) is given, and the broker's
+    password and ACL files in ``broker_auth``. Raises ``AssetproofError`` with what went wrong.
+    Returns the ``device_sim.provision.ProvisionedDevice`` list."""
+    from device_sim.broker_auth import add_devices, write_broker_auth
+    from device_sim.keystore import Keystore, write_private_file
+    from device_sim.provision import provision as make_devices
+    from protocol.envelope import DeviceKind
+    from protocol.epoch import validate_asset_name
+    from protocol.errors import AssetproofError, MalformedError
+    from store.devices import NewDevice, ensure_asset, register_devices
+
+    try:
+        device_kind = DeviceKind(kind)
+    except ValueError:
+        raise MalformedError(f"kind must be solar, charger or miner, got {kind!r}") from None
+    validate_asset_name(asset)
+    store = Keystore(keystore)
+    broker_auth.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_asset(engine, name=asset, kind=device_kind.value, now_ms=_now_ms())
+    devices = make_devices(store, kind=device_kind, count=count, asset=asset, alg=alg, window_s=window, seed=seed)
+    try:
+        register_devices(
+            engine,
+            asset=asset,
+            devices=[
+                NewDevice(
+                    id=d.id, kind=d.kind.value, alg=d.alg, public_key=d.public_key, rating=d.rating, window_s=d.window_s
+                )
+                for d in devices
+            ],
+            now_ms=_now_ms(),
+        )
+    except AssetproofError as exc:
+        for d in devices:
+            store.path(d.id).unlink(missing_ok=True)
+        raise AssetproofError(f"{exc} (the new keys were removed again)") from None
+
+    if chain is not None:
+        from chain.client import DeviceRegistration
+        from chain.errors import ChainError
+
+        try:
+            # Before any device signs: a key is valid on chain from its registration block on.
+            chain.register_devices(
+                DeviceRegistration(device_id=d.id, asset=asset, alg=d.alg, public_key=d.public_key) for d in devices
+            )
+        except ChainError as exc:
+            raise ChainError(
+                f"registered in the store but not on chain: {exc}. Run the same provision again after fixing the chain;"
+                " devices already on chain are skipped"
+            ) from None
+
+    passwords, acl, gateway_file = broker_files(broker_auth)
+    credentials = {d.id: d.mqtt_password for d in devices}
+    if passwords.exists() and acl.exists():
+        add_devices(password_file=passwords, acl_file=acl, devices=credentials)
+    else:
+        gateway_password = secrets.token_urlsafe(24)
+        write_broker_auth(
+            password_file=passwords,
+            acl_file=acl,
+            devices=credentials,
+            gateway_user=GATEWAY_USER,
+            gateway_password=gateway_password,
+        )
+        write_private_file(gateway_file, json.dumps({"username": GATEWAY_USER, "password": gateway_password}).encode())
+    return devices

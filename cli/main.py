@@ -12,10 +12,12 @@ from typing import Annotated
 import typer
 
 from cli import (
+    api_cmd,
     attestor_cmd,
     audit_cmd,
     cashflow_cmd,
     chain_cmd,
+    demo_cmd,
     devices_cmd,
     gateway_cmd,
     simulate_cmd,
@@ -40,6 +42,8 @@ app.command(name="verify")(verify_cmd.verify)
 app.command(name="bundle")(audit_cmd.bundle)
 app.command(name="export")(audit_cmd.export)
 app.command(name="audit")(audit_cmd.audit)
+app.command(name="demo")(demo_cmd.demo)
+app.command(name="api")(api_cmd.api)
 
 
 def _version_callback(value: bool) -> None:

@@ -10,6 +10,7 @@ the EVM's P-256 precompile does; devices sign deterministically (RFC 6979) and w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final, Literal, get_args
 
 from cryptography.exceptions import InvalidSignature
@@ -67,7 +68,17 @@ def _load_public_key(alg: Algorithm, public_key: object) -> ed25519.Ed25519Publi
 def verify_signature(*, alg: str, public_key: bytes, message: bytes, signature: bytes) -> None:
     """Return if ``signature`` over ``message`` verifies under ``public_key``; raise a
     :class:`~protocol.errors.VerificationError` subclass otherwise, whatever the inputs."""
-    VerifyingKey.from_bytes(alg, public_key).verify(message=message, signature=signature)
+    if not isinstance(public_key, bytes):
+        raise InvalidKeyError(f"public key must be bytes, got {type(public_key).__name__}")
+    _cached_key(parse_algorithm(alg), public_key).verify(message=message, signature=signature)
+
+
+@lru_cache(maxsize=16_384)
+def _cached_key(alg: Algorithm, public_key: bytes) -> VerifyingKey:
+    # Parsing a P-256 point costs about as much as a verification, and a fleet signs with the
+    # same few thousand keys over and over (the gateway, bundles of one device). Invalid keys
+    # raise and are not cached.
+    return VerifyingKey.from_bytes(alg, public_key)
 
 
 @dataclass(frozen=True, slots=True)

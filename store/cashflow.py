@@ -1,26 +1,42 @@
 """Cash-flow figures per asset or device, per hour or day, from the hourly sums the gateway
-keeps (``cashflow_hourly``). Formulas: ``docs/cashflow.md``.
+keeps (``cashflow_hourly``) and the attestor keeps for anchored epochs
+(``cashflow_attested_hourly``). Formulas: ``docs/cashflow.md``.
 
 - revenue, cost, net (= revenue - cost), energy: sums of the readings' figures;
+- attested: the part of those sums whose readings are in epochs anchored on chain; pending is
+  the rest (not yet in the log, or in an epoch not anchored yet);
 - coverage: readings received / readings expected, where a device is expected to report once per
   its ``window_s`` in every whole hour from the hour of its first reading through the hour of the
   newest reading of the selection (device time, like the readings);
 - uptime: seconds the devices were generating, charging or hashing / seconds they were expected
   to report.
+
+Every figure is an aggregate over hourly rows, computed by the database, so a month of an asset
+costs a few index range scans whatever the number of readings.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from typing import Literal
+from itertools import accumulate
+from typing import Any, Literal
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from store.tables import CashflowHourly, Device
+from store.tables import CashflowAttestedAssetHourly, CashflowAttestedHourly, CashflowHourly, Device, Reading
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 Granularity = Literal["hour", "day"]
+
+HOURLY = CashflowHourly.__table__  # type: ignore[attr-defined]
+ATTESTED = CashflowAttestedHourly.__table__  # type: ignore[attr-defined]
+ATTESTED_ASSET = CashflowAttestedAssetHourly.__table__  # type: ignore[attr-defined]
+DEVICE = Device.__table__  # type: ignore[attr-defined]
+READING = Reading.__table__  # type: ignore[attr-defined]
+_ATTESTED_SUMS = ("readings", "energy_wh", "revenue", "cost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +49,10 @@ class CashflowBucket:
     active_s: int
     expected_readings: float
     expected_s: float
+    attested_readings: int = 0
+    attested_energy_wh: int = 0
+    attested_revenue: int = 0
+    attested_cost: int = 0
 
     @property
     def net(self) -> int:
@@ -46,6 +66,30 @@ class CashflowBucket:
     def uptime(self) -> float:
         return min(1.0, self.active_s / self.expected_s) if self.expected_s else 0.0
 
+    @property
+    def attested_net(self) -> int:
+        return self.attested_revenue - self.attested_cost
+
+    @property
+    def pending_readings(self) -> int:
+        return self.readings - self.attested_readings
+
+    @property
+    def pending_energy_wh(self) -> int:
+        return self.energy_wh - self.attested_energy_wh
+
+    @property
+    def pending_revenue(self) -> int:
+        return self.revenue - self.attested_revenue
+
+    @property
+    def pending_cost(self) -> int:
+        return self.cost - self.attested_cost
+
+    @property
+    def pending_net(self) -> int:
+        return self.pending_revenue - self.pending_cost
+
 
 def cashflow(
     engine: Engine,
@@ -56,50 +100,188 @@ def cashflow(
     start_ms: int | None = None,
     end_ms: int | None = None,
 ) -> list[CashflowBucket]:
-    """Buckets of ``granularity`` for one asset, one device, or everything, oldest first."""
+    """Buckets of ``granularity`` for one asset, one device, or everything, oldest first. Only
+    buckets holding readings are returned. ``start_ms`` is rounded down to its bucket;
+    ``end_ms`` is exclusive."""
     bucket_ms = HOUR_MS if granularity == "hour" else DAY_MS
-    h = CashflowHourly.__table__.c  # type: ignore[attr-defined]
-    d = Device.__table__.c  # type: ignore[attr-defined]
-    query = select(
-        h.device_id,
-        h.hour_ms,
-        func.sum(h.readings),
-        func.sum(h.energy_wh),
-        func.sum(h.revenue),
-        func.sum(h.cost),
-        func.sum(h.active_s),
-    ).group_by(h.device_id, h.hour_ms)
-    if asset is not None:
-        query = query.where(h.asset == asset)
-    if device is not None:
-        query = query.where(h.device_id == device)
-    if start_ms is not None:
-        query = query.where(h.hour_ms >= start_ms - start_ms % bucket_ms)
-    if end_ms is not None:
-        query = query.where(h.hour_ms < end_ms)
+    low = None if start_ms is None else start_ms - start_ms % bucket_ms
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-        windows: dict[str, int] = dict(conn.execute(select(d.id, d.window_s)).all())
-        first_hours: dict[str, int] = dict(
-            conn.execute(select(h.device_id, func.min(h.hour_ms)).group_by(h.device_id)).all()
+        spans = _device_spans(conn, asset=asset, device=device, low=low, high=end_ms)
+        if not spans:
+            return []
+        sums = _bucket_sums(conn, HOURLY, asset=asset, device=device, low=low, high=end_ms, bucket_ms=bucket_ms)
+        # Without a device, the per-asset sums answer: one row an hour instead of one a device.
+        attested_table = ATTESTED if device is not None else ATTESTED_ASSET
+        attested = _bucket_sums(
+            conn, attested_table, asset=asset, device=device, low=low, high=end_ms, bucket_ms=bucket_ms
         )
-    if not rows:
-        return []
-    newest_hour = max(r[1] for r in rows)
-    sums: dict[int, list[int]] = {}
-    for _device, hour_ms, readings, energy, revenue, cost, active in rows:
-        bucket = sums.setdefault(hour_ms - hour_ms % bucket_ms, [0, 0, 0, 0, 0])
-        for i, value in enumerate((readings, energy, revenue, cost, active)):
-            bucket[i] += int(value)
-    devices = {r[0] for r in rows}
+    expected = _Expected(spans)
     result = []
-    for start in sorted(sums):
-        expected_readings = expected_s = 0.0
-        for device_id in devices:
-            first = first_hours[device_id]
-            hours = len(range(max(start, first), min(start + bucket_ms, newest_hour + HOUR_MS), HOUR_MS))
-            expected_s += hours * 3600
-            expected_readings += hours * 3600 / windows.get(device_id, 60)
-        readings, energy, revenue, cost, active = sums[start]
-        result.append(CashflowBucket(start, readings, energy, revenue, cost, active, expected_readings, expected_s))
+    for start, (readings, energy, revenue, cost, active) in sums.items():
+        expected_readings, expected_s = expected.within(start, start + bucket_ms)
+        a = attested.get(start, (0, 0, 0, 0))
+        result.append(
+            CashflowBucket(
+                start, readings, energy, revenue, cost, active, expected_readings, expected_s, a[0], a[1], a[2], a[3]
+            )
+        )
     return result
+
+
+def _scoped(query: Any, table: Any, *, asset: str | None, device: str | None, low: int | None, high: int | None) -> Any:
+    if asset is not None:
+        query = query.where(table.c.asset == asset)
+    if device is not None:
+        query = query.where(table.c.device_id == device)
+    if low is not None:
+        query = query.where(table.c.hour_ms >= low)
+    if high is not None:
+        query = query.where(table.c.hour_ms < high)
+    return query
+
+
+def _device_spans(
+    conn: Connection, *, asset: str | None, device: str | None, low: int | None, high: int | None
+) -> list[tuple[int, int, int]]:
+    """(first hour ever, newest hour in the range, window) of each device with readings in the
+    range: two index lookups per device, however many hours it has."""
+    h = HOURLY.c
+    first = select(func.min(h.hour_ms)).where(h.device_id == DEVICE.c.id).scalar_subquery()
+    newest = _scoped(
+        select(func.max(h.hour_ms)).where(h.device_id == DEVICE.c.id),
+        HOURLY,
+        asset=None,
+        device=None,
+        low=low,
+        high=high,
+    ).scalar_subquery()
+    query = select(first, newest, DEVICE.c.window_s)
+    if asset is not None:
+        query = query.where(DEVICE.c.asset == asset)
+    if device is not None:
+        query = query.where(DEVICE.c.id == device)
+    return [(int(f), int(n), int(w)) for f, n, w in conn.execute(query) if n is not None]
+
+
+def _bucket_sums(
+    conn: Connection,
+    table: Any,
+    *,
+    asset: str | None,
+    device: str | None,
+    low: int | None,
+    high: int | None,
+    bucket_ms: int,
+) -> dict[int, list[int]]:
+    """Sums per bucket, oldest first. The database groups by hour, which both engines do
+    straight off the index order; hours fold into days here (at most 24 rows a bucket)."""
+    c = table.c
+    names = ["readings", "energy_wh", "revenue", "cost"] + (["active_s"] if table is HOURLY else [])
+    query = _scoped(
+        select(c.hour_ms, *(func.sum(c[name]) for name in names)),
+        table,
+        asset=asset,
+        device=device,
+        low=low,
+        high=high,
+    )
+    buckets: dict[int, list[int]] = {}
+    for hour, *sums in conn.execute(query.group_by(c.hour_ms).order_by(c.hour_ms)):
+        start = hour - hour % bucket_ms
+        bucket = buckets.get(start)
+        if bucket is None:
+            buckets[start] = [int(v) for v in sums]
+        else:
+            for i, value in enumerate(sums):
+                bucket[i] += int(value)
+    return buckets
+
+
+class _Expected:
+    """How many readings and seconds the selected devices were expected to report in a span.
+
+    Device ``d`` is expected to report ``3600 / window_d`` times in each hour from its first
+    hour through the newest hour of the selection. Sorted by first hour with prefix sums, any
+    span costs two binary searches instead of a pass over the devices.
+    """
+
+    def __init__(self, spans: list[tuple[int, int, int]]) -> None:
+        spans = sorted(spans)
+        # Hours counted from the earliest first hour keep the float sums small and exact.
+        self._origin = spans[0][0] // HOUR_MS
+        self._firsts = [first // HOUR_MS - self._origin for first, _, _ in spans]
+        self._end = max(newest for _, newest, _ in spans) // HOUR_MS - self._origin + 1
+        rates = [3600 / window for _, _, window in spans]
+        self._rate = [0.0, *accumulate(rates)]
+        self._rate_first = [0.0, *accumulate(r * f for r, f in zip(rates, self._firsts, strict=True))]
+        self._first = [0, *accumulate(self._firsts)]
+
+    def within(self, start_ms: int, end_ms: int) -> tuple[float, float]:
+        start = start_ms // HOUR_MS - self._origin
+        end = min(end_ms // HOUR_MS - self._origin, self._end)
+        if end <= start:
+            return 0.0, 0.0
+        # Devices that began by ``start`` report through the whole span; those that began
+        # inside it, from their first hour on.
+        full = bisect_right(self._firsts, start)
+        began = bisect_left(self._firsts, end)
+        readings = self._rate[full] * (end - start) + (
+            end * (self._rate[began] - self._rate[full]) - (self._rate_first[began] - self._rate_first[full])
+        )
+        hours = full * (end - start) + end * (began - full) - (self._first[began] - self._first[full])
+        return readings, float(hours * 3600)
+
+
+def record_attested(conn: Connection, *, epoch: int) -> int:
+    """Add epoch ``epoch``'s readings to the attested sums (per device and per asset), in the
+    caller's transaction: the one that marks the epoch anchored, so the sums and the status never
+    disagree. Call it once per epoch. Returns the number of device-hours touched."""
+    r = READING.c
+    hour = (r.ts_ms - r.ts_ms % literal_column(str(HOUR_MS))).label("hour_ms")
+    rows = conn.execute(
+        select(
+            r.device_id,
+            hour,
+            DEVICE.c.asset,
+            func.count(),
+            func.sum(r.metrics["energy_wh"].as_integer()),
+            func.sum(r.revenue),
+            func.sum(r.cost),
+        )
+        .join(DEVICE, DEVICE.c.id == r.device_id)
+        .where(r.epoch == epoch)
+        .group_by(r.device_id, hour, DEVICE.c.asset)
+    ).all()
+    if not rows:
+        return 0
+    per_device = [
+        {
+            "device_id": device_id,
+            "hour_ms": int(hour_ms),
+            "asset": asset,
+            "readings": int(count),
+            "energy_wh": int(energy or 0),
+            "revenue": int(revenue),
+            "cost": int(cost),
+        }
+        for device_id, hour_ms, asset, count, energy, revenue, cost in rows
+    ]
+    per_asset: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in per_device:
+        key = (row["asset"], row["hour_ms"])
+        total = per_asset.setdefault(key, {"asset": key[0], "hour_ms": key[1], **dict.fromkeys(_ATTESTED_SUMS, 0)})
+        for name in _ATTESTED_SUMS:
+            total[name] += row[name]
+    _add(conn, ATTESTED, ["device_id", "hour_ms"], per_device)
+    _add(conn, ATTESTED_ASSET, ["asset", "hour_ms"], list(per_asset.values()))
+    return len(per_device)
+
+
+def _add(conn: Connection, table: Any, key: list[str], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows``, adding their sums to rows already there."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    insert = dialect.insert(table)
+    upsert = insert.on_conflict_do_update(
+        index_elements=key, set_={name: table.c[name] + insert.excluded[name] for name in _ATTESTED_SUMS}
+    )
+    conn.execute(upsert, rows)

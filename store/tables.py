@@ -132,6 +132,13 @@ class CashflowHourly(SQLModel, table=True):
     metadata are built from. Days and assets are sums of these rows."""
 
     __tablename__ = "cashflow_hourly"
+    # An asset's range of hours is what every cash-flow view reads; covering, so a month of a
+    # few hundred devices is an index-only range scan (migration 0004).
+    __table_args__ = (
+        Index(
+            "ix_cashflow_hourly_asset_hour", "asset", "hour_ms", "readings", "energy_wh", "revenue", "cost", "active_s"
+        ),
+    )
 
     device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=63)
     hour_ms: int = Field(primary_key=True, sa_type=BigInteger)
@@ -143,6 +150,36 @@ class CashflowHourly(SQLModel, table=True):
     cost: int = Field(default=0, sa_type=BigInteger)
     online_s: int = Field(default=0, sa_type=BigInteger, description="sum of the readings' windows")
     active_s: int = Field(default=0, sa_type=BigInteger, description="charging / hashing / generating seconds")
+
+
+class CashflowAttestedHourly(SQLModel, table=True):
+    """Per device, per hour of device time: the sums of the readings in *anchored* epochs. Rows
+    grow in the transaction that marks an epoch anchored, so splitting cash flow into attested
+    and pending reads hourly sums, never the readings."""
+
+    __tablename__ = "cashflow_attested_hourly"
+
+    device_id: str = Field(primary_key=True, foreign_key="device.id", max_length=63)
+    hour_ms: int = Field(primary_key=True, sa_type=BigInteger)
+    asset: str = Field(max_length=63)
+    readings: int = Field(default=0)
+    energy_wh: int = Field(default=0, sa_type=BigInteger)
+    revenue: int = Field(default=0, sa_type=BigInteger)
+    cost: int = Field(default=0, sa_type=BigInteger)
+
+
+class CashflowAttestedAssetHourly(SQLModel, table=True):
+    """``cashflow_attested_hourly`` summed over each asset's devices, kept in the same
+    transaction: an asset's attested month is then 720 rows, not 720 per device."""
+
+    __tablename__ = "cashflow_attested_asset_hourly"
+
+    asset: str = Field(primary_key=True, foreign_key="asset.name", max_length=63)
+    hour_ms: int = Field(primary_key=True, sa_type=BigInteger)
+    readings: int = Field(default=0)
+    energy_wh: int = Field(default=0, sa_type=BigInteger)
+    revenue: int = Field(default=0, sa_type=BigInteger)
+    cost: int = Field(default=0, sa_type=BigInteger)
 
 
 class TariffRow(SQLModel, table=True):

@@ -1,0 +1,82 @@
+"""The FastAPI application: ``create_app(settings)``.
+
+Routes are synchronous: they run on the server's thread pool with SQLAlchemy's blocking
+drivers, as the rest of assetproof does. Reads use a reader engine (on SQLite a deferred
+transaction, so the API never holds the write lock the gateway and attestor need); only admin
+writes use the writer.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Final
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.context import ApiContext
+from api.errors import install_handlers
+from api.metrics import MetricsMiddleware
+from api.routes import admin, cashflow, chain_info, devices, epochs, export, fleet, quarantine, readings, system
+from api.settings import AnchorTarget, Settings
+from store.db import make_engine
+
+DESCRIPTION: Final = """\
+Read and admin API of assetproof: devices and assets, readings, attested and pending cash flow,
+epochs and checkpoints, proof bundles in exactly the format `assetproof verify` takes, consistency
+proofs, the auditors' per-epoch export, quarantine and fleet health.
+
+Times are integer milliseconds since the Unix epoch (UTC) unless named in seconds; byte strings
+are lowercase hex (Ethereum values `0x`-prefixed); money is integer minor units. Errors are JSON
+with a `detail` sentence and a `reason` word; bad parameters answer 422, unknown ids 404.
+Nothing the API serves is to be trusted by an auditor until checked against the chain.
+"""
+
+
+def create_app(settings: Settings | None = None, *, clock_ms: Callable[[], int] | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    reader = make_engine(settings.database_url, writer=False)
+    writer = make_engine(settings.database_url, pool_size=2)
+    ctx = ApiContext(settings=settings, reader=reader, writer=writer, anchors=AnchorTarget(settings.deployment))
+    if clock_ms is not None:
+        ctx = ApiContext(settings=settings, reader=reader, writer=writer, anchors=ctx.anchors, clock_ms=clock_ms)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Everything alive now (modules, table metadata, pydantic schemas) lives as long as the
+        # server: out of the collector's reach, a full collection stops costing a pause of tens
+        # of milliseconds in the middle of some request.
+        gc.collect()
+        gc.freeze()
+        yield
+        reader.dispose()
+        writer.dispose()
+
+    app = FastAPI(
+        title="assetproof",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "devices and assets"},
+            {"name": "readings and proofs"},
+            {"name": "cash flow", "description": "Attested (anchored on chain) and pending, per hour or day."},
+            {"name": "epochs and checkpoints"},
+            {"name": "export (auditors)"},
+            {"name": "quarantine"},
+            {"name": "fleet"},
+            {"name": "admin", "description": "Needs `Authorization: Bearer <ASSETPROOF_ADMIN_TOKEN>`."},
+            {"name": "system"},
+        ],
+    )
+    app.state.ctx = ctx
+    install_handlers(app)
+    app.add_middleware(MetricsMiddleware)
+    for module in (devices, readings, cashflow, epochs, chain_info, export, quarantine, fleet, admin, system):
+        app.include_router(module.router)
+    # The dashboard's files, when someone has put them there; last, so every route wins.
+    if settings.static_dir.is_dir():
+        app.mount("/", StaticFiles(directory=settings.static_dir, html=True), name="static")
+    return app

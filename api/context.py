@@ -1,0 +1,81 @@
+"""What every request needs (engines, settings, the anchor target, the clock), kept on the app
+and handed to routes as a dependency."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Final
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from api.errors import ApiError
+from api.pagination import MAX_LIMIT
+from api.settings import AnchorTarget, Settings
+
+__all__ = ["Admin", "ApiContext", "Ctx", "FromMs", "Limit", "ToMs"]
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiContext:
+    settings: Settings
+    reader: Engine
+    """Reads: on SQLite a deferred transaction that never takes the write lock."""
+    writer: Engine
+    """Admin writes only."""
+    anchors: AnchorTarget
+    clock_ms: Callable[[], int] = _wall_clock_ms
+
+
+def _context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ApiContext, Depends(_context)]
+
+_bearer: Final = HTTPBearer(auto_error=False, description="The admin token (ASSETPROOF_ADMIN_TOKEN).")
+
+
+def _require_admin(ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    token = ctx.settings.admin_token
+    if token is None:
+        raise ApiError(503, "admin API disabled: no ASSETPROOF_ADMIN_TOKEN is configured", reason="admin_disabled")
+    given = b"" if credentials is None else credentials.credentials.encode()
+    # compare_digest: the time taken says nothing about how much of a guess was right.
+    if not hmac.compare_digest(given, token.encode()):
+        raise ApiError(
+            401,
+            "admin endpoints need the header 'Authorization: Bearer <ASSETPROOF_ADMIN_TOKEN>'"
+            if credentials is None
+            else "wrong admin token",
+            reason="unauthorized",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+Admin = Depends(_require_admin)
+
+FromMs = Annotated[
+    int | None,
+    Query(alias="from", ge=0, description="Start of the time range, inclusive (ms since the Unix epoch, UTC)."),
+]
+ToMs = Annotated[
+    int | None,
+    Query(alias="to", ge=0, description="End of the time range, exclusive (ms since the Unix epoch, UTC)."),
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT}).")]
+Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")]
+
+
+def check_range(from_ms: int | None, to_ms: int | None) -> None:
+    if from_ms is not None and to_ms is not None and to_ms <= from_ms:
+        raise ApiError(422, f"'to' ({to_ms}) must be after 'from' ({from_ms})", reason="invalid_parameter")

@@ -1,0 +1,69 @@
+"""Errors the routes raise, and how every error reaches the client: JSON with a ``detail``
+sentence (and a ``reason`` word where a client may branch on it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.settings import DeploymentFileError
+
+__all__ = ["ApiError", "install_handlers"]
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, detail: str, *, reason: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.reason = reason
+        self.headers = headers
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, f"{what} not found", reason="not_found")
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return "request"
+    source, *path = loc
+    name = ".".join(str(p) for p in path)
+    return {"query": "query parameter", "path": "path parameter", "header": "header", "body": "body field"}.get(
+        str(source), str(source)
+    ) + (f" {name!r}" if name else "")
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    return "; ".join(f"{_where(tuple(e.get('loc', ())))}: {e.get('msg', 'invalid')}" for e in exc.errors())
+
+
+async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    body: dict[str, Any] = {"detail": exc.detail}
+    if exc.reason is not None:
+        body["reason"] = exc.reason
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
+    return JSONResponse(
+        {"detail": _validation_message(exc), "reason": "invalid_parameter", "errors": errors}, status_code=422
+    )
+
+
+async def _deployment_unreadable(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc), "reason": "deployment_unreadable"}, status_code=503)
+
+
+def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(DeploymentFileError, _deployment_unreadable)

@@ -1,0 +1,96 @@
+// Tabs, polling and the header. Each view module has mount(el, ctx), called once, and
+// refresh(el, ctx), called when it is shown and then on every poll while it stays shown.
+// `?poll=MS` changes the polling period (tests use a short one).
+
+import * as api from "./api.js";
+import { esc, hexHTML } from "./format.js";
+import * as auditor from "./views/auditor.js";
+import * as fleet from "./views/fleet.js";
+import * as investor from "./views/investor.js";
+import * as verify from "./views/verify.js";
+
+const VIEWS = { investor, verify, fleet, auditor };
+const params = new URLSearchParams(location.search);
+const POLL_MS = Math.max(500, Number(params.get("poll")) || 4000);
+
+const ctx = { chain: null, route: [], poll: POLL_MS };
+const mounted = new Set();
+let current = null;
+let timer = null;
+let generation = 0;
+
+function setLive(state, text) {
+  const el = document.getElementById("live");
+  el.className = `live ${state}`;
+  el.querySelector("span").textContent = text;
+}
+
+function showBanner(text) {
+  const el = document.getElementById("banner");
+  el.hidden = !text;
+  el.textContent = text || "";
+}
+
+function chainBadge(chain) {
+  const el = document.getElementById("chain-badge");
+  if (!chain.anchor_registry) {
+    el.innerHTML = "no chain deployment";
+    el.className = "badge muted";
+  } else if (chain.rpc_url) {
+    el.innerHTML = `chain ${esc(chain.chain_id)} · registry ${hexHTML(chain.anchor_registry, { head: 6, tail: 4 })}`;
+    el.className = "badge ok";
+    el.title = `Roots are checked from this browser against ${chain.rpc_url}`;
+  } else {
+    el.innerHTML = `chain ${esc(chain.chain_id)} · no public RPC`;
+    el.className = "badge warn";
+    el.title = "The chain has no JSON-RPC endpoint this browser can reach: anchored roots come through the API";
+  }
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  const mine = ++generation;
+  const view = VIEWS[current];
+  try {
+    await view.refresh(document.getElementById(`view-${current}`), ctx);
+    if (mine !== generation) return;
+    showBanner("");
+    setLive("ok", `live · ${new Date().toLocaleTimeString("en-GB")}`);
+  } catch (err) {
+    if (mine !== generation) return;
+    console.error(err);
+    setLive("down", "API unreachable, retrying");
+    showBanner(`Could not load figures: ${err.message}`);
+  }
+  if (mine === generation) timer = setTimeout(refresh, POLL_MS);
+}
+
+function route() {
+  const [name, ...rest] = location.hash.replace(/^#/, "").split("/");
+  const next = VIEWS[name] ? name : "investor";
+  ctx.route = rest.map(decodeURIComponent);
+  for (const a of document.querySelectorAll("[data-tab]")) a.classList.toggle("active", a.dataset.tab === next);
+  for (const section of document.querySelectorAll(".view")) section.hidden = section.dataset.view !== next;
+  const el = document.getElementById(`view-${next}`);
+  if (!mounted.has(next)) {
+    VIEWS[next].mount(el, ctx);
+    mounted.add(next);
+  }
+  VIEWS[next].route?.(el, ctx);
+  current = next;
+  refresh();
+}
+
+async function start() {
+  try {
+    ctx.chain = await api.chain();
+  } catch (err) {
+    ctx.chain = { chain_id: null, rpc_url: null, anchor_registry: null, selectors: {}, signatures: {} };
+    showBanner(`Chain details unavailable: ${err.message}`);
+  }
+  chainBadge(ctx.chain);
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();

@@ -1,0 +1,84 @@
+"""``assetproof demo``: everything on embedded defaults, with a live view."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def demo(
+    devices: Annotated[int, typer.Option(min=3, max=10_000, help="Devices, split over three assets.")] = 12,
+    accelerate: Annotated[
+        float, typer.Option(min=1.0, help="Simulated seconds per wall second (replaying the recent past).")
+    ] = 60.0,
+    seconds: Annotated[
+        float | None, typer.Option(min=1.0, help="Stop after this many seconds, print a summary, exit 1 on loss.")
+    ] = None,
+    home: Annotated[Path, typer.Option(help="Where the demo keeps its state (recreated each run).")] = Path("var/demo"),
+    port: Annotated[int, typer.Option(help="The API and dashboard port (0: any free port).")] = 8000,
+    epoch_seconds: Annotated[float, typer.Option(min=0.5, help="Epoch window.")] = 5.0,
+) -> None:
+    """Run the whole pipeline: broker, chain, contracts, a fleet of three assets, gateway,
+    attestor, API with the dashboard, and the simulator, with a live view."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from demo.stack import DemoError, DemoOptions, DemoStack
+    from demo.view import Rates, render, summary_table
+    from protocol.errors import AssetproofError
+
+    console = Console()
+    # The services log to a file: the live view owns the terminal.
+    home.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=str(home.parent / "demo.log"),
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    options = DemoOptions(
+        devices=devices, accelerate=accelerate, seconds=seconds, home=home, api_port=port, epoch_seconds=epoch_seconds
+    )
+    stack = DemoStack(options, say=lambda line: console.print(f"[dim]·[/] {line}"))
+    try:
+        try:
+            with console.status("starting broker, chain, contracts, fleet, gateway, attestor, API ..."):
+                stack.start()
+        except (AssetproofError, OSError) as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        rates = Rates()
+        deadline = None if seconds is None else time.monotonic() + seconds
+        try:
+            with Live(console=console, refresh_per_second=2, transient=False) as live:
+                while deadline is None or time.monotonic() < deadline:
+                    snap = stack.snapshot()
+                    live.update(
+                        render(
+                            snap,
+                            rates.update(snap),
+                            chain=stack.chain_label,
+                            broker=stack.broker_label,
+                            dashboard=stack.dashboard_url,
+                        )
+                    )
+                    if (failure := stack.failed()) is not None:
+                        raise DemoError(f"a service failed: {failure}")
+                    time.sleep(1.0)
+        except KeyboardInterrupt:
+            console.print("stopping: letting the fleet's last readings be stored and anchored ...")
+        except DemoError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(1) from None
+        with console.status("draining: every signed reading stored, every epoch anchored ..."):
+            summary = stack.finish()
+        console.print(summary_table(summary))
+        console.print(f"summary written to {home / 'summary.json'}; logs in {home.parent / 'demo.log'}")
+        if not summary.ok:
+            raise typer.Exit(1)
+    finally:
+        stack.close()

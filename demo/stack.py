@@ -1,0 +1,454 @@
+"""The whole pipeline on one machine, for ``assetproof demo``: a broker, a chain, the contracts,
+a provisioned fleet, the gateway, the attestor, the API with the dashboard and the simulator.
+
+The broker and anvil are child processes; the gateway, attestor, API and simulator run as threads
+of this process (so the in-process eth-tester chain, the fallback when anvil is missing, serves
+them all). Everything lives under ``home`` (``var/demo`` by default), recreated on every run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import Engine, func, select
+
+from attestor.epochs import EpochPolicy
+from attestor.service import Attestor
+from chain.client import ChainClient
+from chain.deployment import write_deployment
+from chain.node import AnvilNode, dev_fund, eth_tester_web3, find_anvil, start_anvil
+from cli.chain_cmd import ANVIL_DEV_KEY
+from cli.devices_cmd import broker_files, provision_fleet
+from device_sim.fleet import FleetDevice, FleetRunner, SimClock
+from device_sim.keystore import Keystore
+from device_sim.outbox import Outbox
+from device_sim.publisher import Publisher
+from gateway.mosquitto import Mosquitto, find_mosquitto
+from gateway.service import Gateway, GatewayConfig
+from gateway.tariff import load_tariff
+from protocol.errors import AssetproofError
+from store.db import make_engine, migrate
+from store.tables import Device, Epoch, Quarantine, Reading
+
+log = logging.getLogger("assetproof.demo")
+
+READING = Reading.__table__  # type: ignore[attr-defined]
+EPOCH = Epoch.__table__  # type: ignore[attr-defined]
+QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
+DEVICE = Device.__table__  # type: ignore[attr-defined]
+
+ASSETS: Final = (
+    # (asset, device kind, signature algorithm): what the HK market tokenises
+    ("hk-rooftops", "solar", "ed25519"),
+    ("kowloon-hub", "charger", "es256"),
+    ("hydro-pod", "miner", "ed25519"),
+)
+
+
+class DemoError(AssetproofError):
+    """The demo cannot start (a missing tool) or its pipeline failed."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoOptions:
+    devices: int = 12
+    accelerate: float = 60.0
+    seconds: float | None = None
+    home: Path = Path("var/demo")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    epoch_seconds: float = 5.0
+    fault_rate: float = 0.01
+    seed: int = 0
+
+
+@dataclass
+class Snapshot:
+    """What the live view shows, read from the store."""
+
+    elapsed_s: float
+    accepted: int
+    quarantined: dict[str, int]
+    epochs_anchored: int
+    epochs_closed: int
+    last_epoch: dict[str, Any] | None
+    gas_total: int
+    unanchored_readings: int
+    coverage: dict[str, float]
+    first_anchor_s: float | None
+
+
+@dataclass
+class Summary:
+    devices: int
+    signed: int
+    accepted: int
+    quarantined: dict[str, int]
+    faults_injected: int
+    lost: int
+    epochs_anchored: int
+    epochs_not_anchored: int
+    unanchored_readings: int
+    gas_total: int
+    first_anchor_s: float | None
+    seconds: float
+    chain: str
+    broker: str
+    dashboard: str
+
+    @property
+    def ok(self) -> bool:
+        return self.lost == 0 and self.epochs_not_anchored == 0 and self.unanchored_readings == 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "ok": self.ok}
+
+
+def _split(devices: int) -> list[int]:
+    """Devices per asset, as even as possible, at least one each."""
+    base, extra = divmod(max(devices, len(ASSETS)), len(ASSETS))
+    return [base + (1 if i < extra else 0) for i in range(len(ASSETS))]
+
+
+@dataclass
+class _Thread:
+    name: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    error: BaseException | None = None
+
+    def start(self, target: Callable[[threading.Event], object]) -> None:
+        def run() -> None:
+            try:
+                target(self.stop)
+            except BaseException as exc:  # reported by the view and the summary
+                self.error = exc
+                log.exception("%s failed", self.name)
+
+        self.thread = threading.Thread(target=run, name=f"demo-{self.name}", daemon=True)
+        self.thread.start()
+
+    def halt(self, timeout_s: float = 30.0) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout_s)
+
+
+class DemoStack:
+    def __init__(self, options: DemoOptions, *, say: Callable[[str], None] = print) -> None:
+        self.options = options
+        self.say = say
+        self.home = options.home
+        self.started = time.monotonic()
+        self.anvil: AnvilNode | None = None
+        self.broker: Mosquitto | None = None
+        self.publisher: Publisher | None = None
+        self.threads: dict[str, _Thread] = {}
+        self.chain_label = ""
+        self.broker_label = ""
+        self.dashboard_url = ""
+        self.faults = 0
+        self._api_server: Any = None
+        self._engine: Engine | None = None
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.home / 'assetproof.db'}"
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.db_url, writer=False)
+        return self._engine
+
+    # --- start ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if find_mosquitto() is None:
+            raise DemoError("Mosquitto is not installed (Debian: apt-get install mosquitto; scripts/services does it)")
+        if self.home.exists():
+            shutil.rmtree(self.home)
+        self.home.mkdir(parents=True)
+        self.started = time.monotonic()
+
+        w3 = self._start_chain()
+        deployer = ChainClient(w3, account=ANVIL_DEV_KEY)
+        deployment = deployer.deploy()
+        write_deployment(self.home / "deployment.json", deployment)
+        chain = ChainClient(w3, account=ANVIL_DEV_KEY, deployment=deployment)
+        self.say(f"contracts deployed: AnchorRegistry {deployment.anchor_registry.address}")
+
+        writer = make_engine(self.db_url)
+        migrate(writer)
+        for (asset, kind, alg), count in zip(ASSETS, _split(self.options.devices), strict=True):
+            provision_fleet(
+                engine=writer,
+                keystore=self.home / "keys",
+                broker_auth=self.home / "broker-auth",
+                chain=chain,
+                kind=kind,
+                count=count,
+                asset=asset,
+                alg=alg,
+                seed=self.options.seed,
+            )
+        writer.dispose()
+        self.say(f"provisioned {self.options.devices} devices in {len(ASSETS)} assets (keys on chain)")
+
+        passwords, acl, gateway_file = broker_files(self.home / "broker-auth")
+        self.broker = Mosquitto(self.home / "broker", password_file=passwords, acl_file=acl)
+        self.broker.start()
+        self.broker_label = f"Mosquitto on 127.0.0.1:{self.broker.port}"
+        login = json.loads(gateway_file.read_text())
+        gateway = Gateway(
+            GatewayConfig(
+                database_url=self.db_url,
+                tariff=load_tariff(),
+                broker_port=self.broker.port,
+                username=login["username"],
+                password=login["password"],
+                client_id="demo-gateway-1",
+            )
+        )
+        self._spawn("gateway", gateway.run)
+        if not gateway.wait_subscribed(15):
+            raise DemoError("the gateway did not subscribe to the broker within 15 s")
+
+        attestor = Attestor(
+            make_engine(self.db_url),
+            chain,
+            policy=EpochPolicy(window_ms=int(self.options.epoch_seconds * 1000), max_leaves=10_000),
+        )
+        self._spawn("attestor", attestor.run)
+        self._start_api()
+        self._start_fleet()
+        self.say(f"dashboard: {self.dashboard_url}")
+
+    def _start_chain(self) -> Any:
+        if find_anvil() is not None:
+            self.anvil = start_anvil()
+            self.chain_label = f"anvil at {self.anvil.url}"
+            return self.anvil.web3()
+        w3 = eth_tester_web3()
+        dev_fund(w3, ChainClient(w3, account=ANVIL_DEV_KEY).address)
+        self.chain_label = "in-process eth-tester (anvil not installed)"
+        return w3
+
+    def _start_api(self) -> None:
+        import uvicorn
+
+        from api.app import create_app
+        from api.settings import Settings
+
+        # The dashboard checks roots against the chain itself when the chain has an HTTP endpoint.
+        app = create_app(
+            Settings(
+                database_url=self.db_url,
+                deployment=self.home / "deployment.json",
+                public_rpc_url=None if self.anvil is None else self.anvil.url,
+            )
+        )
+        config = uvicorn.Config(
+            app, host=self.options.api_host, port=self.options.api_port, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+        self._api_server = server
+        self._spawn("api", lambda _stop: server.run())
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if time.monotonic() > deadline or self.threads["api"].error is not None:
+                raise DemoError(f"the API did not start on {self.options.api_host}:{self.options.api_port}")
+            time.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1] if server.servers else self.options.api_port
+        self.dashboard_url = f"http://{self.options.api_host}:{port}/"
+
+    def _start_fleet(self) -> None:
+        assert self.broker is not None
+        keystore = Keystore(self.home / "keys")
+        credentials = [keystore.load(i) for i in keystore.ids()]
+        devices = [FleetDevice.from_credentials(c) for c in credentials]
+        outbox_path = self.home / "outbox.sqlite"
+        box = Outbox(outbox_path)
+        accelerate = self.options.accelerate
+        span_s = self.options.seconds if self.options.seconds is not None else 3_600.0
+        # Replay the recent past at `accelerate`, catching up with the wall clock (never past it:
+        # the gateway refuses readings from its future).
+        start_ms = time.time_ns() // 1_000_000 - int(span_s * max(accelerate - 1, 0) * 1000)
+        clock = SimClock(start_ms, accelerate)
+        self.publisher = Publisher(
+            outbox_path,
+            host="127.0.0.1",
+            port=self.broker.port,
+            passwords={c.device_id: c.mqtt_password for c in credentials},
+        )
+        runner = FleetRunner(
+            devices,
+            box,
+            clock=clock,
+            seed=self.options.seed,
+            publisher=self.publisher,
+            fault_rate=self.options.fault_rate,
+        )
+        self.publisher.start()
+
+        def run(stop: threading.Event) -> None:
+            stats = runner.run(stop)
+            self.faults = sum(stats.faults.values())
+
+        self._spawn("simulator", run)
+
+    def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:
+        worker = _Thread(name)
+        self.threads[name] = worker
+        worker.start(target)
+
+    # --- watch ------------------------------------------------------------------------------
+
+    def failed(self) -> str | None:
+        for name, worker in self.threads.items():
+            if worker.error is not None:
+                return f"{name}: {worker.error}"
+        return None
+
+    def snapshot(self) -> Snapshot:
+        with self.engine.connect() as conn:
+            accepted = int(conn.execute(select(func.count()).select_from(READING)).scalar_one())
+            quarantined: dict[str, int] = dict(
+                conn.execute(select(QUARANTINE.c.reason, func.count()).group_by(QUARANTINE.c.reason)).all()
+            )
+            epochs = conn.execute(
+                select(
+                    EPOCH.c.number,
+                    EPOCH.c.status,
+                    EPOCH.c.gas_used,
+                    EPOCH.c.block_number,
+                    EPOCH.c.leaves_to,
+                    EPOCH.c.tx_hash,
+                    EPOCH.c.anchored_ms,
+                ).order_by(EPOCH.c.number)
+            ).all()
+            unanchored = int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(READING.outerjoin(EPOCH, EPOCH.c.number == READING.c.epoch))
+                    .where((READING.c.epoch.is_(None)) | (EPOCH.c.status != "anchored"))
+                ).scalar_one()
+            )
+            per_device = conn.execute(
+                select(
+                    DEVICE.c.asset,
+                    DEVICE.c.window_s,
+                    func.count(READING.c.id),
+                    func.min(READING.c.ts_ms),
+                    func.max(READING.c.ts_ms),
+                )
+                .select_from(DEVICE.outerjoin(READING, READING.c.device_id == DEVICE.c.id))
+                .group_by(DEVICE.c.id, DEVICE.c.asset, DEVICE.c.window_s)
+            ).all()
+        anchored = [e for e in epochs if e.status == "anchored"]
+        last = anchored[-1] if anchored else None
+        coverage: dict[str, list[float]] = {}
+        for asset, window_s, count, first, latest in per_device:
+            got, expected = coverage.setdefault(asset, [0.0, 0.0])
+            expected_here = (latest - first) / (window_s * 1000) + 1 if count else 0
+            coverage[asset] = [got + count, expected + expected_here]
+        first_anchor = None
+        if anchored and anchored[0].anchored_ms is not None:
+            first_anchor = max(0.0, anchored[0].anchored_ms / 1000 - self._wall_started)
+        return Snapshot(
+            elapsed_s=time.monotonic() - self.started,
+            accepted=accepted,
+            quarantined=quarantined,
+            epochs_anchored=len(anchored),
+            epochs_closed=len(epochs),
+            last_epoch=None
+            if last is None
+            else {
+                "number": last.number,
+                "gas": last.gas_used,
+                "block": last.block_number,
+                "tree_size": last.leaves_to,
+                "tx": "0x" + bytes(last.tx_hash).hex() if last.tx_hash else None,
+            },
+            gas_total=sum(e.gas_used or 0 for e in anchored),
+            unanchored_readings=unanchored,
+            coverage={a: (min(1.0, g / e) if e else 0.0) for a, (g, e) in sorted(coverage.items())},
+            first_anchor_s=first_anchor,
+        )
+
+    @property
+    def _wall_started(self) -> float:
+        return time.time() - (time.monotonic() - self.started)
+
+    def signed(self) -> int:
+        return sum(state.seq for state in Outbox(self.home / "outbox.sqlite").device_states().values())
+
+    # --- stop -------------------------------------------------------------------------------
+
+    def finish(self, *, timeout_s: float = 60.0) -> Summary:
+        """Stop the fleet, let everything it signed be stored and anchored, then stop the rest."""
+        self._halt("simulator")
+        if self.publisher is not None:
+            self.publisher.wait_until_drained(timeout_s)
+        signed = self.signed()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.snapshot().accepted < signed and not self.failed():
+            time.sleep(0.2)
+        self._halt("gateway")
+        deadline = time.monotonic() + max(timeout_s, self.options.epoch_seconds * 4)
+        while time.monotonic() < deadline and self.snapshot().unanchored_readings and not self.failed():
+            time.sleep(0.2)
+        snap = self.snapshot()
+        summary = Summary(
+            devices=self.options.devices,
+            signed=signed,
+            accepted=snap.accepted,
+            quarantined=snap.quarantined,
+            faults_injected=self.faults,
+            lost=max(0, signed - snap.accepted),
+            epochs_anchored=snap.epochs_anchored,
+            epochs_not_anchored=snap.epochs_closed - snap.epochs_anchored,
+            unanchored_readings=snap.unanchored_readings,
+            gas_total=snap.gas_total,
+            first_anchor_s=None if snap.first_anchor_s is None else round(snap.first_anchor_s, 1),
+            seconds=round(snap.elapsed_s, 1),
+            chain=self.chain_label,
+            broker=self.broker_label,
+            dashboard=self.dashboard_url,
+        )
+        (self.home / "summary.json").write_text(json.dumps(summary.to_json(), indent=1) + "\n")
+        return summary
+
+    def _halt(self, name: str) -> None:
+        worker = self.threads.get(name)
+        if worker is not None:
+            worker.halt()
+
+    def close(self) -> None:
+        """Stop everything still running (idempotent; also after a failed start)."""
+        self._halt("simulator")
+        if self.publisher is not None:
+            self.publisher.stop()
+            self.publisher = None
+        self._halt("gateway")
+        self._halt("attestor")
+        if self._api_server is not None:
+            self._api_server.should_exit = True
+        self._halt("api")
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        if self.anvil is not None:
+            self.anvil.stop()
+            self.anvil = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None

@@ -1,0 +1,85 @@
+"""The live terminal view of the demo (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from demo.stack import Snapshot, Summary
+
+
+class Rates:
+    """Per-second rates between two snapshots."""
+
+    def __init__(self) -> None:
+        self._last: Snapshot | None = None
+
+    def update(self, snap: Snapshot) -> tuple[float, float]:
+        last, self._last = self._last, snap
+        if last is None or snap.elapsed_s <= last.elapsed_s:
+            return 0.0, 0.0
+        dt = snap.elapsed_s - last.elapsed_s
+        return (
+            (snap.accepted - last.accepted) / dt,
+            (sum(snap.quarantined.values()) - sum(last.quarantined.values())) / dt,
+        )
+
+
+def render(snap: Snapshot, rates: tuple[float, float], *, chain: str, broker: str, dashboard: str) -> Panel:
+    accepted_s, quarantined_s = rates
+    ingest = Table.grid(padding=(0, 2))
+    ingest.add_row("readings accepted", f"[bold green]{snap.accepted:,}[/]", f"{accepted_s:,.1f}/s")
+    total_q = sum(snap.quarantined.values())
+    reasons = ", ".join(f"{r} {n}" for r, n in sorted(snap.quarantined.items())) or "none"
+    ingest.add_row("quarantined", f"[bold yellow]{total_q:,}[/]", f"{quarantined_s:,.1f}/s  ({reasons})")
+    ingest.add_row("not yet anchored", f"{snap.unanchored_readings:,}", "")
+
+    chain_table = Table.grid(padding=(0, 2))
+    chain_table.add_row("epochs anchored", f"[bold cyan]{snap.epochs_anchored}[/]", f"gas total {snap.gas_total:,}")
+    if snap.last_epoch is not None:
+        e = snap.last_epoch
+        chain_table.add_row(
+            f"last: epoch {e['number']}", f"tree size {e['tree_size']:,}", f"block {e['block']}, gas {e['gas']:,}"
+        )
+    if snap.first_anchor_s is not None:
+        chain_table.add_row("first anchor", f"{snap.first_anchor_s:.1f} s after start", "")
+
+    coverage = Table("asset", "coverage", box=None, padding=(0, 2))
+    for asset, value in snap.coverage.items():
+        coverage.add_row(asset, f"{value:.1%}")
+
+    head = Text.assemble(
+        ("assetproof demo", "bold"),
+        f"   {snap.elapsed_s:,.0f} s   chain: {chain}   broker: {broker}\n",
+        ("dashboard: ", "bold"),
+        (dashboard, "underline blue"),
+        "   (Ctrl-C stops everything)",
+    )
+    return Panel(Group(head, Text(""), ingest, Text(""), chain_table, Text(""), coverage), border_style="blue")
+
+
+def summary_table(summary: Summary) -> Table:
+    table = Table(title="assetproof demo: summary", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("devices", f"{summary.devices}"),
+        ("readings signed", f"{summary.signed:,}"),
+        ("readings accepted", f"{summary.accepted:,}"),
+        ("lost", f"[{'green' if summary.lost == 0 else 'red'}]{summary.lost}[/]"),
+        (
+            "quarantined",
+            f"{sum(summary.quarantined.values())} ({summary.faults_injected} faulty messages injected)",
+        ),
+        ("epochs anchored", f"{summary.epochs_anchored} (gas {summary.gas_total:,})"),
+        ("epochs not anchored", f"{summary.epochs_not_anchored}"),
+        ("readings not anchored", f"{summary.unanchored_readings}"),
+        ("first anchor", "none" if summary.first_anchor_s is None else f"{summary.first_anchor_s} s after start"),
+        ("chain", summary.chain),
+        ("result", "[bold green]OK[/]" if summary.ok else "[bold red]FAILED[/]"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
