@@ -56,6 +56,19 @@ def _hex(value: object, path: str, *, size: int | None = None) -> bytes:
     return raw
 
 
+def _hashes(values: list[Any]) -> tuple[bytes, ...]:
+    """The proof's 32-byte hashes, decoded in one go (a bundle has up to 64 of them); on any
+    doubt, element by element so the error names the bad one."""
+    try:
+        joined = "".join(values)
+        raw = bytes.fromhex(joined)
+    except (TypeError, ValueError):
+        raw = None
+    if raw is None or raw.hex() != joined or any(len(v) != 64 for v in values):
+        return tuple(_hex(h, f"inclusion_proof[{i}]", size=32) for i, h in enumerate(values))
+    return tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
+
+
 def _error(message: str, _path: str) -> BundleError:
     return BundleError(message)
 
@@ -204,7 +217,7 @@ class ProofBundle:
             public_key=_hex(device["public_key"], "device.public_key"),
             leaf_index=_int(top, "leaf_index", "bundle"),
             tree_size=_int(top, "tree_size", "bundle"),
-            inclusion_proof=tuple(_hex(h, f"inclusion_proof[{i}]", size=32) for i, h in enumerate(proof)),
+            inclusion_proof=_hashes(proof),
             checkpoint=Checkpoint.from_json(top["checkpoint"]),
             metadata=metadata,
             anchor=None if top["anchor"] is None else Anchor.from_json(top["anchor"]),
