@@ -21,6 +21,7 @@ names it. Problems with the chain itself (unreachable, wrong contracts) raise
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +29,19 @@ from chain.client import ChainReader, KeyEnd, KeyRecord
 from chain.client import Checkpoint as ChainCheckpoint
 from chain.errors import CheckpointMismatchError, ContractRevert
 from protocol import merkle
-from protocol.bundle import ProofBundle
+from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.cashflow import CashFlow, reading_cash_flow
 from protocol.envelope import Message, decode_message
 from protocol.errors import VerificationError
 
-__all__ = ["BundleVerdict", "key_for_time", "onchain_check", "registered_key", "verify_bundle"]
+__all__ = [
+    "BundleVerdict",
+    "key_for_time",
+    "onchain_check",
+    "registered_key",
+    "verify_bundle",
+    "verify_bundles_offline",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -281,3 +289,31 @@ def onchain_check(chain: ChainReader, bundle: ProofBundle) -> dict[str, Any]:
         "valid": True,
         "message": "verified by the ReadingVerifier contract in one eth_call (P-256 precompile at 0x100)",
     }
+
+
+def verify_bundles_offline(bundles: Sequence[bytes], *, threads: int = 2) -> list[VerificationError | None]:
+    """Parse and check many bundles (JSON bytes) offline, in ``threads`` threads: for each, None
+    when valid, else the :class:`~protocol.errors.VerificationError` naming the failed check.
+
+    An auditor sampling thousands of readings checks them as a batch; pyca/cryptography releases
+    the GIL while it verifies a signature, so a second thread overlaps one bundle's signature with
+    another's parsing.
+    """
+
+    def check(chunk: Sequence[bytes]) -> list[VerificationError | None]:
+        results: list[VerificationError | None] = []
+        for data in chunk:
+            try:
+                verify_bundle_offline(ProofBundle.parse(data))
+            except VerificationError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
+    size = 256
+    chunks = [bundles[i : i + size] for i in range(0, len(bundles), size)]
+    if threads <= 1 or len(chunks) < 2:
+        return [r for chunk in chunks for r in check(chunk)]
+    with ThreadPoolExecutor(threads, thread_name_prefix="verify-bundles") as pool:
+        return [r for part in pool.map(check, chunks) for r in part]

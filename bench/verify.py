@@ -9,7 +9,8 @@ Then, in one run, prints one JSON object:
 
 - ``bundles_per_s_offline``: proof bundles parsed from JSON bytes and checked with
   ``protocol.bundle.verify_bundle_offline`` (canonical bytes, signature, leaf, inclusion,
-  metadata), one thread.
+  metadata) as a batch, ``auditor.verify.verify_bundles_offline`` on ``--threads`` threads;
+  ``bundles_per_s_offline_1_thread`` the same one bundle after another.
 - ``bundles_per_s_chain``: bundles checked with ``auditor.verify.verify_bundle`` against anvil
   (the key history and the checkpoint read from the chain: what ``assetproof verify`` does).
 - ``audit_leaves_per_s``: leaves read from the export, hashed and folded into the checkpoint roots
@@ -38,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from auditor.audit import audit_epochs, verify_chunk
 from auditor.sources import DirectorySource
-from auditor.verify import verify_bundle
+from auditor.verify import verify_bundle, verify_bundles_offline
 from chain.client import ChainClient, ChainReader, DeviceRegistration
 from chain.node import start_anvil
 from cli.chain_cmd import ANVIL_DEV_KEY
@@ -180,10 +181,14 @@ def bundles(
     return out
 
 
-def offline_rate(encoded: list[bytes]) -> float:
+def offline_rate(encoded: list[bytes], *, threads: int = 1) -> float:
     started = time.perf_counter()
-    for data in encoded:
-        verify_bundle_offline(ProofBundle.parse(data))
+    if threads == 1:
+        for data in encoded:
+            verify_bundle_offline(ProofBundle.parse(data))
+    else:
+        failures = [r for r in verify_bundles_offline(encoded, threads=threads) if r is not None]
+        assert not failures, failures[:3]
     return len(encoded) / (time.perf_counter() - started)
 
 
@@ -283,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             build_s = time.perf_counter() - built
             encoded = bundles(log, metas, raws, fleet, count=args.bundles, seed=args.seed)
             del log, raws
-            offline = offline_rate(encoded)
+            offline_1 = offline_rate(encoded)
+            offline = offline_rate(encoded, threads=args.threads)
             onchain = chain_rate(encoded[: args.chain_bundles], reader)
             leaves_per_s, roots_equal = leaves_rate(export, len(metas))
             sigs = signature_rates(export, len(metas), fleet, threads=args.threads, bare_sample=50_000)
@@ -297,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": len(metas),
         "devices": args.devices,
         "bundles_per_s_offline": round(offline),
+        "bundles_per_s_offline_1_thread": round(offline_1),
         "bundles_per_s_chain": round(onchain, 1),
         "audit_leaves_per_s": round(leaves_per_s),
         "roots_equal": roots_equal,
