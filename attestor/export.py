@@ -28,6 +28,7 @@ __all__ = [
     "epoch_dir_name",
     "export_epochs",
     "iter_leaves",
+    "json_file",
     "metadata_bytes",
     "quarantine_document",
 ]
@@ -105,6 +106,18 @@ def quarantine_document(engine: Engine, *, epoch: int) -> dict[str, Any]:
     return {"digests": [bytes(d).hex() for (d,) in digests]}
 
 
+def json_file(engine: Engine, *, epoch: int, name: str, chain: ChainContext | None) -> bytes:
+    """The exact bytes of one of an epoch's JSON files (``checkpoint.json``, ``metadata.json``,
+    ``quarantine.json``): what :func:`export_epochs` writes and the API serves."""
+    if name == "checkpoint.json":
+        return (json.dumps(checkpoint_document(engine, epoch=epoch, chain=chain), indent=1) + "\n").encode()
+    if name == "metadata.json":
+        return metadata_bytes(engine, epoch=epoch)
+    if name == "quarantine.json":
+        return (json.dumps(quarantine_document(engine, epoch=epoch)) + "\n").encode()
+    raise ValueError(f"{name!r} is not a JSON file of the export")
+
+
 def export_epochs(
     engine: Engine, *, first: int, last: int, directory: Path, chain: ChainContext | None
 ) -> ExportSummary:
@@ -120,15 +133,12 @@ def export_epochs(
         final = directory / epoch_dir_name(epoch)
         partial = directory / (epoch_dir_name(epoch) + ".partial")
         partial.mkdir(exist_ok=True)
-        (partial / "checkpoint.json").write_text(
-            json.dumps(checkpoint_document(engine, epoch=epoch, chain=chain), indent=1) + "\n"
-        )
-        (partial / "metadata.json").write_bytes(metadata_bytes(engine, epoch=epoch))
+        for name in ("checkpoint.json", "metadata.json", "quarantine.json"):
+            (partial / name).write_bytes(json_file(engine, epoch=epoch, name=name, chain=chain))
         with (partial / "leaves").open("wb") as out:
             for raw in iter_leaves(engine, epoch=epoch):
                 out.write(raw + b"\n")
                 leaves += 1
-        (partial / "quarantine.json").write_text(json.dumps(quarantine_document(engine, epoch=epoch)) + "\n")
         if final.exists():
             for name in EXPORT_FILES:
                 (final / name).unlink(missing_ok=True)

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from auditor.sources import ExportSource, read_json
-from auditor.verify import key_for_time
-from chain.client import ChainReader, KeyEnd, KeyRecord, asset_id_hash
+from auditor.verify import key_for_time, key_refusal
+from chain.client import ChainReader, KeyRecord, asset_id_hash
 from chain.client import Checkpoint as ChainCheckpoint
 from chain.errors import CheckpointMismatchError, ContractRevert
 from protocol import merkle
@@ -434,13 +434,8 @@ class _Auditor:
                 continue
             key = on_chain.key_at(body.ts_ms // 1000)
             if key is None:
-                revoked = on_chain.keys[-1] if on_chain.keys and on_chain.keys[-1].end is KeyEnd.REVOKED else None
-                if revoked is not None and revoked.until_time is not None and body.ts_ms // 1000 >= revoked.until_time:
-                    self.find("key_revoked", f"signed after the device was revoked at {revoked.until_time}", **where)
-                else:
-                    self.find(
-                        "key_not_valid", "no registered key of the device was valid at the reading's time", **where
-                    )
+                refusal = key_refusal(body.device, on_chain.keys, body.ts_ms // 1000)
+                self.find(refusal.reason, str(refusal), **where)
             elif key.alg != message.alg:
                 self.find("alg_mismatch", f"signed with {message.alg}; the registered key is {key.alg}", **where)
             else:

@@ -37,6 +37,7 @@ from protocol.errors import VerificationError
 __all__ = [
     "BundleVerdict",
     "key_for_time",
+    "key_refusal",
     "onchain_check",
     "registered_key",
     "verify_bundle",
@@ -131,16 +132,22 @@ def registered_key(chain: ChainReader, *, device_id: str, ts_ms: int) -> KeyReco
             raise _fail("unknown_device", f"device {device_id!r} is not in the DeviceRegistry") from None
         raise
     key = key_for_time(keys, at_s)
-    if key is not None:
-        return key
-    last = keys[-1]
-    if last.end is KeyEnd.REVOKED and last.until_time is not None and at_s >= last.until_time:
-        raise _fail(
+    if key is None:
+        raise key_refusal(device_id, keys, at_s)
+    return key
+
+
+def key_refusal(device_id: str, keys: Sequence[KeyRecord], at_s: int) -> VerificationError:
+    """Why no key of ``keys`` signs for block time ``at_s``: ``key_revoked`` when the device was
+    revoked at or before it, else ``key_not_valid``."""
+    last = keys[-1] if keys else None
+    if last is not None and last.end is KeyEnd.REVOKED and last.until_time is not None and at_s >= last.until_time:
+        return _fail(
             "key_revoked",
             f"device {device_id!r} was revoked at block time {last.until_time};"
             f" the reading claims time {at_s} (signed after its key was revoked)",
         )
-    raise _fail("key_not_valid", f"no key of device {device_id!r} was in force at the reading's time {at_s}")
+    return _fail("key_not_valid", f"no key of device {device_id!r} was in force at the reading's time {at_s}")
 
 
 def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations: int = 1) -> BundleVerdict:

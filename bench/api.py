@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from device_sim.provision import KIND_PREFIX
 from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import Body, DeviceKind
 
@@ -67,7 +68,6 @@ ASSETS = (  # name, kind, alg, share of the devices
     ("kowloon-hub", DeviceKind.CHARGER, "es256", 0.33),
     ("hydro-pod", DeviceKind.MINER, "ed25519", 0.27),
 )
-PREFIX = {DeviceKind.SOLAR: "sol", DeviceKind.CHARGER: "evc", DeviceKind.MINER: "rig"}
 READING_COLUMNS = (
     "device_id",
     "seq",
@@ -122,7 +122,7 @@ def fleet(devices: int, seed: int) -> list[Spec]:
                 rating = {"rated_power_w": 5_040, "rated_hashrate_ghs": 288_000}
             specs.append(
                 Spec(
-                    id=f"{PREFIX[kind]}-{asset}-{n:04d}",
+                    id=f"{KIND_PREFIX[kind]}-{asset}-{n:04d}",
                     asset=asset,
                     kind=kind,
                     alg=alg,

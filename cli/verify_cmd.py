@@ -15,7 +15,7 @@ import typer
 
 from cli.chain_cmd import DeploymentOption, RpcOption
 from protocol.bundle import ProofBundle, verify_bundle_offline
-from protocol.errors import AssetproofError, BundleError, VerificationError
+from protocol.errors import BundleError, VerificationError
 
 EXIT_VALID, EXIT_INVALID, EXIT_UNUSABLE = 0, 1, 2
 
@@ -116,8 +116,6 @@ def _offline(bundle: ProofBundle, *, as_json: bool) -> None:
         verify_bundle_offline(bundle)
     except VerificationError as exc:
         fail(EXIT_INVALID, f"INVALID ({exc.reason}): {exc}", as_json=as_json, reason=exc.reason)
-    except AssetproofError as exc:  # pragma: no cover - every bundle failure is a VerificationError
-        fail(EXIT_UNUSABLE, str(exc), as_json=as_json)
     body = bundle.decoded_message().body
     if as_json:
         typer.echo(

@@ -188,25 +188,31 @@ class _Batch:
         self.levels: list[bytearray] = []
 
     def add(self, leaf_hashes: list[bytes]) -> None:
-        sha = _sha256
-        frontier = self.frontier
-        old_size = self.size
-        new_size = old_size + len(leaf_hashes)
-        current = leaf_hashes
-        level = 0
-        while current:
-            if len(self.levels) == level:
-                self.levels.append(bytearray())
-            self.levels[level] += b"".join(current)
-            seq = [frontier[level], *current] if (old_size >> level) & 1 else current
-            if (new_size >> level) & 1:
-                frontier[level] = current[-1]
-            else:
-                frontier.pop(level, None)
-            pairs = iter(seq)
-            current = [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
-            level += 1
-        self.size = new_size
+        self.size = _fold(self.frontier, self.size, leaf_hashes, levels=self.levels)
+
+
+def _fold(frontier: dict[int, bytes], size: int, leaf_hashes: list[bytes], *, levels: list[bytearray] | None) -> int:
+    """Append ``leaf_hashes`` to a log of ``size`` leaves whose right frontier is ``frontier``
+    (updated in place); return the new size. With ``levels``, every new node is also appended
+    there, level by level (what a :class:`NodeStore` keeps)."""
+    sha = _sha256
+    new_size = size + len(leaf_hashes)
+    current = leaf_hashes
+    level = 0
+    while current:
+        if levels is not None:
+            if len(levels) == level:
+                levels.append(bytearray())
+            levels[level] += b"".join(current)
+        seq = [frontier[level], *current] if (size >> level) & 1 else current
+        if (new_size >> level) & 1:
+            frontier[level] = current[-1]
+        else:
+            frontier.pop(level, None)
+        pairs = iter(seq)
+        current = [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
+        level += 1
+    return new_size
 
 
 class MerkleLog:
@@ -374,24 +380,9 @@ class CompactRange:
             self._add(chunk)
 
     def _add(self, leaf_hashes: list[bytes]) -> None:
-        sha = _sha256
-        frontier = self._frontier
-        old_size = self._size
-        new_size = old_size + len(leaf_hashes)
-        if new_size >= MAX_TREE_SIZE:
+        if self._size + len(leaf_hashes) >= MAX_TREE_SIZE:
             raise RangeError("the log cannot grow past 2**64 leaves")
-        current = leaf_hashes
-        level = 0
-        while current:
-            seq = [frontier[level], *current] if (old_size >> level) & 1 else current
-            if (new_size >> level) & 1:
-                frontier[level] = current[-1]
-            else:
-                frontier.pop(level, None)
-            pairs = iter(seq)
-            current = [sha(b"\x01" + left + right).digest() for left, right in zip(pairs, pairs, strict=False)]
-            level += 1
-        self._size = new_size
+        self._size = _fold(self._frontier, self._size, leaf_hashes, levels=None)
 
     def root(self) -> bytes:
         """The tree head of the leaves so far."""

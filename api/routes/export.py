@@ -4,7 +4,6 @@ from here. Nothing here is trusted by the auditor: it recomputes every root and 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Final
@@ -19,11 +18,10 @@ from api.routes import PREFIX
 from attestor.export import (
     EXPORT_FILES,
     ExportError,
-    checkpoint_document,
     epoch_dir_name,
     iter_leaves,
+    json_file,
     metadata_bytes,
-    quarantine_document,
 )
 
 router = APIRouter(prefix=PREFIX, tags=["export (auditors)"])
@@ -61,16 +59,10 @@ def export_file(
         raise ApiError(404, f"no file {name!r} in an epoch folder ({', '.join(EXPORT_FILES)})", reason="not_found")
     engine = ctx.reader
     try:
-        # The formatting below must stay that of attestor.export.export_epochs (a test compares
-        # the bytes with the files it writes).
-        if name == "checkpoint.json":
-            document = checkpoint_document(engine, epoch=epoch, chain=ctx.anchors.get())
-            return Response((json.dumps(document, indent=1) + "\n").encode(), media_type="application/json")
-        if name == "metadata.json":
-            return Response(metadata_bytes(engine, epoch=epoch), media_type="application/json")
-        if name == "quarantine.json":
-            document = quarantine_document(engine, epoch=epoch)
-            return Response((json.dumps(document) + "\n").encode(), media_type="application/json")
+        if name != "leaves":
+            return Response(
+                json_file(engine, epoch=epoch, name=name, chain=ctx.anchors.get()), media_type="application/json"
+            )
         metadata_bytes(engine, epoch=epoch)  # a missing epoch must be a 404, not a broken stream
     except ExportError:
         raise not_found(f"epoch {epoch} (not closed)") from None

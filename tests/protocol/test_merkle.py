@@ -385,3 +385,25 @@ def test_range_errors() -> None:
     assert log.consistency_proof(2, 2) == []
     assert merkle.tree_root([]) == merkle.EMPTY_ROOT
     assert log.leaf_hashes(0, 2) == [merkle.leaf_hash(b"a"), merkle.leaf_hash(b"b")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(total=st.integers(0, 300), start=st.integers(0, 300), chunk=st.integers(1, 40))
+def test_compact_range_continues_a_log_from_its_frontier(total: int, start: int, chunk: int) -> None:
+    start = min(start, total)
+    leaves = [i.to_bytes(4, "big") for i in range(total)]
+    log = merkle.MerkleLog()
+    log.extend(leaves)
+    compact = merkle.CompactRange(size=start, hashes=log.compact_range(start))
+    assert compact.root() == log.root(start)
+    for i in range(start, total, chunk):
+        compact.extend(leaves[i : i + chunk])
+        assert compact.root() == log.root(compact.size)
+    assert compact.size == total
+
+
+def test_compact_range_refuses_a_frontier_of_the_wrong_shape() -> None:
+    with pytest.raises(InvalidProofError, match="has 2 hashes"):
+        merkle.CompactRange(size=3, hashes=[bytes(32)])
+    with pytest.raises(InvalidProofError):
+        merkle.CompactRange(size=1, hashes=[b"short"])
