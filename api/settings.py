@@ -1,9 +1,10 @@
-"""The API's settings, from ``ASSETPROOF_*`` environment variables, and where its bundles say
-checkpoints are anchored (the deployment file).
+"""The API's settings (its part of ``config.Settings``: ``ASSETPROOF_*`` variables and the
+optional settings file), and where its bundles say checkpoints are anchored (the deployment file).
 
 - ``ASSETPROOF_DATABASE_URL``: the store (default ``sqlite:///var/assetproof.db``, as the CLI);
-- ``ASSETPROOF_ADMIN_TOKEN``: the bearer token of the admin endpoints; unset, they answer 503.
-  A short or placeholder token is refused at startup rather than guarded by;
+- ``ASSETPROOF_ADMIN_TOKEN``: the bearer token of the admin endpoints; unset, they answer 503
+  (in production mode unset refuses to start). A short or placeholder token is refused at
+  startup rather than guarded by;
 - ``ASSETPROOF_DEPLOYMENT``: the deployment file (default ``var/deployment.json``). Only its
   ``chainId`` and ``contracts.AnchorRegistry.address`` are read, to fill the bundles' anchor
   section; the API does not talk to the chain (``api`` may not import ``chain``);
@@ -15,7 +16,6 @@ checkpoints are anchored (the deployment file).
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Mapping
@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import Final
 
 from attestor.bundles import ChainContext
+from config import Settings as ServiceSettings
+from config import SettingsError as ConfigError
+from config import load_settings
 from protocol.errors import AssetproofError
 
 __all__ = ["DEFAULT_DATABASE", "AnchorTarget", "DeploymentFileError", "Settings", "SettingsError"]
 
-# The same default as the CLI (cli/common.py): one database file unless told otherwise.
-DEFAULT_DATABASE: Final = "sqlite:///var/assetproof.db"
+DEFAULT_DATABASE: Final[str] = ServiceSettings.model_fields["database_url"].default
 DEFAULT_DEPLOYMENT: Final = Path("var/deployment.json")
 STATIC_DIR: Final = Path(__file__).with_name("static")
 MIN_TOKEN_LENGTH: Final = 16
@@ -64,14 +66,26 @@ class Settings:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
+    def from_config(cls, config: ServiceSettings) -> Settings:
+        """The API's part of the one settings object (``config.Settings``)."""
+        try:
+            token = config.require_admin_token()
+        except ConfigError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
-            database_url=env.get("ASSETPROOF_DATABASE_URL") or DEFAULT_DATABASE,
-            admin_token=env.get("ASSETPROOF_ADMIN_TOKEN") or None,
-            deployment=Path(env.get("ASSETPROOF_DEPLOYMENT") or DEFAULT_DEPLOYMENT),
-            public_rpc_url=env.get("ASSETPROOF_PUBLIC_RPC_URL") or None,
+            database_url=config.database_url,
+            admin_token=token,
+            deployment=config.deployment,
+            public_rpc_url=config.public_rpc_url,
         )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """From ``ASSETPROOF_*`` variables and the optional settings file, as every service."""
+        try:
+            return cls.from_config(load_settings(environ=environ))
+        except ConfigError as exc:
+            raise SettingsError(str(exc)) from None
 
 
 class AnchorTarget:

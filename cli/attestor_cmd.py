@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from prometheus_client import start_http_server
 
-from cli.chain_cmd import ANVIL_DEV_KEY, DeploymentOption, KeyOption, RpcOption, connect
-from cli.common import DEFAULT_DATABASE, DatabaseOption, configure_logging, stop_on_signals
+from cli.chain_cmd import connect
+from cli.common import DatabaseOption, DeploymentOption, RpcOption, configure_logging, secret, setting, stop_on_signals
 
 
 def attestor(
-    database: DatabaseOption = DEFAULT_DATABASE,
-    rpc: RpcOption = "http://127.0.0.1:8545",
-    key: KeyOption = ANVIL_DEV_KEY,
-    deployment: DeploymentOption = Path("var/deployment.json"),
-    epoch_seconds: Annotated[float, typer.Option(envvar="ASSETPROOF_EPOCH_SECONDS", help="Epoch time window.")] = 60.0,
-    epoch_leaves: Annotated[int, typer.Option(envvar="ASSETPROOF_EPOCH_LEAVES", help="Epoch size limit.")] = 10_000,
-    confirmations: Annotated[int, typer.Option(envvar="ASSETPROOF_CONFIRMATIONS", min=0)] = 0,
-    metrics_port: Annotated[int | None, typer.Option(envvar="ASSETPROOF_ATTESTOR_METRICS_PORT")] = None,
+    database: DatabaseOption,
+    rpc: RpcOption,
+    deployment: DeploymentOption,
+    epoch_seconds: Annotated[float, setting("epoch_seconds", min=0.001)],
+    epoch_leaves: Annotated[int, setting("epoch_leaves", min=1)],
+    confirmations: Annotated[int, setting("confirmations", min=0)],
+    metrics_port: Annotated[int | None, setting("attestor_metrics_port", "--metrics-port")],
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="The anchoring key (0x hex). Default: $ASSETPROOF_ATTESTOR_KEY; in development mode only, else"
+            " $ASSETPROOF_CHAIN_KEY, else anvil's first account.",
+            show_default=False,
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Append accepted readings to the Merkle log, close epochs and anchor them on chain."""
@@ -34,7 +41,10 @@ def attestor(
     configure_logging(verbose)
     try:
         client = ChainClient(
-            connect(rpc), account=key, deployment=read_deployment(deployment), confirmations=confirmations
+            connect(rpc),
+            account=key or secret("require_attestor_key"),
+            deployment=read_deployment(deployment),
+            confirmations=confirmations,
         )
     except (ChainError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -10,8 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli.chain_cmd import DeploymentOption, RpcOption
-from cli.common import DEFAULT_DATABASE, DatabaseOption
+from cli.common import DatabaseOption, DeploymentOption, RpcOption
 from cli.verify_cmd import EXIT_INVALID, EXIT_UNUSABLE
 
 _RANGE = re.compile(r"(\d+)(?:\.\.(\d+))?")
@@ -49,12 +48,12 @@ def _chain_context(deployment: Path):  # type: ignore[no-untyped-def]
 
 
 def bundle(
+    database: DatabaseOption,
+    deployment: DeploymentOption,
     log_index: Annotated[int | None, typer.Option("--log-index", min=0, help="The reading's log index.")] = None,
     device: Annotated[str | None, typer.Option(help="The reading's device (with --seq).")] = None,
     seq: Annotated[int | None, typer.Option(min=1, help="The reading's seq (with --device).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
-    database: DatabaseOption = DEFAULT_DATABASE,
-    deployment: DeploymentOption = Path("var/deployment.json"),
 ) -> None:
     """Write the proof bundle of one stored reading (what `assetproof verify` checks)."""
     from attestor.bundles import BundleUnavailableError, build_bundle
@@ -80,8 +79,8 @@ def bundle(
 def export(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the epochs' folders.")],
     epochs: EpochsOption,
-    database: DatabaseOption = DEFAULT_DATABASE,
-    deployment: DeploymentOption = Path("var/deployment.json"),
+    database: DatabaseOption,
+    deployment: DeploymentOption,
 ) -> None:
     """Export epochs for an auditor: leaves, metadata, checkpoints, quarantine digests."""
     from attestor.export import ExportError, export_epochs
@@ -102,8 +101,8 @@ def export(
 def audit(
     epochs: EpochsOption,
     source: Annotated[str, typer.Option("--source", help="An export folder, or the operator's API URL.")],
-    rpc: RpcOption = "http://127.0.0.1:8545",
-    deployment: DeploymentOption = Path("var/deployment.json"),
+    rpc: RpcOption,
+    deployment: DeploymentOption,
     signatures: Annotated[
         bool, typer.Option("--signatures/--no-signatures", help="Re-verify every reading's signature.")
     ] = True,

@@ -10,14 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import DEFAULT_DATABASE, DatabaseOption
+from cli.common import DatabaseOption
 
 
 def cashflow(
+    database: DatabaseOption,
     asset: Annotated[str | None, typer.Option(help="One asset (default: all).")] = None,
     device: Annotated[str | None, typer.Option(help="One device.")] = None,
     by: Annotated[str, typer.Option(help="hour or day")] = "day",
-    database: DatabaseOption = DEFAULT_DATABASE,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Revenue, cost, net, energy, coverage and uptime per hour or day (device time, UTC)."""

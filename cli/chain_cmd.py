@@ -8,22 +8,21 @@ from typing import Annotated
 
 import typer
 
-from cli.common import stop_on_signals
+from cli.common import DeploymentOption, RpcOption, secret, stop_on_signals
+from config import ANVIL_DEV_KEY
 
 app = typer.Typer(help="Deploy the contracts; run a local anvil node.", no_args_is_help=True)
 
-ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
-"""anvil's first development account: fine for a local chain, never for a real one."""
+__all__ = ["ANVIL_DEV_KEY", "DeploymentOption", "KeyOption", "RpcOption", "app", "connect"]
 
-RpcOption = Annotated[str, typer.Option("--rpc", envvar="ASSETPROOF_RPC", help="The chain's JSON-RPC URL.")]
 KeyOption = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--key", envvar="ASSETPROOF_CHAIN_KEY", help="The account's private key (0x hex). Default: anvil's dev key."
+        "--key",
+        help="The deployer's / registry admin's private key (0x hex). Default: $ASSETPROOF_CHAIN_KEY, else (in"
+        " development mode only) anvil's first account.",
+        show_default=False,
     ),
-]
-DeploymentOption = Annotated[
-    Path, typer.Option("--deployment", envvar="ASSETPROOF_DEPLOYMENT", help="The deployment file.")
 ]
 
 
@@ -35,9 +34,9 @@ def connect(rpc: str):  # type: ignore[no-untyped-def]
 
 @app.command()
 def deploy(
-    rpc: RpcOption = "http://127.0.0.1:8545",
-    key: KeyOption = ANVIL_DEV_KEY,
-    out: DeploymentOption = Path("var/deployment.json"),
+    rpc: RpcOption,
+    out: DeploymentOption,
+    key: KeyOption = None,
     attestor: Annotated[
         str | None, typer.Option(help="The attestor's address (default: the deploying account).")
     ] = None,
@@ -51,7 +50,7 @@ def deploy(
     from chain.errors import ChainError
 
     try:
-        client = ChainClient(connect(rpc), account=key)
+        client = ChainClient(connect(rpc), account=key or secret("require_chain_key"))
         deployment = client.deploy(attestor=attestor, admin=admin)
     except ChainError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -1,21 +1,72 @@
-"""Options and helpers shared by the CLI commands."""
+"""Options and helpers shared by the CLI commands.
+
+Every option that is also a setting takes its default from the one ``config.Settings`` object
+(environment, then the optional settings file, then the built-in default), which the root
+command loads before any subcommand parses its options.
+"""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 
-DEFAULT_DATABASE = "sqlite:///var/assetproof.db"
+from config import PREFIX, Settings, SettingsError, load_settings
 
-DatabaseOption = Annotated[
-    str,
-    typer.Option("--database", envvar="ASSETPROOF_DATABASE_URL", help="sqlite:///PATH or postgresql://USER@HOST/DB"),
-]
-BrokerOption = Annotated[str, typer.Option("--broker", envvar="ASSETPROOF_BROKER", help="MQTT broker as HOST:PORT")]
+_loaded: Settings | None = None
+
+
+def use_settings(file: Path | None) -> Settings:
+    """Load the settings for this invocation (the root command's callback calls it)."""
+    global _loaded
+    try:
+        _loaded = load_settings(file=file)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    return _loaded
+
+
+def settings() -> Settings:
+    return _loaded if _loaded is not None else use_settings(None)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """A one-line reason on stderr and the exit code (2: unusable input or settings)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def setting(name: str, *flags: str, help: str | None = None, **extra: Any) -> Any:
+    """A typer option whose default is setting ``name`` (``ASSETPROOF_NAME``)."""
+    field = Settings.model_fields[name]
+    builtin = field.default
+    shown = f"${PREFIX}{name.upper()}" + ("" if builtin is None else f", else {builtin}")
+
+    def default() -> Any:
+        value = getattr(settings(), name)
+        return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+    return typer.Option(*flags, default_factory=default, show_default=shown, help=help or field.description, **extra)
+
+
+def secret(resolve: str) -> Any:
+    """Resolve a secret that has no default in production (``require_chain_key`` and friends)."""
+    try:
+        return getattr(settings(), resolve)()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+DatabaseOption = Annotated[str, setting("database_url", "--database")]
+BrokerOption = Annotated[str, setting("broker", "--broker")]
+RpcOption = Annotated[str, setting("rpc", "--rpc")]
+DeploymentOption = Annotated[Path, setting("deployment", "--deployment")]
+KeystoreOption = Annotated[Path, setting("keystore", "--keystore")]
 
 
 def parse_broker(value: str) -> tuple[str, int]:

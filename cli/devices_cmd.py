@@ -18,19 +18,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.chain_cmd import ANVIL_DEV_KEY
-from cli.common import DEFAULT_DATABASE, DatabaseOption
+from cli.common import DatabaseOption, KeystoreOption, RpcOption, fail, secret, setting
 
 app = typer.Typer(help="Provision, list, revoke and rotate devices.", no_args_is_help=True)
 console = Console()
 
-KeystoreOption = Annotated[Path, typer.Option("--keystore", envvar="ASSETPROOF_KEYSTORE", help="Device key directory.")]
-BrokerAuthOption = Annotated[
-    Path,
-    typer.Option(
-        "--broker-auth", envvar="ASSETPROOF_BROKER_AUTH", help="Where the Mosquitto password and ACL files go."
-    ),
-]
+BrokerAuthOption = Annotated[Path, setting("broker_auth", "--broker-auth")]
 GATEWAY_USER = "assetproof-gateway"
 
 
@@ -46,24 +39,25 @@ def _engine(database: str):  # type: ignore[no-untyped-def]
     return engine
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
 ChainDeploymentOption = Annotated[
     Path,
-    typer.Option(
+    setting(
+        "deployment",
         "--deployment",
-        envvar="ASSETPROOF_DEPLOYMENT",
         help="When this deployment file exists, keys are registered (rotated, revoked) on chain too.",
     ),
 ]
-ChainRpcOption = Annotated[str, typer.Option("--rpc", envvar="ASSETPROOF_RPC", help="The chain's JSON-RPC URL.")]
-ChainKeyOption = Annotated[str, typer.Option("--key", envvar="ASSETPROOF_CHAIN_KEY", help="The registry admin's key.")]
+ChainKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="The registry admin's key. Default: $ASSETPROOF_CHAIN_KEY (anvil's in development).",
+        show_default=False,
+    ),
+]
 
 
-def _chain(deployment: Path, rpc: str, key: str):  # type: ignore[no-untyped-def]
+def _chain(deployment: Path, rpc: str, key: str | None):  # type: ignore[no-untyped-def]
     """The device registry's admin client, or None when no contracts are deployed."""
     if not deployment.exists():
         return None
@@ -71,7 +65,7 @@ def _chain(deployment: Path, rpc: str, key: str):  # type: ignore[no-untyped-def
     from chain.deployment import read_deployment
     from cli.chain_cmd import connect
 
-    return ChainClient(connect(rpc), account=key, deployment=read_deployment(deployment))
+    return ChainClient(connect(rpc), account=key or secret("require_chain_key"), deployment=read_deployment(deployment))
 
 
 def broker_files(directory: Path) -> tuple[Path, Path, Path]:
@@ -83,15 +77,15 @@ def provision(
     kind: Annotated[str, typer.Option(help="solar, charger or miner")],
     count: Annotated[int, typer.Option(min=1, max=100_000)],
     asset: Annotated[str, typer.Option(help="The asset (pool of devices) they belong to.")],
+    database: DatabaseOption,
+    keystore: KeystoreOption,
+    broker_auth: BrokerAuthOption,
+    deployment: ChainDeploymentOption,
+    rpc: RpcOption,
     alg: Annotated[str, typer.Option(help="ed25519 or es256")] = "ed25519",
     window: Annotated[int, typer.Option(help="Reading interval in seconds.", min=1, max=86_400)] = 60,
-    database: DatabaseOption = DEFAULT_DATABASE,
-    keystore: KeystoreOption = Path("var/keys"),
-    broker_auth: BrokerAuthOption = Path("var/broker"),
     seed: Annotated[int, typer.Option(help="Seed for the devices' nameplate ratings.")] = 0,
-    deployment: ChainDeploymentOption = Path("var/deployment.json"),
-    rpc: ChainRpcOption = "http://127.0.0.1:8545",
-    key: ChainKeyOption = ANVIL_DEV_KEY,
+    key: ChainKeyOption = None,
 ) -> None:
     """Create device keys, register the devices (in the store and, when contracts are deployed,
     on chain, where auditors learn them), and let each publish on its own topic only."""
@@ -113,7 +107,7 @@ def provision(
             seed=seed,
         )
     except AssetproofError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     device_kind = devices[0].kind
     engine.dispose()
     console.print(
@@ -127,7 +121,7 @@ def provision(
 
 @app.command(name="list")
 def list_(
-    database: DatabaseOption = DEFAULT_DATABASE,
+    database: DatabaseOption,
     asset: Annotated[str | None, typer.Option(help="Only this asset's devices.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -160,10 +154,10 @@ def list_(
 @app.command()
 def revoke(
     device_id: str,
-    database: DatabaseOption = DEFAULT_DATABASE,
-    deployment: ChainDeploymentOption = Path("var/deployment.json"),
-    rpc: ChainRpcOption = "http://127.0.0.1:8545",
-    key: ChainKeyOption = ANVIL_DEV_KEY,
+    database: DatabaseOption,
+    deployment: ChainDeploymentOption,
+    rpc: RpcOption,
+    key: ChainKeyOption = None,
 ) -> None:
     """Revoke a device: everything it sends from now on is quarantined, and auditors see the key
     end on chain."""
@@ -177,7 +171,7 @@ def revoke(
         if chain is not None:
             chain.revoke(device_id=device_id)
     except AssetproofError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         engine.dispose()
     console.print(f"revoked {device_id}")
@@ -186,11 +180,11 @@ def revoke(
 @app.command()
 def rotate(
     device_id: str,
-    database: DatabaseOption = DEFAULT_DATABASE,
-    keystore: KeystoreOption = Path("var/keys"),
-    deployment: ChainDeploymentOption = Path("var/deployment.json"),
-    rpc: ChainRpcOption = "http://127.0.0.1:8545",
-    key: ChainKeyOption = ANVIL_DEV_KEY,
+    database: DatabaseOption,
+    keystore: KeystoreOption,
+    deployment: ChainDeploymentOption,
+    rpc: RpcOption,
+    key: ChainKeyOption = None,
 ) -> None:
     """Give a device a new key; the old one stops being accepted now."""
     from device_sim.keystore import Keystore
@@ -207,7 +201,7 @@ def rotate(
         if chain is not None:
             chain.rotate(device_id=device_id, public_key=credentials.public_key)
     except AssetproofError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         engine.dispose()
     console.print(f"rotated the key of {device_id}")

@@ -9,23 +9,27 @@ from typing import Annotated
 import typer
 from prometheus_client import start_http_server
 
-from cli.common import DEFAULT_DATABASE, BrokerOption, DatabaseOption, configure_logging, parse_broker, stop_on_signals
+from cli.common import (
+    BrokerOption,
+    DatabaseOption,
+    configure_logging,
+    parse_broker,
+    setting,
+    stop_on_signals,
+)
 
 
 def gateway(
-    database: DatabaseOption = DEFAULT_DATABASE,
-    broker: BrokerOption = "127.0.0.1:1883",
-    username: Annotated[str | None, typer.Option(envvar="ASSETPROOF_BROKER_USERNAME")] = None,
-    password: Annotated[str | None, typer.Option(envvar="ASSETPROOF_BROKER_PASSWORD")] = None,
-    client_id: Annotated[
-        str | None,
-        typer.Option(envvar="ASSETPROOF_GATEWAY_CLIENT_ID", help="Stable per worker: it names the persistent session."),
-    ] = None,
-    share_group: Annotated[str, typer.Option(envvar="ASSETPROOF_GATEWAY_GROUP")] = "assetproof-gateway",
-    tariff: Annotated[Path | None, typer.Option(envvar="ASSETPROOF_TARIFF", help="Tariff JSON file.")] = None,
+    database: DatabaseOption,
+    broker: BrokerOption,
+    username: Annotated[str | None, setting("broker_username", "--username")],
+    password: Annotated[str | None, setting("broker_password", "--password")],
+    client_id: Annotated[str | None, setting("gateway_client_id", "--client-id")],
+    share_group: Annotated[str, setting("gateway_group", "--share-group")],
+    tariff: Annotated[Path | None, setting("tariff", "--tariff")],
+    metrics_port: Annotated[int | None, setting("gateway_metrics_port", "--metrics-port")],
     batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     hold_seconds: Annotated[float, typer.Option(help="How long a reading waits for its predecessor.")] = 30.0,
-    metrics_port: Annotated[int | None, typer.Option(envvar="ASSETPROOF_GATEWAY_METRICS_PORT")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a gateway worker: verify, sequence and store telemetry; quarantine the rest."""

@@ -7,6 +7,7 @@ input (unreadable file, bad arguments), always with a one-line reason and never 
 from __future__ import annotations
 
 from importlib.metadata import version
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,6 +24,7 @@ from cli import (
     simulate_cmd,
     verify_cmd,
 )
+from cli.common import use_settings
 
 app = typer.Typer(
     name="assetproof",
@@ -57,5 +59,14 @@ def main(
     _version: Annotated[
         bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
     ] = False,
+    settings_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings",
+            help="A settings file of ASSETPROOF_NAME=value lines (default: $ASSETPROOF_SETTINGS_FILE);"
+            " environment variables override it, flags override both.",
+        ),
+    ] = None,
 ) -> None:
     """assetproof command line."""
+    use_settings(settings_file)

@@ -9,19 +9,19 @@ from typing import Annotated
 
 import typer
 
-from cli.common import BrokerOption, configure_logging, parse_broker, stop_on_signals
+from cli.common import BrokerOption, KeystoreOption, configure_logging, parse_broker, setting, stop_on_signals
 
 log = logging.getLogger("assetproof.simulate")
 
 
 def simulate(
-    keystore: Annotated[Path, typer.Option(envvar="ASSETPROOF_KEYSTORE", help="Device key directory.")] = Path(
-        "var/keys"
-    ),
-    broker: BrokerOption = "127.0.0.1:1883",
+    keystore: KeystoreOption,
+    broker: BrokerOption,
     outbox: Annotated[
-        Path, typer.Option(envvar="ASSETPROOF_OUTBOX", help="The on-disk queue; it also holds each device's chain.")
-    ] = Path("var/outbox.sqlite"),
+        Path, setting("outbox", "--outbox", help="The on-disk queue; it also holds each device's chain.")
+    ],
+    username: Annotated[str | None, setting("broker_username", "--username", help="For --multiplex.")],
+    password: Annotated[str | None, setting("broker_password", "--password", help="For --multiplex.")],
     device: Annotated[list[str] | None, typer.Option(help="Only these device ids (repeatable).")] = None,
     accelerate: Annotated[
         float, typer.Option(min=0.001, help="Simulated seconds per wall second (1440: a day a minute).")
@@ -34,8 +34,6 @@ def simulate(
     multiplex: Annotated[
         int | None, typer.Option(help="Share N connections among all devices (load tests) instead of one each.")
     ] = None,
-    username: Annotated[str | None, typer.Option(envvar="ASSETPROOF_BROKER_USERNAME", help="For --multiplex.")] = None,
-    password: Annotated[str | None, typer.Option(envvar="ASSETPROOF_BROKER_PASSWORD", help="For --multiplex.")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from cli.chain_cmd import DeploymentOption, RpcOption
+from cli.common import DeploymentOption, RpcOption
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.errors import BundleError, VerificationError
 
@@ -34,8 +34,8 @@ def _time(seconds: float) -> str:
 
 def verify(
     bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE.json", help="A proof bundle.")],
-    rpc: RpcOption = "http://127.0.0.1:8545",
-    deployment: DeploymentOption = Path("var/deployment.json"),
+    rpc: RpcOption,
+    deployment: DeploymentOption,
     confirmations: Annotated[int, typer.Option(min=1, help="Blocks the anchor must be buried under (1 = mined).")] = 1,
     onchain: Annotated[
         bool, typer.Option("--onchain", help="Also have the ReadingVerifier contract check it, in one eth_call.")

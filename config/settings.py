@@ -1,0 +1,224 @@
+"""Every setting of every assetproof service, in one object.
+
+Read, most specific first, from: the command line's flags; ``ASSETPROOF_*`` environment
+variables; an optional settings file (``assetproof --settings FILE`` or
+``ASSETPROOF_SETTINGS_FILE``) holding the same ``ASSETPROOF_NAME=value`` lines (comments with
+``#``, as docker-compose's ``env_file``); the defaults below. The README's settings table lists
+them; ``tests/config/test_settings.py`` keeps that table and this class the same.
+
+Development mode (the default) runs on a laptop with no preparation: the chain keys default to
+anvil's first development account. ``ASSETPROOF_MODE=production`` takes every default secret
+away: the attestor's key, the registry admin's key and the API's admin token must be set, and a
+service that needs one refuses to start without it. A misspelt ``ASSETPROOF_`` variable is an
+error, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+__all__ = [
+    "ANVIL_DEV_KEY",
+    "PREFIX",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
+
+PREFIX: Final = "ASSETPROOF_"
+FILE_VARIABLE: Final = "ASSETPROOF_SETTINGS_FILE"
+ANVIL_DEV_KEY: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+"""anvil's first development account: fine for a local chain, never for a real one."""
+
+# Variables that share the prefix without being settings: the settings file's own name, the
+# anvil binary that chain/node.py looks up where it starts a node, and the test suite's knobs.
+_NOT_SETTINGS: Final = frozenset({FILE_VARIABLE, "ASSETPROOF_ANVIL"})
+_NOT_SETTINGS_PREFIXES: Final = ("ASSETPROOF_TEST_",)
+_HOST_PORT = re.compile(r"[^\s:]+:\d{1,5}")
+_KEY = re.compile(r"0x[0-9a-fA-F]{64}")
+
+
+class SettingsError(Exception):
+    """A setting is missing, malformed or unknown; the message names the variable."""
+
+
+class Settings(BaseModel):
+    """One service's view of the deployment. Field ``name`` is variable ``ASSETPROOF_NAME``;
+    build it with ``load_settings``, which merges the sources and names what is wrong."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    mode: Literal["development", "production"] = Field(
+        "development", description="`production` removes every default secret (see below)."
+    )
+    database_url: str = Field(
+        "sqlite:///var/assetproof.db", description="The store: `sqlite:///PATH` or `postgresql://USER@HOST/DB`."
+    )
+    broker: str = Field("127.0.0.1:1883", description="The MQTT broker as HOST:PORT.")
+    broker_username: str | None = Field(None, description="Gateway's (or `simulate --multiplex`'s) broker login.")
+    broker_password: SecretStr | None = Field(None, description="Its password.")
+    broker_auth: Path = Field(
+        Path("var/broker"), description="Where `devices provision` writes Mosquitto's password and ACL files."
+    )
+    keystore: Path = Field(Path("var/keys"), description="The device key directory (provisioning, simulator).")
+    outbox: Path = Field(Path("var/outbox.sqlite"), description="The simulator's store-and-forward queue.")
+    gateway_client_id: str | None = Field(
+        None, description="Stable per gateway worker: it names the broker session. Default: gateway-HOSTNAME."
+    )
+    gateway_group: str = Field("assetproof-gateway", description="The shared-subscription group gateways join.")
+    gateway_metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus port of the gateway.")
+    tariff: Path | None = Field(None, description="Tariff JSON file (default: the bundled HK tariff).")
+    rpc: str = Field("http://127.0.0.1:8545", description="The chain's JSON-RPC URL.")
+    deployment: Path = Field(
+        Path("var/deployment.json"), description="The deployment file: chain id and contract addresses."
+    )
+    chain_key: SecretStr | None = Field(
+        None,
+        description="The deployer's and device registry admin's private key (0x hex). "
+        "Development default: anvil's first account; production: required.",
+    )
+    attestor_key: SecretStr | None = Field(
+        None,
+        description="The key the attestor anchors with. Development default: ASSETPROOF_CHAIN_KEY; "
+        "production: required.",
+    )
+    confirmations: int = Field(0, ge=0, description="Blocks an anchor must be buried under before it counts.")
+    epoch_seconds: float = Field(60.0, gt=0, description="An epoch's time window.")
+    epoch_leaves: int = Field(10_000, ge=1, description="An epoch's size limit.")
+    attestor_metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus port of the attestor.")
+    api_host: str = Field("127.0.0.1", description="The API's listening address.")
+    api_port: int = Field(8000, ge=1, le=65535, description="The API's port.")
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the admin endpoints (16+ random characters). "
+        "Development: unset disables them; production: required.",
+    )
+    public_rpc_url: str | None = Field(
+        None, description="The chain's RPC URL as investors' browsers reach it (the dashboard's own check)."
+    )
+
+    @field_validator("broker")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if not _HOST_PORT.fullmatch(value):
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        return value
+
+    @field_validator("chain_key", "attestor_key")
+    @classmethod
+    def _private_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _KEY.fullmatch(value.get_secret_value()):
+            raise ValueError("expected a private key as 0x and 64 hex digits")
+        return value
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+    def broker_address(self) -> tuple[str, int]:
+        host, _, port = self.broker.rpartition(":")
+        return host, int(port)
+
+    def require_chain_key(self) -> str:
+        """The deployer's / registry admin's key; production has no default."""
+        if self.chain_key is not None:
+            return self.chain_key.get_secret_value()
+        if self.production:
+            raise SettingsError(
+                "ASSETPROOF_CHAIN_KEY is required in production mode (the deployer's and registry admin's key)"
+            )
+        return ANVIL_DEV_KEY
+
+    def require_attestor_key(self) -> str:
+        """The anchoring key; production has no default."""
+        if self.attestor_key is not None:
+            return self.attestor_key.get_secret_value()
+        if self.production:
+            raise SettingsError(
+                "ASSETPROOF_ATTESTOR_KEY is required in production mode (the key the attestor anchors with)"
+            )
+        return self.require_chain_key()
+
+    def require_admin_token(self) -> str | None:
+        """The admin token; in development, unset means the admin endpoints are off."""
+        if self.admin_token is not None:
+            return self.admin_token.get_secret_value()
+        if self.production:
+            raise SettingsError(
+                "ASSETPROOF_ADMIN_TOKEN is required in production mode"
+                " (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return None
+
+    @classmethod
+    def variables(cls) -> dict[str, str]:
+        """Each variable's name and description, in declaration order (the README's table)."""
+        return {PREFIX + name.upper(): field.description or "" for name, field in cls.model_fields.items()}
+
+
+def load_settings(
+    *, file: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: object
+) -> Settings:
+    """The settings from ``environ`` (default: the process environment), over the settings file
+    (``file``, else ``$ASSETPROOF_SETTINGS_FILE``), over the defaults; ``overrides`` (from
+    command-line flags) over all. Raises SettingsError naming the variable that is wrong."""
+    env = dict(os.environ if environ is None else environ)
+    if file is None and env.get(FILE_VARIABLE):
+        file = Path(env[FILE_VARIABLE])
+    values: dict[str, object] = {}
+    if file is not None:
+        values.update(_read_file(file))
+    values.update(_prefixed(env, source="environment"))
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _read_file(path: Path) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        raise SettingsError(f"settings file {path} does not exist")
+    try:
+        raw = dotenv_values(path, interpolate=False)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"settings file {path} is unreadable: {exc}") from None
+    strays = [key for key in raw if not key.upper().startswith(PREFIX)]
+    if strays:
+        raise SettingsError(f"settings file {path}: {', '.join(strays)} is not an {PREFIX}* setting")
+    values = {key: value for key, value in raw.items() if value is not None}
+    return _prefixed(values, source=f"settings file {path}")
+
+
+def _prefixed(values: Mapping[str, str], *, source: str) -> dict[str, str]:
+    known = {PREFIX + name.upper() for name in Settings.model_fields}
+    found: dict[str, str] = {}
+    for key, value in values.items():
+        upper = key.upper()
+        if not upper.startswith(PREFIX) or upper in _NOT_SETTINGS or upper.startswith(_NOT_SETTINGS_PREFIXES):
+            continue
+        if upper not in known:
+            close = difflib.get_close_matches(upper, sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SettingsError(f"{key} in the {source} is not a setting{hint}")
+        if value != "":
+            found[upper.removeprefix(PREFIX).lower()] = value
+    return found
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{PREFIX}{field.upper()}: {message}")
+    return "; ".join(problems)
