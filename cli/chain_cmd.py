@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DeploymentOption, RpcOption, secret, stop_on_signals
+from cli.common import DeploymentOption, RpcOption, secret, settings, stop_on_signals
 from config import ANVIL_DEV_KEY
 
 app = typer.Typer(help="Deploy the contracts; run a local anvil node.", no_args_is_help=True)
@@ -38,7 +38,11 @@ def deploy(
     out: DeploymentOption,
     key: KeyOption = None,
     attestor: Annotated[
-        str | None, typer.Option(help="The attestor's address (default: the deploying account).")
+        str | None,
+        typer.Option(
+            help="The attestor's address (default: the address of $ASSETPROOF_ATTESTOR_KEY when set, else the"
+            " deploying account)."
+        ),
     ] = None,
     admin: Annotated[
         str | None, typer.Option(help="The device registry's admin (default: the deploying account).")
@@ -50,7 +54,11 @@ def deploy(
     from chain.errors import ChainError
 
     try:
-        client = ChainClient(connect(rpc), account=key or secret("require_chain_key"))
+        w3 = connect(rpc)
+        client = ChainClient(w3, account=key or secret("require_chain_key"))
+        attestor_key = settings().attestor_key
+        if attestor is None and attestor_key is not None:
+            attestor = ChainClient(w3, account=attestor_key.get_secret_value()).address
         deployment = client.deploy(attestor=attestor, admin=admin)
     except ChainError as exc:
         typer.echo(f"error: {exc}", err=True)

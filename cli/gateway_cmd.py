@@ -13,8 +13,10 @@ from cli.common import (
     BrokerOption,
     DatabaseOption,
     configure_logging,
+    fail,
     parse_broker,
     setting,
+    settings,
     stop_on_signals,
 )
 
@@ -38,6 +40,8 @@ def gateway(
 
     configure_logging(verbose)
     host, port = parse_broker(broker)
+    if username is None:
+        username, password = _provisioned_login(password)
     config = GatewayConfig(
         database_url=database,
         tariff=load_tariff(tariff),
@@ -54,3 +58,19 @@ def gateway(
         start_http_server(metrics_port, addr="127.0.0.1")
     stop = stop_on_signals()
     Gateway(config).run(stop)
+
+
+def _provisioned_login(password: str | None) -> tuple[str | None, str | None]:
+    """The gateway's broker login that ``devices provision`` wrote beside the broker's password
+    file (``$ASSETPROOF_BROKER_AUTH/gateway.json``), when none is given: a gateway sharing the
+    provisioner's volume (docker-compose) needs no secret passed around. Anonymous otherwise."""
+    import json
+
+    path = settings().broker_auth / "gateway.json"
+    if not path.exists():
+        return None, password
+    try:
+        login = json.loads(path.read_text())
+        return str(login["username"]), str(login["password"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise fail(f"{path} is not a gateway login: {exc}") from None

@@ -21,6 +21,7 @@ from cli import (
     demo_cmd,
     devices_cmd,
     gateway_cmd,
+    health_cmd,
     simulate_cmd,
     verify_cmd,
 )
@@ -46,6 +47,7 @@ app.command(name="export")(audit_cmd.export)
 app.command(name="audit")(audit_cmd.audit)
 app.command(name="demo")(demo_cmd.demo)
 app.command(name="api")(api_cmd.api)
+app.command(name="healthcheck")(health_cmd.healthcheck)
 
 
 def _version_callback(value: bool) -> None:
