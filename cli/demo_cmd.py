@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+
+class Broker(enum.StrEnum):
+    auto = "auto"
+    mosquitto = "mosquitto"
+    amqtt = "amqtt"
 
 
 def demo(
@@ -21,6 +28,9 @@ def demo(
     home: Annotated[Path, typer.Option(help="Where the demo keeps its state (recreated each run).")] = Path("var/demo"),
     port: Annotated[int, typer.Option(help="The API and dashboard port (0: any free port).")] = 8000,
     epoch_seconds: Annotated[float, typer.Option(min=0.5, help="Epoch window.")] = 5.0,
+    broker: Annotated[
+        Broker, typer.Option(help="auto: Mosquitto when installed, else the embedded amqtt broker (MQTT 3.1.1).")
+    ] = Broker.auto,
 ) -> None:
     """Run the whole pipeline: broker, chain, contracts, a fleet of three assets, gateway,
     attestor, API with the dashboard, and the simulator, with a live view."""
@@ -41,7 +51,13 @@ def demo(
         force=True,
     )
     options = DemoOptions(
-        devices=devices, accelerate=accelerate, seconds=seconds, home=home, api_port=port, epoch_seconds=epoch_seconds
+        devices=devices,
+        accelerate=accelerate,
+        seconds=seconds,
+        home=home,
+        api_port=port,
+        epoch_seconds=epoch_seconds,
+        broker=broker.value,
     )
     stack = DemoStack(options, say=lambda line: console.print(f"[dim]·[/] {line}"))
     try:

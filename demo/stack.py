@@ -4,6 +4,11 @@ a provisioned fleet, the gateway, the attestor, the API with the dashboard and t
 The broker and anvil are child processes; the gateway, attestor, API and simulator run as threads
 of this process (so the in-process eth-tester chain, the fallback when anvil is missing, serves
 them all). Everything lives under ``home`` (``var/demo`` by default), recreated on every run.
+
+The broker is Mosquitto (MQTT v5) when it is installed, otherwise the embedded amqtt broker
+(:mod:`gateway.amqtt_broker`), which speaks MQTT 3.1.1 only: the gateway and the fleet then
+connect with 3.1.1 (one gateway worker, a plain persistent subscription). Both brokers enforce
+the provisioned device passwords and per-device topic ACL.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from sqlalchemy import Engine, func, select
 
@@ -31,8 +36,9 @@ from device_sim.fleet import FleetDevice, FleetRunner, SimClock
 from device_sim.keystore import Keystore
 from device_sim.outbox import Outbox
 from device_sim.publisher import Publisher
+from gateway.amqtt_broker import AmqttBroker, amqtt_available
 from gateway.mosquitto import Mosquitto, find_mosquitto
-from gateway.service import Gateway, GatewayConfig
+from gateway.service import Gateway, GatewayConfig, MqttProtocol
 from gateway.tariff import load_tariff
 from protocol.errors import AssetproofError
 from store.db import make_engine, migrate
@@ -53,6 +59,10 @@ ASSETS: Final = (
 )
 
 
+BrokerChoice = Literal["auto", "mosquitto", "amqtt"]
+BROKER_CHOICES: Final[tuple[BrokerChoice, ...]] = ("auto", "mosquitto", "amqtt")
+
+
 class DemoError(AssetproofError):
     """The demo cannot start (a missing tool) or its pipeline failed."""
 
@@ -68,6 +78,12 @@ class DemoOptions:
     epoch_seconds: float = 5.0
     fault_rate: float = 0.01
     seed: int = 0
+    broker: BrokerChoice = "auto"
+    """``auto``: Mosquitto when installed, else the embedded amqtt broker (MQTT 3.1.1)."""
+
+    def __post_init__(self) -> None:
+        if self.broker not in BROKER_CHOICES:
+            raise DemoError(f"unknown broker {self.broker!r}: one of {', '.join(BROKER_CHOICES)}")
 
 
 @dataclass
@@ -149,7 +165,8 @@ class DemoStack:
         self.home = options.home
         self.started = time.monotonic()
         self.anvil: AnvilNode | None = None
-        self.broker: Mosquitto | None = None
+        self.broker: Mosquitto | AmqttBroker | None = None
+        self.mqtt_protocol: MqttProtocol = "5"
         self.publisher: Publisher | None = None
         self.threads: dict[str, _Thread] = {}
         self.chain_label = ""
@@ -171,9 +188,25 @@ class DemoStack:
 
     # --- start ------------------------------------------------------------------------------
 
+    def _choose_broker(self) -> tuple[Literal["mosquitto", "amqtt"], str]:
+        """Which broker runs, and why (for the label)."""
+        choice = self.options.broker
+        have_mosquitto = find_mosquitto() is not None
+        if choice == "mosquitto" or (choice == "auto" and have_mosquitto):
+            if not have_mosquitto:
+                raise DemoError(
+                    "Mosquitto is not installed (Debian: apt-get install mosquitto; scripts/services does it)"
+                )
+            return "mosquitto", ""
+        if not amqtt_available():
+            raise DemoError(
+                "no MQTT broker: Mosquitto is not installed (Debian: apt-get install mosquitto)"
+                " and neither is the embedded amqtt broker (pip install amqtt; scripts/bootstrap does it)"
+            )
+        return "amqtt", "Mosquitto not installed" if choice == "auto" else "chosen over Mosquitto"
+
     def start(self) -> None:
-        if find_mosquitto() is None:
-            raise DemoError("Mosquitto is not installed (Debian: apt-get install mosquitto; scripts/services does it)")
+        broker_kind, why = self._choose_broker()
         if self.home.exists():
             shutil.rmtree(self.home)
         self.home.mkdir(parents=True)
@@ -204,9 +237,16 @@ class DemoStack:
         self.say(f"provisioned {self.options.devices} devices in {len(ASSETS)} assets (keys on chain)")
 
         passwords, acl, gateway_file = broker_files(self.home / "broker-auth")
-        self.broker = Mosquitto(self.home / "broker", password_file=passwords, acl_file=acl)
-        self.broker.start()
-        self.broker_label = f"Mosquitto on 127.0.0.1:{self.broker.port}"
+        if broker_kind == "mosquitto":
+            self.broker = Mosquitto(self.home / "broker", password_file=passwords, acl_file=acl)
+            self.broker.start()
+            self.broker_label = f"Mosquitto on 127.0.0.1:{self.broker.port}"
+        else:
+            self.broker = AmqttBroker(self.home / "broker", password_file=passwords, acl_file=acl)
+            self.broker.start()
+            self.mqtt_protocol = "3.1.1"
+            self.broker_label = f"embedded amqtt on 127.0.0.1:{self.broker.port} (MQTT 3.1.1; {why})"
+        self.say(f"broker: {self.broker_label}")
         login = json.loads(gateway_file.read_text())
         gateway = Gateway(
             GatewayConfig(
@@ -216,6 +256,7 @@ class DemoStack:
                 username=login["username"],
                 password=login["password"],
                 client_id="demo-gateway-1",
+                protocol=self.mqtt_protocol,
             )
         )
         self._spawn("gateway", gateway.run)
@@ -288,6 +329,7 @@ class DemoStack:
             host="127.0.0.1",
             port=self.broker.port,
             passwords={c.device_id: c.mqtt_password for c in credentials},
+            protocol=self.mqtt_protocol,
         )
         runner = FleetRunner(
             devices,

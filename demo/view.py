@@ -78,6 +78,7 @@ def summary_table(summary: Summary) -> Table:
         ("readings not anchored", f"{summary.unanchored_readings}"),
         ("first anchor", "none" if summary.first_anchor_s is None else f"{summary.first_anchor_s} s after start"),
         ("chain", summary.chain),
+        ("broker", summary.broker),
         ("result", "[bold green]OK[/]" if summary.ok else "[bold red]FAILED[/]"),
     ]
     for name, value in rows:

@@ -1,4 +1,4 @@
-"""Drain the outbox to the broker: MQTT v5, QoS 1, in order, never faster than the broker acks.
+"""Drain the outbox to the broker: MQTT v5 (or 3.1.1), QoS 1, in order, never faster than the broker acks.
 
 One thread drives every connection through paho's external-loop API (``loop_read``,
 ``loop_write``, ``loop_misc`` on a ``selectors`` selector), so a thousand device connections cost
@@ -27,6 +27,13 @@ Rules that make delivery at least once and ordered:
   order stays ours). Some may arrive twice: the gateway counts those as duplicates.
 - Reconnects back off exponentially with jitter while the broker is unreachable; readings keep
   accumulating in the outbox meanwhile.
+
+MQTT 3.1.1 (``protocol="3.1.1"``, for brokers without v5 such as the embedded amqtt broker)
+keeps every rule above that 3.1.1 can express. What it cannot: a 3.1.1 PUBACK carries no reason
+code, so a message the broker refuses (ACL) or delivers to nobody looks delivered. Refusals then
+show only at the gateway (or not at all), and a gateway must hold its persistent subscription
+before the fleet publishes (the demo waits for it). The window is ``max_inflight`` alone (no
+Receive Maximum), and there is no Maximum Packet Size to check against.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -66,6 +73,8 @@ _MISC_S = 1.0
 _PUBLISH_OVERHEAD = 16  # fixed header, topic length, packet id and properties, bounded from above
 
 PasswordLookup = Callable[[str], str | None]
+MqttProtocol = Literal["5", "3.1.1"]
+MQTT_PROTOCOLS: Final[tuple[MqttProtocol, ...]] = ("5", "3.1.1")
 
 
 class PublisherError(AssetproofError, ValueError):
@@ -123,6 +132,7 @@ class Publisher:
     Per-device mode: ``passwords`` maps a device id to its MQTT password (a mapping or a
     function; None or a missing id connects with the user name only, for anonymous brokers).
     Multiplexed mode: ``connections=N`` with an optional shared ``username``/``password``.
+    ``protocol`` is the MQTT version of every connection (``"5"`` or ``"3.1.1"``).
     """
 
     def __init__(
@@ -141,7 +151,10 @@ class Publisher:
         backoff_s: tuple[float, float] = (0.1, 5.0),
         connect_timeout_s: float = 5.0,
         client_id_prefix: str = "assetproof-sim",
+        protocol: MqttProtocol = "5",
     ) -> None:
+        if protocol not in MQTT_PROTOCOLS:
+            raise PublisherError(f"unsupported MQTT protocol {protocol!r}: one of {', '.join(MQTT_PROTOCOLS)}")
         if connections is not None and connections < 1:
             raise PublisherError("connections must be at least 1")
         if max_inflight < 1 or max_inflight > 65_535:
@@ -149,6 +162,7 @@ class Publisher:
         # The publisher's own connection may skip fsync on removals: see outbox's docstring.
         self._outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox, synchronous="NORMAL")
         self._host, self._port = host, port
+        self._protocol = protocol
         if passwords is None:
             self._lookup: PasswordLookup = lambda _device: None
         elif callable(passwords):
@@ -464,7 +478,18 @@ class Publisher:
             self._connect(conn, now)
 
     def _connect(self, conn: _Conn, now: float) -> None:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=conn.client_id, protocol=mqtt.MQTTv5, userdata=conn)
+        if self._protocol == "5":
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=conn.client_id, protocol=mqtt.MQTTv5, userdata=conn
+            )
+        else:  # a clean session, as clean_start=True below does for v5: order is ours, not the session's
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=conn.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=True,
+                userdata=conn,
+            )
         if conn.username is not None:
             client.username_pw_set(conn.username, conn.password)
         client.max_inflight_messages_set(0)  # the window is ours; paho must not queue behind it
@@ -480,7 +505,10 @@ class Publisher:
         conn.state = _State.CONNECTING
         conn.connecting_since = now
         try:
-            client.connect(self._host, self._port, keepalive=self._keepalive, clean_start=True)
+            if self._protocol == "5":
+                client.connect(self._host, self._port, keepalive=self._keepalive, clean_start=True)
+            else:
+                client.connect(self._host, self._port, keepalive=self._keepalive)
         except OSError as exc:
             if conn.failures == 0:
                 log.warning("%s: cannot reach %s:%d (%s); retrying", conn.client_id, self._host, self._port, exc)
@@ -561,7 +589,7 @@ class Publisher:
             level = logging.WARNING if conn.failures == 0 else logging.DEBUG
             log.log(level, "%s: broker refused the connection: %s", conn.client_id, reason)
             return
-        receive_max = getattr(props, "ReceiveMaximum", 65_535)
+        receive_max = getattr(props, "ReceiveMaximum", 65_535)  # 3.1.1: no properties, our window alone
         conn.window = max(1, min(self._max_inflight, receive_max))
         conn.max_packet = getattr(props, "MaximumPacketSize", conn.max_packet)
         conn.state = _State.UP

@@ -3,6 +3,14 @@
 - MQTT v5, QoS 1, a shared subscription (``$share/GROUP/...``) so any number of workers split
   the stream, and a persistent session (``clean_start=False`` with a session expiry) so messages
   published while a worker is down wait for it at the broker.
+- MQTT 3.1.1 (``protocol="3.1.1"``, for brokers without v5 such as the embedded amqtt broker):
+  3.1.1 has no shared subscriptions, so the worker subscribes to the telemetry filter itself and
+  **exactly one worker** may run (a second would receive every message too: twice the work, and
+  each reading counted once more as a duplicate). The session is persistent through
+  ``clean_session=False`` and the stable ``client_id``; how long the broker keeps it is the
+  broker's setting (3.1.1 has no session expiry property), and so is the number of messages in
+  flight to the worker (3.1.1 has no Receive Maximum). QoS 1 and the acknowledgement after the
+  commit are the same in both modes.
 - paho's manual acknowledgement: a message is acknowledged only after the transaction holding
   its outcome has committed. A worker killed at any point loses nothing: the broker redelivers
   what was not acknowledged, and the store turns redelivered copies into counted duplicates.
@@ -20,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -32,10 +41,13 @@ from gateway import metrics
 from gateway.batch import BatchProcessor, BatchResult, Incoming
 from gateway.tariff import record_tariff
 from protocol.cashflow import Tariff
-from protocol.topics import shared_subscription
+from protocol.topics import SUBSCRIPTION, shared_subscription
 from store.db import make_engine, migrate
 
 log = logging.getLogger("assetproof.gateway")
+
+MqttProtocol = Literal["5", "3.1.1"]
+MQTT_PROTOCOLS: Final[tuple[MqttProtocol, ...]] = ("5", "3.1.1")
 
 
 def wall_clock_ms() -> int:
@@ -51,9 +63,15 @@ class GatewayConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     client_id: str = "assetproof-gateway-1"
+    protocol: MqttProtocol = "5"
+    """``"5"``: a shared subscription, any number of workers. ``"3.1.1"``: a plain subscription,
+    exactly one worker (see the module docstring)."""
     share_group: str = "assetproof-gateway"
+    """MQTT v5 only."""
     session_expiry_s: int = 7 * 24 * 3600
+    """MQTT v5 only; under 3.1.1 the broker's own setting decides."""
     receive_maximum: int = 1000
+    """MQTT v5 only; under 3.1.1 the broker's own in-flight limit decides."""
     batch_size: int = 500
     batch_wait_s: float = 0.02
     queue_size: int = 4000
@@ -62,6 +80,17 @@ class GatewayConfig:
     sweep_interval_s: float = 1.0
     drain_quiet_s: float = 0.3
     migrate: bool = True
+
+    def __post_init__(self) -> None:
+        if self.protocol not in MQTT_PROTOCOLS:
+            raise ValueError(f"unsupported MQTT protocol {self.protocol!r}: one of {', '.join(MQTT_PROTOCOLS)}")
+        if not self.client_id:
+            raise ValueError("a persistent session needs a client id")
+
+    @property
+    def subscription(self) -> str:
+        """The topic filter the worker subscribes to."""
+        return shared_subscription(self.share_group) if self.protocol == "5" else SUBSCRIPTION
 
 
 @dataclass
@@ -116,12 +145,21 @@ class Gateway:
 
     def _make_client(self) -> mqtt.Client:
         c = self.config
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=c.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
-        )
+        if c.protocol == "5":
+            client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=c.client_id,
+                protocol=mqtt.MQTTv5,
+                manual_ack=True,
+            )
+        else:
+            client = mqtt.Client(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=c.client_id,
+                protocol=mqtt.MQTTv311,
+                clean_session=False,  # persistent: the broker queues what arrives while we are away
+                manual_ack=True,
+            )
         if c.username is not None:
             client.username_pw_set(c.username, c.password)
         client.reconnect_delay_set(min_delay=1, max_delay=5)
@@ -138,17 +176,26 @@ class Gateway:
         return props
 
     def _on_connect(
-        self, client: mqtt.Client, _userdata: object, _flags: object, reason: object, _props: object
+        self, client: mqtt.Client, _userdata: object, flags: object, reason: object, _props: object
     ) -> None:
         if getattr(reason, "is_failure", False):
             log.error("broker refused the connection: %s", reason)
             return
         self._generation += 1
-        client.subscribe(shared_subscription(self.config.share_group), qos=1)
+        if self._generation > 1 and not getattr(flags, "session_present", True):
+            log.warning(
+                "the broker kept no session for %s (restarted, or the session expired): it queued nothing for us",
+                self.config.client_id,
+            )
+        client.subscribe(self.config.subscription, qos=1)
         self._connected.set()
         metrics.CONNECTED.set(1)
         log.info(
-            "connected to %s:%s (generation %d)", self.config.broker_host, self.config.broker_port, self._generation
+            "connected to %s:%s with MQTT %s (generation %d)",
+            self.config.broker_host,
+            self.config.broker_port,
+            self.config.protocol,
+            self._generation,
         )
 
     def _on_subscribe(
@@ -158,7 +205,7 @@ class Gateway:
             log.error("the broker refused the subscription: %s", reasons)
             return
         self._subscribed.set()
-        log.info("subscribed to %s", shared_subscription(self.config.share_group))
+        log.info("subscribed to %s", self.config.subscription)
 
     def _on_disconnect(
         self, _client: mqtt.Client, _userdata: object, _flags: object, reason: object, _props: object
@@ -232,9 +279,12 @@ class Gateway:
     def run(self, stop: threading.Event) -> GatewayStats:
         """Consume until ``stop`` is set, then drain what was received, acknowledge it and leave."""
         c = self.config
-        self.client.connect_async(
-            c.broker_host, c.broker_port, keepalive=30, clean_start=False, properties=self._connect_properties()
-        )
+        if c.protocol == "5":
+            self.client.connect_async(
+                c.broker_host, c.broker_port, keepalive=30, clean_start=False, properties=self._connect_properties()
+            )
+        else:  # 3.1.1: clean_session=False was set on the client; no properties exist
+            self.client.connect_async(c.broker_host, c.broker_port, keepalive=30)
         self.client.loop_start()
         last_sweep = time.monotonic()
         try:
