@@ -27,7 +27,7 @@ class Service(enum.StrEnum):
 def _get(url: str, timeout_s: float) -> str:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (our own http:// URL)
-            return str(response.read().decode())
+            return str(response.read().decode())  # urlopen is typed Any
     except (urllib.error.URLError, OSError) as exc:
         raise fail(f"{url}: {getattr(exc, 'reason', exc)}", code=1) from None
 

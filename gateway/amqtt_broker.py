@@ -38,7 +38,6 @@ import importlib.util
 import json
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -47,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gateway.mosquitto import BrokerError, free_port
+from gateway.mosquitto import BrokerError, LocalBroker
 
 __all__ = ["AclRules", "AmqttBroker", "acl_allows", "amqtt_available", "check_password", "parse_acl", "read_passwords"]
 
@@ -144,24 +143,14 @@ def acl_allows(rules: AclRules, user: str | None, topic: str, access: Access) ->
 
 
 @dataclass
-class AmqttBroker:
+class AmqttBroker(LocalBroker):
     """An amqtt broker process on 127.0.0.1:``port`` with its config and log in ``directory``;
-    the same shape as :class:`gateway.mosquitto.Mosquitto`.
+    the same shape as :class:`gateway.mosquitto.Mosquitto`, except that a restart loses sessions
+    and queued messages (amqtt keeps no state on disk).
 
     With ``password_file`` (and ``acl_file``) set, clients must log in and may only do what the
     ACL grants; without, any client on this machine may connect (see the module docstring).
     """
-
-    directory: Path
-    port: int = 0
-    password_file: Path | None = None
-    acl_file: Path | None = None
-    process: subprocess.Popen[bytes] | None = None
-
-    def __post_init__(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if not self.port:
-            self.port = free_port()
 
     @property
     def config_path(self) -> Path:
@@ -216,44 +205,6 @@ class AmqttBroker:
             raise BrokerError(f"amqtt exited with {code}: {err}")
         self.kill()
         raise BrokerError(f"amqtt did not listen on port {self.port} within {timeout_s} s")
-
-    def stop(self, *, timeout_s: float = 10.0) -> None:
-        """Stop cleanly (SIGTERM: the broker closes its connections and exits)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._reap()
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self._reap()
-
-    def _reap(self) -> None:
-        if self.process is not None:
-            if self.process.stdout is not None:
-                self.process.stdout.close()
-            self.process = None
-
-    def restart(self) -> None:
-        """Stop and start again on the same port. amqtt keeps no state on disk: sessions and
-        queued messages are gone (unlike :class:`gateway.mosquitto.Mosquitto`)."""
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> AmqttBroker:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

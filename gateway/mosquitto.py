@@ -18,6 +18,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from protocol.errors import AssetproofError
 
@@ -45,12 +46,10 @@ def find_mosquitto() -> str | None:
 
 
 @dataclass
-class Mosquitto:
-    """A Mosquitto process on 127.0.0.1:``port`` keeping its state and log in ``directory``.
-
-    With ``password_file`` and ``acl_file`` set, anonymous clients are refused and each client
-    may only do what the ACL grants.
-    """
+class LocalBroker:
+    """What every broker process the project starts on 127.0.0.1 shares: where it keeps its
+    config and log, its port (0: a free one), Mosquitto's password and ACL files, and stopping.
+    Subclasses write their config and start the process."""
 
     directory: Path
     port: int = 0
@@ -62,6 +61,55 @@ class Mosquitto:
         self.directory.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
+
+    def start(self, *, timeout_s: float = 10.0) -> None:
+        raise NotImplementedError
+
+    def stop(self, *, timeout_s: float = 10.0) -> None:
+        """Stop cleanly (SIGTERM: the broker saves what it persists and closes its connections)."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reap()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self._reap()
+
+    def _reap(self) -> None:
+        if self.process is not None:
+            for pipe in (self.process.stdout, self.process.stderr):
+                if pipe is not None:
+                    pipe.close()
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+@dataclass
+class Mosquitto(LocalBroker):
+    """A Mosquitto process on 127.0.0.1:``port`` keeping its state and log in ``directory``.
+
+    With ``password_file`` and ``acl_file`` set, anonymous clients are refused and each client
+    may only do what the ACL grants.
+    """
 
     @property
     def config_path(self) -> Path:
@@ -120,37 +168,3 @@ class Mosquitto:
                 time.sleep(0.02)
         self.kill()
         raise BrokerError(f"mosquitto did not listen on port {self.port} within {timeout_s} s")
-
-    def stop(self, *, timeout_s: float = 10.0) -> None:
-        """Stop cleanly (SIGTERM: Mosquitto saves its persistence file first)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
-        self.process = None
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            if self.process.stderr:
-                self.process.stderr.close()
-            self.process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def __enter__(self) -> Mosquitto:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
