@@ -2,8 +2,13 @@
 
 Provisioning is three steps that must agree: keys in the keystore (private keys stay there,
 mode 0600), the devices in the store (what the gateway verifies against), and the broker's
-password and ACL files (each device may publish only on its own topic). Keys created for a
+logins and access rules (Mosquitto's dynamic-security config, :mod:`device_sim.broker_auth`:
+each device may publish only on its own topic and subscribe to nothing). Keys created for a
 batch the store then refuses are removed again.
+
+A running broker owns its config file, so logins are added and removed through its ``$CONTROL``
+topic when it answers at ``--broker``, and in the file when it does not
+(:mod:`device_sim.broker_control`); the commands say which happened.
 """
 
 from __future__ import annotations
@@ -18,13 +23,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import DatabaseOption, KeystoreOption, RpcOption, fail, secret, setting
+from cli.common import BrokerOption, DatabaseOption, KeystoreOption, RpcOption, fail, secret, setting
 
 app = typer.Typer(help="Provision, list, revoke and rotate devices.", no_args_is_help=True)
 console = Console()
 
 BrokerAuthOption = Annotated[Path, setting("broker_auth", "--broker-auth")]
-GATEWAY_USER = "assetproof-gateway"
+ShareGroupOption = Annotated[str, setting("gateway_group", "--gateway-group")]
 
 
 def _now_ms() -> int:
@@ -68,8 +73,12 @@ def _chain(deployment: Path, rpc: str, key: str | None):  # type: ignore[no-unty
     return ChainClient(connect(rpc), account=key or secret("require_chain_key"), deployment=read_deployment(deployment))
 
 
-def broker_files(directory: Path) -> tuple[Path, Path, Path]:
-    return directory / "passwords", directory / "acl", directory / "gateway.json"
+def broker_files(directory: Path) -> tuple[Path, Path]:
+    """The broker's dynamic-security config and the gateway's login beside it."""
+    from device_sim.broker_auth import BrokerAuthDir
+
+    auth = BrokerAuthDir(directory)
+    return auth.config, auth.gateway_login_file
 
 
 @app.command()
@@ -80,6 +89,8 @@ def provision(
     database: DatabaseOption,
     keystore: KeystoreOption,
     broker_auth: BrokerAuthOption,
+    broker: BrokerOption,
+    share_group: ShareGroupOption,
     deployment: ChainDeploymentOption,
     rpc: RpcOption,
     alg: Annotated[str, typer.Option(help="ed25519 or es256")] = "ed25519",
@@ -88,16 +99,22 @@ def provision(
     key: ChainKeyOption = None,
 ) -> None:
     """Create device keys, register the devices (in the store and, when contracts are deployed,
-    on chain, where auditors learn them), and let each publish on its own topic only."""
+    on chain, where auditors learn them), and give each a broker login that may publish on its own
+    topic only (through the running broker's $CONTROL when it answers at --broker, else in the
+    broker's config file)."""
     from protocol.errors import AssetproofError
 
     engine = _engine(database)
     chain = _chain(deployment, rpc, key)
+    changes: list[Any] = []
     try:
         devices = provision_fleet(
             engine=engine,
             keystore=keystore,
             broker_auth=broker_auth,
+            broker=broker,
+            share_group=share_group,
+            on_broker_change=changes.append,
             chain=chain,
             kind=kind,
             count=count,
@@ -114,7 +131,7 @@ def provision(
         f"provisioned {len(devices)} {device_kind.value} device(s) in asset [bold]{asset}[/]: "
         f"{devices[0].id} .. {devices[-1].id}"
     )
-    console.print(f"keys in {keystore}/, broker password and ACL files in {broker_auth}/ (reload Mosquitto to apply)")
+    console.print(f"keys in {keystore}/; broker logins: {changes[-1].detail if changes else '-'}")
     if chain is not None:
         console.print(f"keys registered on chain {chain.chain_id()} in {chain.deployment.device_registry.address}")
 
@@ -155,26 +172,40 @@ def list_(
 def revoke(
     device_id: str,
     database: DatabaseOption,
+    broker_auth: BrokerAuthOption,
+    broker: BrokerOption,
     deployment: ChainDeploymentOption,
     rpc: RpcOption,
     key: ChainKeyOption = None,
 ) -> None:
-    """Revoke a device: everything it sends from now on is quarantined, and auditors see the key
-    end on chain."""
+    """Revoke a device: everything it sends from now on is quarantined, auditors see the key end
+    on chain, and its broker login is removed (through the running broker's $CONTROL, which also
+    disconnects it, when the broker answers at --broker; else in the broker's config file). Run
+    again on a revoked device, it removes a broker login left behind."""
+    from device_sim.broker_auth import BrokerAuthDir
+    from device_sim.broker_control import remove_device_login
     from protocol.errors import AssetproofError
-    from store.devices import revoke_device
+    from store.devices import list_devices, revoke_device
 
     engine = _engine(database)
     try:
-        revoke_device(engine, device_id=device_id, now_ms=_now_ms())
-        chain = _chain(deployment, rpc, key)
-        if chain is not None:
-            chain.revoke(device_id=device_id)
+        status = next((r["status"] for r in list_devices(engine) if r["id"] == device_id), None)
+        if status is None:
+            raise AssetproofError(f"unknown device {device_id!r}")
+        if status == "revoked":
+            console.print(f"{device_id} was already revoked in the store")
+        else:
+            revoke_device(engine, device_id=device_id, now_ms=_now_ms())
+            chain = _chain(deployment, rpc, key)
+            if chain is not None:
+                chain.revoke(device_id=device_id)
+            console.print(f"revoked {device_id}")
+        change = remove_device_login(BrokerAuthDir(broker_auth), device_id=device_id, broker=broker)
     except AssetproofError as exc:
         raise fail(str(exc)) from None
     finally:
         engine.dispose()
-    console.print(f"revoked {device_id}")
+    console.print(f"broker login: {change.detail}")
 
 
 @app.command()
@@ -219,13 +250,20 @@ def provision_fleet(
     alg: str = "ed25519",
     window: int = 60,
     seed: int = 0,
+    broker: str | None = None,
+    share_group: str = "assetproof-gateway",
+    on_broker_change: Any = None,
 ) -> list[Any]:
     """Provision ``count`` devices of ``kind`` in ``asset``: keys in ``keystore``, rows in the store
-    behind ``engine``, keys on chain when ``chain`` (a ``ChainClient``) is given, and the broker's
-    password and ACL files in ``broker_auth``. Raises ``AssetproofError`` with what went wrong.
+    behind ``engine``, keys on chain when ``chain`` (a ``ChainClient``) is given, and broker logins
+    in the dynamic-security config in ``broker_auth``: written fresh (with the gateway login for
+    ``share_group`` and the admin login) the first time, later added through the broker at
+    ``broker`` (HOST:PORT) when it answers, else in the file. ``on_broker_change`` receives the
+    ``device_sim.broker_control.BrokerChange``. Raises ``AssetproofError`` with what went wrong.
     Returns the ``device_sim.provision.ProvisionedDevice`` list."""
-    from device_sim.broker_auth import add_devices, write_broker_auth
-    from device_sim.keystore import Keystore, write_private_file
+    from device_sim.broker_auth import ADMIN_USER, GATEWAY_USER, BrokerAuthDir, Login, write_broker_auth
+    from device_sim.broker_control import BrokerChange, add_device_logins
+    from device_sim.keystore import Keystore
     from device_sim.provision import provision as make_devices
     from protocol.envelope import DeviceKind
     from protocol.epoch import validate_asset_name
@@ -239,6 +277,7 @@ def provision_fleet(
     validate_asset_name(asset)
     store = Keystore(keystore)
     broker_auth.mkdir(mode=0o700, parents=True, exist_ok=True)
+    auth = BrokerAuthDir(broker_auth)
     ensure_asset(engine, name=asset, kind=device_kind.value, now_ms=_now_ms())
     devices = make_devices(store, kind=device_kind, count=count, asset=asset, alg=alg, window_s=window, seed=seed)
     try:
@@ -273,18 +312,18 @@ def provision_fleet(
                 " devices already on chain are skipped"
             ) from None
 
-    passwords, acl, gateway_file = broker_files(broker_auth)
     credentials = {d.id: d.mqtt_password for d in devices}
-    if passwords.exists() and acl.exists():
-        add_devices(password_file=passwords, acl_file=acl, devices=credentials)
+    if auth.config.exists():
+        change = add_device_logins(auth, devices=credentials, broker=broker)
     else:
-        gateway_password = secrets.token_urlsafe(24)
-        write_broker_auth(
-            password_file=passwords,
-            acl_file=acl,
-            devices=credentials,
-            gateway_user=GATEWAY_USER,
-            gateway_password=gateway_password,
-        )
-        write_private_file(gateway_file, json.dumps({"username": GATEWAY_USER, "password": gateway_password}).encode())
+        gateway = Login(GATEWAY_USER, secrets.token_urlsafe(24))
+        admin = Login(ADMIN_USER, secrets.token_urlsafe(24))
+        # Logins first: the config names them, and a config without its admin login could only
+        # be changed by stopping the broker.
+        auth.write_login(auth.gateway_login_file, gateway)
+        auth.write_login(auth.admin_login_file, admin)
+        write_broker_auth(path=auth.config, devices=credentials, gateway=gateway, admin=admin, share_group=share_group)
+        change = BrokerChange("file", f"wrote {auth.config} (start the broker with it)")
+    if on_broker_change is not None:
+        on_broker_change(change)
     return devices

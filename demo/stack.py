@@ -236,13 +236,13 @@ class DemoStack:
         writer.dispose()
         self.say(f"provisioned {self.options.devices} devices in {len(ASSETS)} assets (keys on chain)")
 
-        passwords, acl, gateway_file = broker_files(self.home / "broker-auth")
+        dynsec, gateway_file = broker_files(self.home / "broker-auth")
         if broker_kind == "mosquitto":
-            self.broker = Mosquitto(self.home / "broker", password_file=passwords, acl_file=acl)
+            self.broker = Mosquitto(self.home / "broker", dynsec_file=dynsec)
             self.broker.start()
             self.broker_label = f"Mosquitto on 127.0.0.1:{self.broker.port}"
         else:
-            self.broker = AmqttBroker(self.home / "broker", password_file=passwords, acl_file=acl)
+            self.broker = AmqttBroker(self.home / "broker", dynsec_file=dynsec)
             self.broker.start()
             self.mqtt_protocol = "3.1.1"
             self.broker_label = f"embedded amqtt on 127.0.0.1:{self.broker.port} (MQTT 3.1.1; {why})"

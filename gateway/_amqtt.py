@@ -1,5 +1,6 @@
 """The amqtt broker process itself (imported only in the child :mod:`gateway.amqtt_broker` starts):
-Mosquitto-file authentication and ACL plugins, and the QoS 1 delivery fix for amqtt 0.12.1."""
+authentication and access plugins that enforce Mosquitto's dynamic-security config, and the QoS 1
+delivery fix for amqtt 0.12.1."""
 
 from __future__ import annotations
 
@@ -18,57 +19,107 @@ from amqtt.mqtt.protocol.handler import ProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import OUTGOING, OutgoingApplicationMessage, Session
 
-from gateway.amqtt_broker import acl_allows, check_password, parse_acl, read_passwords
+from gateway.dynsec import Action as PolicyAction
+from gateway.dynsec import DynsecError, DynsecPolicy, load_policy
 
 log = logging.getLogger("assetproof.amqtt")
 
 _PUBACK_CHECK_S = 5.0
 
 
-class MosquittoPasswordAuth(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
-    """Refuses a client whose user name and password are not in a Mosquitto password file; with
-    no file, accepts every client. Never marks a session anonymous: amqtt queues nothing for
-    anonymous sessions, and the gateway's persistent session must be kept."""
+class _PolicyFile:
+    """The dynamic-security config, read again whenever the file changes (an offline
+    ``devices revoke`` or provision edits it; Mosquitto would need a restart, this broker needs
+    none). A file that does not parse keeps the last good policy and is logged."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._policy = load_policy(path)  # a broken file at start is fatal: the broker says why
+        self._stamp = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def current(self) -> DynsecPolicy:
+        stamp = self._stat()
+        if stamp is not None and stamp != self._stamp:
+            try:
+                self._policy = load_policy(self.path)
+                log.info("reloaded %s", self.path)
+            except DynsecError as exc:
+                log.error("keeping the previous access rules: %s", exc)
+            self._stamp = stamp
+        return self._policy
+
+
+_files: dict[str, _PolicyFile] = {}
+
+
+def _policy_file(path: str) -> _PolicyFile:
+    if path not in _files:
+        _files[path] = _PolicyFile(Path(path))
+    return _files[path]
+
+
+class DynsecAuth(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
+    """Refuses a client whose user name and password are not a client of the dynamic-security
+    config (as Mosquitto's plugin decides: :mod:`gateway.dynsec`); with no file, accepts every
+    client. Never marks a session anonymous: amqtt queues nothing for anonymous sessions, and the
+    gateway's persistent session must be kept."""
 
     @dataclass
     class Config:
-        password_file: str | None = None
+        dynsec_file: str | None = None
 
     def __init__(self, context: BaseContext) -> None:
         super().__init__(context)
-        path = self.context.config.password_file
-        self._users = None if path is None else read_passwords(Path(path))
+        path = self.context.config.dynsec_file
+        self._file = None if path is None else _policy_file(path)
 
     async def authenticate(self, *, session: Session) -> bool:
-        if self._users is None:
+        if self._file is None:
             return True
-        hashed = self._users.get(session.username or "")
-        return hashed is not None and check_password(session.password or "", hashed)
+        return self._file.current().authenticate(session.username, session.password)
 
 
-class MosquittoAcl(BaseTopicPlugin):  # type: ignore[misc]  # amqtt is untyped
-    """Publish needs write access, subscribe and receive need read access, per a Mosquitto ACL
-    file; with no file, everything is allowed."""
+_ACTIONS: dict[Action, PolicyAction] = {
+    Action.PUBLISH: "publish",
+    Action.SUBSCRIBE: "subscribe",
+    Action.RECEIVE: "receive",
+}
+
+
+class DynsecTopics(BaseTopicPlugin):  # type: ignore[misc]  # amqtt is untyped
+    """Publish, subscribe and receive as the dynamic-security config allows: a refused SUBSCRIBE
+    gets SUBACK 0x80, a refused publish is acknowledged and dropped (MQTT 3.1.1 cannot say no to
+    a publisher; Mosquitto does the same for 3.1.1 clients), a refused delivery is not sent. The
+    rules are looked up at each action, so a login removed from the file loses its rights at
+    once, even on a connection it already holds."""
 
     @dataclass
     class Config:
-        acl_file: str | None = None
+        dynsec_file: str | None = None
 
     def __init__(self, context: BaseContext) -> None:
         super().__init__(context)
-        path = self.context.config.acl_file
-        self._rules = None if path is None else parse_acl(Path(path).read_text())
+        path = self.context.config.dynsec_file
+        self._file = None if path is None else _policy_file(path)
 
     async def topic_filtering(
         self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
     ) -> bool:
-        if self._rules is None:
+        if self._file is None:
             return True
-        if topic is None or session is None:
+        if topic is None or session is None or action not in _ACTIONS:
             return False
-        allowed = acl_allows(self._rules, session.username, topic, "write" if action == Action.PUBLISH else "read")
+        allowed = self._file.current().allows(session.username, _ACTIONS[action], topic)
         if not allowed:
-            log.info("ACL: %s may not %s %s", session.username, action, topic)
+            log.info("access: %s may not %s %s", session.username, action, topic)
         return allowed
 
 
@@ -140,8 +191,8 @@ def broker_config(config: dict[str, Any]) -> dict[str, Any]:
         "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{int(config['port'])}"}},
         "session_expiry_interval": int(config.get("session_expiry_s", 86_400)),
         "plugins": {
-            f"{__name__}.MosquittoPasswordAuth": {"password_file": config.get("password_file")},
-            f"{__name__}.MosquittoAcl": {"acl_file": config.get("acl_file")},
+            f"{__name__}.DynsecAuth": {"dynsec_file": config.get("dynsec_file")},
+            f"{__name__}.DynsecTopics": {"dynsec_file": config.get("dynsec_file")},
         },
     }
 

@@ -8,17 +8,22 @@ messages a second: enough for the demo, not for load (use Mosquitto, EMQX or Hiv
 The broker runs in a child process (``python -m gateway.amqtt_broker CONFIG``), so its event
 loop and the GIL it holds do not slow the demo's threads, and listens on 127.0.0.1 only.
 
-Authentication and access control are Mosquitto's own files, as :mod:`device_sim.broker_auth`
-writes them, enforced by two small amqtt plugins (in :mod:`gateway._amqtt`):
+Authentication and access control come from the same file Mosquitto uses: the
+dynamic-security config that :mod:`device_sim.broker_auth` writes (``dynsec_file``), decided as
+Mosquitto's plugin decides (:mod:`gateway.dynsec`) by two small amqtt plugins (in
+:mod:`gateway._amqtt`):
 
-- ``password_file``: ``user:$7$...`` lines (PBKDF2-SHA512, the format ``mosquitto_passwd`` 2.0
-  writes); a client whose user name and password do not match is refused (CONNACK 5).
-- ``acl_file``: ``user NAME`` blocks of ``topic [read|write|readwrite] FILTER`` lines; a client may
-  publish only where it has write access, subscribe to and receive only what it may read. MQTT
-  3.1.1 has no way to tell a publisher its message was refused: the broker acknowledges it and
-  drops it (Mosquitto does the same for 3.1.1 clients).
+- a client whose user name and password are not in the file is refused (CONNACK 5);
+- a SUBSCRIBE the file does not grant is refused (SUBACK 0x80): a device can never subscribe;
+- a publish the file does not grant is acknowledged and dropped (MQTT 3.1.1 has no way to tell a
+  publisher no; Mosquitto does the same for 3.1.1 clients), a delivery it does not grant is not
+  sent.
 
-Without a password file any client may connect (acceptable because the listener is loopback
+amqtt has no ``$CONTROL`` topic: instead it reads the file again whenever it changes, so a login
+that ``devices revoke`` removes from the file can no longer connect, publish or receive, without a
+restart (a connection it holds stays open until it closes).
+
+Without a file any client may connect (acceptable because the listener is loopback
 only, and the gateway verifies every reading's signature anyway); sessions stay persistent either
 way, because amqtt keeps nothing for sessions it considers anonymous.
 
@@ -31,9 +36,6 @@ keeps its state in memory only: a broker restart loses queued messages and sessi
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import importlib.util
 import json
 import os
@@ -41,18 +43,12 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from gateway.mosquitto import BrokerError, LocalBroker
 
-__all__ = ["AclRules", "AmqttBroker", "acl_allows", "amqtt_available", "check_password", "parse_acl", "read_passwords"]
-
-Access = Literal["read", "write"]
-AclRules = Mapping[str, list[tuple[str, str]]]
-"""user -> [(access, topic filter)], access being ``read``, ``write`` or ``readwrite``."""
+__all__ = ["AmqttBroker", "amqtt_available"]
 
 READY_LINE = "amqtt-ready"
 SESSION_EXPIRY_S = 24 * 3600
@@ -64,81 +60,6 @@ def amqtt_available() -> bool:
     return importlib.util.find_spec("amqtt") is not None
 
 
-# --- Mosquitto's password and ACL files, as pure functions ---------------------------------------
-
-
-def read_passwords(path: Path) -> dict[str, str]:
-    """``user -> $7$ hash`` from a Mosquitto password file."""
-    users: dict[str, str] = {}
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        user, sep, hashed = line.partition(":")
-        if not sep or not user or not hashed.startswith("$7$"):
-            raise BrokerError(f"{path}:{number}: not a 'user:$7$...' line")
-        users[user] = hashed
-    return users
-
-
-def check_password(password: str, hashed: str) -> bool:
-    """Whether ``password`` matches a ``$7$`` hash, as Mosquitto 2.0 decides (the same check as
-    ``device_sim.broker_auth.check_password``, which the gateway may not import)."""
-    try:
-        _, seven, iterations, salt, digest = hashed.split("$")
-        if seven != "7":
-            return False
-        expected = base64.b64decode(digest, validate=True)
-        actual = hashlib.pbkdf2_hmac(
-            "sha512", password.encode(), base64.b64decode(salt, validate=True), int(iterations)
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(actual, expected)
-
-
-def parse_acl(text: str) -> dict[str, list[tuple[str, str]]]:
-    """The ``user`` / ``topic`` lines of a Mosquitto ACL file. Anything else (patterns, rules
-    before the first ``user`` line) is refused rather than half understood."""
-    rules: dict[str, list[tuple[str, str]]] = {}
-    user: str | None = None
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        words = line.split()
-        if words[0] == "user" and len(words) == 2:
-            user = words[1]
-            rules.setdefault(user, [])
-        elif words[0] == "topic" and user is not None and len(words) in (2, 3):
-            access = words[1] if len(words) == 3 else "readwrite"
-            if access not in ("read", "write", "readwrite"):
-                raise BrokerError(f"ACL line {number}: unsupported access {access!r}")
-            rules[user].append((access, words[-1]))
-        else:
-            raise BrokerError(f"ACL line {number}: unsupported rule {line[:80]!r}")
-    return rules
-
-
-def _covers(pattern: str, requested: str) -> bool:
-    """Whether ACL filter ``pattern`` covers ``requested`` (a topic, or a subscription filter
-    whose wildcards must be wildcards in the pattern too)."""
-    want = requested.split("/")
-    for i, level in enumerate(pattern.split("/")):
-        if level == "#":
-            return True
-        if i >= len(want) or want[i] == "#" or (level != "+" and level != want[i]):
-            return False
-    return len(want) == len(pattern.split("/"))
-
-
-def acl_allows(rules: AclRules, user: str | None, topic: str, access: Access) -> bool:
-    """Whether ``user`` may ``read`` (subscribe to, receive) or ``write`` (publish) ``topic``."""
-    if user is None:
-        return False
-    return any(access in granted and _covers(pattern, topic) for granted, pattern in rules.get(user, ()))
-
-
 # --- the launcher ---------------------------------------------------------------------------------
 
 
@@ -148,8 +69,8 @@ class AmqttBroker(LocalBroker):
     the same shape as :class:`gateway.mosquitto.Mosquitto`, except that a restart loses sessions
     and queued messages (amqtt keeps no state on disk).
 
-    With ``password_file`` (and ``acl_file``) set, clients must log in and may only do what the
-    ACL grants; without, any client on this machine may connect (see the module docstring).
+    With ``dynsec_file`` set, clients must log in and may only do what their roles in it grant;
+    without, any client on this machine may connect (see the module docstring).
     """
 
     @property
@@ -163,8 +84,7 @@ class AmqttBroker(LocalBroker):
     def write_config(self) -> Path:
         config = {
             "port": self.port,
-            "password_file": None if self.password_file is None else str(self.password_file),
-            "acl_file": None if self.acl_file is None else str(self.acl_file),
+            "dynsec_file": None if self.dynsec_file is None else str(self.dynsec_file),
             "log_file": str(self.log_path),
             "session_expiry_s": SESSION_EXPIRY_S,
         }

@@ -39,6 +39,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+DYNSEC_PLUGIN_PATHS = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",  # Debian/Ubuntu amd64 (package mosquitto)
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",  # the eclipse-mosquitto image
+    "/usr/local/lib/mosquitto_dynamic_security.so",  # built from source
+)
+
+
+def find_dynsec_plugin() -> str | None:
+    """Mosquitto's dynamic-security plugin (shipped with Mosquitto 2.0), if installed."""
+    return next((p for p in DYNSEC_PLUGIN_PATHS if Path(p).exists()), None)
+
+
 def find_mosquitto() -> str | None:
     return shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
@@ -48,13 +61,13 @@ def find_mosquitto() -> str | None:
 @dataclass
 class LocalBroker:
     """What every broker process the project starts on 127.0.0.1 shares: where it keeps its
-    config and log, its port (0: a free one), Mosquitto's password and ACL files, and stopping.
-    Subclasses write their config and start the process."""
+    config and log, its port (0: a free one), the dynamic-security config that holds its logins
+    and access rules (:mod:`device_sim.broker_auth` writes it), and stopping. Subclasses write
+    their config and start the process."""
 
     directory: Path
     port: int = 0
-    password_file: Path | None = None
-    acl_file: Path | None = None
+    dynsec_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
@@ -107,8 +120,10 @@ class LocalBroker:
 class Mosquitto(LocalBroker):
     """A Mosquitto process on 127.0.0.1:``port`` keeping its state and log in ``directory``.
 
-    With ``password_file`` and ``acl_file`` set, anonymous clients are refused and each client
-    may only do what the ACL grants.
+    With ``dynsec_file`` set, anonymous clients are refused and each login may only do what its
+    roles in that file grant, enforced by Mosquitto's dynamic-security plugin, which also checks
+    SUBSCRIBE (a refused subscription never joins a shared group). The plugin rewrites the file
+    when its ``$CONTROL`` topic changes a login, so its directory must be writable.
     """
 
     @property
@@ -139,12 +154,15 @@ class Mosquitto(LocalBroker):
             "log_type notice",
             "connection_messages true",
         ]
-        if self.password_file is not None:
-            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+        if self.dynsec_file is not None:
+            plugin = find_dynsec_plugin()
+            if plugin is None:
+                raise BrokerError(
+                    "Mosquitto's dynamic-security plugin is not installed (Debian: apt-get install mosquitto)"
+                )
+            lines += ["allow_anonymous false", f"plugin {plugin}", f"plugin_opt_config_file {self.dynsec_file}"]
         else:
             lines.append("allow_anonymous true")
-        if self.acl_file is not None:
-            lines.append(f"acl_file {self.acl_file}")
         self.config_path.write_text("\n".join(lines) + "\n")
         return self.config_path
 

@@ -1,5 +1,5 @@
 """The ingest half as a user runs it: ``assetproof devices provision``, Mosquitto with the
-generated password and ACL files, an authenticated gateway, ``assetproof simulate`` on an
+generated dynamic-security config, an authenticated gateway, ``assetproof simulate`` on an
 accelerated clock, and the broker going away in the middle. Every reading the devices signed is
 stored once, in order, and nothing is quarantined."""
 
@@ -45,7 +45,7 @@ def test_provision_simulate_outage_ingest(db_url: str, tmp_path: Path) -> None:
     cli("devices", "provision", "--kind", "miner", "--count", "2", "--asset", "hydro-pod", *common)
     gateway_login = json.loads((auth / "gateway.json").read_text())
 
-    broker = Mosquitto(tmp_path / "broker", password_file=auth / "passwords", acl_file=auth / "acl")
+    broker = Mosquitto(tmp_path / "broker", dynsec_file=auth / "dynsec.json")
     broker.start()
     log = tmp_path / "gw.log"
     gw = start_gateway(

@@ -134,9 +134,9 @@ class Stack:
             )
 
     def start_ingest(self) -> None:
-        """Mosquitto with the provisioned password and ACL files, and a gateway holding the
+        """Mosquitto with the provisioned dynamic-security config, and a gateway holding the
         shared subscription (before that the broker delivers to nobody)."""
-        self.broker = Mosquitto(self.home / "broker", password_file=self.auth / "passwords", acl_file=self.auth / "acl")
+        self.broker = Mosquitto(self.home / "broker", dynsec_file=self.auth / "dynsec.json")
         self.broker.start()
         login = json.loads((self.auth / "gateway.json").read_text())
         self.processes["gateway"] = start_gateway(

@@ -141,7 +141,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, anvil_node: AnvilNode) ->
     cli("devices", "provision", "--kind", "miner", "--count", "1", "--asset", "hydro-pod", *common)
     login = json.loads((auth / "gateway.json").read_text())
 
-    broker = Mosquitto(home / "broker", password_file=auth / "passwords", acl_file=auth / "acl")
+    broker = Mosquitto(home / "broker", dynsec_file=auth / "dynsec.json")
     broker.start()
     log = home / "gw.log"
     gateway = start_gateway(

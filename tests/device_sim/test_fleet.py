@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from device_sim.broker_auth import write_broker_auth
+from device_sim.broker_auth import Login, write_broker_auth
 from device_sim.faults import EXPECTED_REASON
 from device_sim.fleet import FleetDevice, FleetError, FleetRunner, SimClock, pregenerate
 from device_sim.keystore import Keystore
@@ -251,17 +251,16 @@ def test_provisioned_fleet_through_a_secured_broker(tmp_path: Path) -> None:
     provisioned = provision(keystore, kind="solar", count=2, asset="roof", alg="ed25519") + provision(
         keystore, kind="miner", count=2, asset="pod", alg="es256"
     )
-    pw, acl = tmp_path / "pw", tmp_path / "acl"
+    dynsec = tmp_path / "dynsec.json"
     write_broker_auth(
-        password_file=pw,
-        acl_file=acl,
+        path=dynsec,
         devices={d.id: d.mqtt_password for d in provisioned},
-        gateway_user="gateway",
-        gateway_password="gateway-secret",
+        gateway=Login("gateway", "gateway-secret"),
+        admin=Login("admin", "admin-secret"),
     )
     devices = [FleetDevice.from_credentials(keystore.load(i)) for i in keystore.ids()]
     box = Outbox(tmp_path / "o.sqlite")
-    with Mosquitto(tmp_path / "broker", password_file=pw, acl_file=acl) as broker:
+    with Mosquitto(tmp_path / "broker", dynsec_file=dynsec) as broker:
         gateway = Subscriber(broker.port, username="gateway", password="gateway-secret")
         assert gateway.subscribed.wait(5)
         publisher = Publisher(

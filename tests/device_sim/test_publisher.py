@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from device_sim.broker_auth import write_broker_auth
+from device_sim.broker_auth import Login, write_broker_auth
 from device_sim.outbox import Outbox, OutboxMessage
 from device_sim.publisher import Publisher
 from gateway.mosquitto import Mosquitto
@@ -93,12 +93,12 @@ def test_inflight_window_is_never_exceeded(tmp_path: Path, broker: Mosquitto, su
 
 def test_per_device_connections_and_refused_messages(tmp_path: Path) -> None:
     passwords = {"sol-a-0001": "pw-a-0123456789", "sol-a-0002": "pw-b-0123456789", "sol-a-0003": "pw-c-0123456789"}
-    pw, acl = tmp_path / "pw", tmp_path / "acl"
+    dynsec = tmp_path / "dynsec.json"
     write_broker_auth(
-        password_file=pw, acl_file=acl, devices=passwords, gateway_user="gateway", gateway_password="gw-pw-12345"
+        path=dynsec, devices=passwords, gateway=Login("gateway", "gw-pw-12345"), admin=Login("admin", "admin-pw-12345")
     )
     box = Outbox(tmp_path / "o.sqlite")
-    with Mosquitto(tmp_path / "broker", password_file=pw, acl_file=acl) as broker:
+    with Mosquitto(tmp_path / "broker", dynsec_file=dynsec) as broker:
         gateway = Subscriber(broker.port, username="gateway", password="gw-pw-12345")
         assert gateway.subscribed.wait(5)
         fill(box, ["sol-a-0001", "sol-a-0002"], 20)

@@ -1,6 +1,6 @@
 """The gateway and the device publisher in MQTT 3.1.1 mode against the embedded amqtt broker
 (real processes and sockets, no mocks): everything stored once, across a gateway restart; the
-broker enforces Mosquitto's password and ACL files."""
+broker enforces the same dynamic-security config as Mosquitto and decides as Mosquitto does."""
 
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import Engine, select
 
-from device_sim.broker_auth import hash_password, write_broker_auth
+from device_sim.broker_auth import BrokerAuthDir, Login, remove_device, write_broker_auth
+from device_sim.broker_control import remove_device_login
 from device_sim.outbox import Outbox, OutboxMessage
 from device_sim.publisher import Publisher
-from gateway.amqtt_broker import AmqttBroker, acl_allows, check_password, parse_acl, read_passwords
-from gateway.mosquitto import BrokerError
+from gateway.amqtt_broker import AmqttBroker
+from gateway.dynsec import DynsecError, load_policy, parse_policy
+from gateway.mosquitto import BrokerError, Mosquitto
 from gateway.service import Gateway, GatewayConfig
-from protocol.topics import SUBSCRIPTION, telemetry_topic
+from protocol.topics import SUBSCRIPTION, shared_subscription, telemetry_topic
 from store.db import make_engine, migrate
 from store.tables import DeviceState, Quarantine, Reading
+from tests.broker_helpers import NOT_AUTHORIZED, V311_SUBACK_FAILURE, MqttLogin
 from tests.gateway.helpers import NOW_MS, TARIFF, SimDevice, register
 from tests.mqtt_helpers import REPO, count_rows, wait_for
 
@@ -38,16 +38,17 @@ GATEWAY_USER = "gateway"
 class Auth:
     def __init__(self, directory: Path, device_ids: list[str]) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.passwords = directory / "passwords"
-        self.acl = directory / "acl"
+        self.dir = BrokerAuthDir(directory)
+        self.dynsec = self.dir.config
         self.devices = {d: secrets.token_urlsafe(24) for d in device_ids}
         self.gateway_password = secrets.token_urlsafe(24)
+        self.admin = Login("admin", secrets.token_urlsafe(24))
+        self.dir.write_login(self.dir.admin_login_file, self.admin)
         write_broker_auth(
-            password_file=self.passwords,
-            acl_file=self.acl,
+            path=self.dynsec,
             devices=self.devices,
-            gateway_user=GATEWAY_USER,
-            gateway_password=self.gateway_password,
+            gateway=Login(GATEWAY_USER, self.gateway_password),
+            admin=self.admin,
         )
 
 
@@ -137,7 +138,7 @@ def test_gateway_stores_every_reading_across_a_restart(db: tuple[str, Engine], t
     auth = Auth(tmp_path / "auth", [d.id for d in devices])
     first, second = _readings(devices, 300), _readings(devices, 200)  # 5,000 readings
     box = Outbox(tmp_path / "outbox.sqlite")
-    with AmqttBroker(tmp_path / "broker", password_file=auth.passwords, acl_file=auth.acl) as broker:
+    with AmqttBroker(tmp_path / "broker", dynsec_file=auth.dynsec) as broker:
         first_gateway: GatewayThread | GatewayProcess
         if how == "stop":
             first_gateway = GatewayThread(url, broker.port, auth)
@@ -173,76 +174,120 @@ def test_gateway_stores_every_reading_across_a_restart(db: tuple[str, Engine], t
         assert set(conn.execute(select(DeviceState.last_seq)).scalars()) == {500}
 
 
-def _connect(port: int, user: str, password: str, client_id: str) -> tuple[mqtt.Client, object]:
-    result: dict[str, object] = {}
-    done = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-    client.username_pw_set(user, password)
+# Who tries what, and whether the config allows it: one table for both brokers.
+CASES: list[tuple[str, str, str, bool]] = [
+    ("dev-a", "subscribe", "#", False),
+    ("dev-a", "subscribe", SUBSCRIPTION, False),
+    ("dev-a", "subscribe", shared_subscription("assetproof-gateway"), False),
+    ("dev-a", "subscribe", telemetry_topic("dev-a"), False),
+    ("dev-a", "publish", telemetry_topic("dev-a"), True),
+    ("dev-a", "publish", telemetry_topic("dev-b"), False),
+    ("dev-a", "publish", "assetproof/v1/other", False),
+    (GATEWAY_USER, "subscribe", SUBSCRIPTION, True),
+    (GATEWAY_USER, "subscribe", shared_subscription("assetproof-gateway"), True),
+    (GATEWAY_USER, "subscribe", shared_subscription("another-group"), False),
+    (GATEWAY_USER, "subscribe", "assetproof/#", False),
+    (GATEWAY_USER, "publish", telemetry_topic("dev-a"), False),
+    ("admin", "subscribe", SUBSCRIPTION, False),
+    ("admin", "publish", telemetry_topic("dev-a"), False),
+]
 
-    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        result["reason"] = reason
-        done.set()
 
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    assert done.wait(5), "no CONNACK"
-    return client, result["reason"]
+def _password(auth: Auth, user: str) -> str:
+    return {GATEWAY_USER: auth.gateway_password, "admin": auth.admin.password}.get(user) or auth.devices[user]
 
 
-def test_amqtt_enforces_the_password_and_acl_files(tmp_path: Path) -> None:
+def test_amqtt_decides_as_mosquitto_from_the_same_file(tmp_path: Path) -> None:
     auth = Auth(tmp_path / "auth", ["dev-a", "dev-b"])
-    with AmqttBroker(tmp_path / "broker", password_file=auth.passwords, acl_file=auth.acl) as broker:
-        intruder, reason = _connect(broker.port, "dev-a", "wrong", "c-intruder")
-        intruder.loop_stop()
-        assert getattr(reason, "is_failure", False), reason
+    policy = load_policy(auth.dynsec)
+    with Mosquitto(tmp_path / "mosquitto", dynsec_file=auth.dynsec) as mosquitto:
+        for user, action, topic, allowed in CASES:
+            assert policy.allows(user, action, topic) is allowed, (user, action, topic)  # type: ignore[arg-type]
+            login = MqttLogin(mosquitto.port, user, _password(auth, user), client_id=f"m-{user}")
+            if action == "subscribe":
+                code = login.subscribe(topic)
+                assert (code != NOT_AUTHORIZED) is allowed, (user, topic, code)
+            else:
+                code = login.publish(topic, b"x")
+                assert (code != NOT_AUTHORIZED) is allowed, (user, topic, code)
+            login.close()
 
-        received: list[str] = []
-        subscribed = threading.Event()
-        granted: list[ReasonCode] = []
-        gw, reason = _connect(broker.port, GATEWAY_USER, auth.gateway_password, "c-gw")
-        assert not getattr(reason, "is_failure", True), reason
-        gw.on_message = lambda _c, _u, m: received.append(m.topic)
-        gw.on_subscribe = lambda _c, _u, _m, codes, _p: (granted.extend(codes), subscribed.set())
-        gw.subscribe(SUBSCRIPTION, qos=1)
-        assert subscribed.wait(5)
-        assert not any(c.is_failure for c in granted)
-
-        device, reason = _connect(broker.port, "dev-a", auth.devices["dev-a"], "c-dev-a")
-        assert not getattr(reason, "is_failure", True), reason
-        denied = threading.Event()
-        device.on_subscribe = lambda _c, _u, _m, codes, _p: denied.set() if codes[0].is_failure else None
-        device.subscribe(SUBSCRIPTION, qos=1)  # a device may not read the others' telemetry
-        assert denied.wait(5)
-        device.publish(telemetry_topic("dev-b"), b"speaking for dev-b", qos=1).wait_for_publish(5)
-        device.publish(telemetry_topic("dev-a"), b"its own", qos=1).wait_for_publish(5)
-        wait_for(lambda: received == [telemetry_topic("dev-a")], timeout_s=5, what="only the allowed message")
-        time.sleep(0.3)
-        assert received == [telemetry_topic("dev-a")]
-        for client in (gw, device):
-            client.disconnect()
-            client.loop_stop()
+    with AmqttBroker(tmp_path / "amqtt", dynsec_file=auth.dynsec) as broker:
+        gateway = MqttLogin(broker.port, GATEWAY_USER, auth.gateway_password, client_id="c-gw", protocol="3.1.1")
+        assert gateway.subscribe(SUBSCRIPTION) == 1
+        for user, action, topic, allowed in CASES:
+            login = MqttLogin(broker.port, user, _password(auth, user), client_id=f"a-{user}", protocol="3.1.1")
+            if action == "subscribe":  # amqtt knows no $share/: the same literal filter, the same decision
+                code = login.subscribe(topic)
+                assert (code != V311_SUBACK_FAILURE) is allowed, (user, topic, code)
+            else:
+                login.publish(topic, f"{user} {topic}".encode())  # 3.1.1: acknowledged either way
+            login.close()
+        published = [f"{u} {t}".encode() for u, a, t, ok in CASES if a == "publish" and ok]
+        gateway.wait(lambda: len(gateway.messages) >= len(published), "the allowed publishes")
+        # A marker sent last: once it arrives, every refused publish before it would have too.
+        marker = MqttLogin(broker.port, "dev-b", auth.devices["dev-b"], client_id="a-marker", protocol="3.1.1")
+        marker.publish(telemetry_topic("dev-b"), b"marker")
+        gateway.wait(lambda: (telemetry_topic("dev-b"), b"marker") in gateway.messages, "the marker")
+        marker.close()
+        assert [p for _, p in gateway.messages] == [*published, b"marker"]
+        gateway.close()
 
 
-def test_the_mosquitto_files_are_read_as_mosquitto_reads_them(tmp_path: Path) -> None:
+def test_amqtt_refuses_logins_and_follows_the_file_without_restart(tmp_path: Path) -> None:
+    auth = Auth(tmp_path / "auth", ["dev-a", "dev-b"])
+    with AmqttBroker(tmp_path / "broker", dynsec_file=auth.dynsec) as broker:
+        assert MqttLogin(broker.port, "dev-a", "wrong", client_id="c-intruder", protocol="3.1.1").refused
+        assert MqttLogin(broker.port, "nobody", "x", client_id="c-nobody", protocol="3.1.1").refused
+        gateway = MqttLogin(broker.port, GATEWAY_USER, auth.gateway_password, client_id="c-gw", protocol="3.1.1")
+        assert gateway.subscribe(SUBSCRIPTION) == 1
+        held = MqttLogin(broker.port, "dev-a", auth.devices["dev-a"], client_id="c-dev-a", protocol="3.1.1")
+        held.publish(telemetry_topic("dev-a"), b"before")
+        gateway.wait(lambda: len(gateway.messages) == 1, "the first reading")
+
+        # amqtt has no $CONTROL: revocation falls back to the file, which the broker rereads.
+        change = remove_device_login(auth.dir, device_id="dev-a", broker=f"127.0.0.1:{broker.port}")
+        assert change.via == "file"
+        assert "no CONNACK" in change.detail  # amqtt does not answer an MQTT v5 CONNECT
+        assert MqttLogin(broker.port, "dev-a", auth.devices["dev-a"], client_id="c-dev-a2", protocol="3.1.1").refused
+        held.publish(telemetry_topic("dev-a"), b"after revocation")  # its open connection lost its rights
+        other = MqttLogin(broker.port, "dev-b", auth.devices["dev-b"], client_id="c-dev-b", protocol="3.1.1")
+        other.publish(telemetry_topic("dev-b"), b"marker")
+        gateway.wait(lambda: len(gateway.messages) >= 2, "the marker")
+        assert [p for _, p in gateway.messages] == [b"before", b"marker"]
+
+        # A file that no longer parses: the broker keeps the last good rules.
+        auth.dynsec.write_text("{broken")
+        assert MqttLogin(broker.port, "dev-b", auth.devices["dev-b"], client_id="c-dev-b2", protocol="3.1.1").connacks
+        for client in (gateway, held, other):
+            client.close()
+
+
+def test_the_policy_reads_the_file_as_the_plugin_does(tmp_path: Path) -> None:
     auth = Auth(tmp_path, ["dev-a", "dev-b"])
-    users = read_passwords(auth.passwords)
-    assert set(users) == {"dev-a", "dev-b", GATEWAY_USER}
-    assert check_password(auth.devices["dev-a"], users["dev-a"])
-    assert not check_password(auth.devices["dev-b"], users["dev-a"])
-    assert check_password("pw", hash_password("pw"))
-    assert not check_password("pw", "$6$not-mosquitto-2")
-    rules = parse_acl(auth.acl.read_text())
-    assert acl_allows(rules, "dev-a", telemetry_topic("dev-a"), "write")
-    assert not acl_allows(rules, "dev-a", telemetry_topic("dev-b"), "write")
-    assert not acl_allows(rules, "dev-a", telemetry_topic("dev-a"), "read")
-    assert not acl_allows(rules, None, telemetry_topic("dev-a"), "write")
-    assert acl_allows(rules, GATEWAY_USER, SUBSCRIPTION, "read")
-    assert acl_allows(rules, GATEWAY_USER, telemetry_topic("dev-b"), "read")
-    assert not acl_allows(rules, GATEWAY_USER, "assetproof/v1/devices/#", "read")  # wider than granted
-    assert not acl_allows(rules, GATEWAY_USER, telemetry_topic("dev-b"), "write")
-    with pytest.raises(BrokerError):
-        parse_acl("pattern write x/%u\n")
+    policy = load_policy(auth.dynsec)
+    assert policy.authenticate("dev-a", auth.devices["dev-a"])
+    assert not policy.authenticate("dev-a", auth.devices["dev-b"])
+    assert not policy.authenticate(None, "x")
+    assert not policy.authenticate("dev-a", None)
+    assert not policy.allows(None, "publish", telemetry_topic("dev-a"))
+    assert policy.allows(GATEWAY_USER, "receive", telemetry_topic("dev-b"))
+    assert not policy.allows("dev-a", "receive", telemetry_topic("dev-a"))
+    assert policy.allows("admin", "subscribe", "$CONTROL/dynamic-security/v1/response")
+    assert not policy.allows("admin", "subscribe", "$CONTROL/#")  # wider than granted
+    assert remove_device(path=auth.dynsec, device_id="dev-b")
+    assert not load_policy(auth.dynsec).authenticate("dev-b", auth.devices["dev-b"])
+    disabled = auth.dynsec.read_text().replace('"username": "dev-a",', '"username": "dev-a", "disabled": true,')
+    assert not parse_policy(disabled).authenticate("dev-a", auth.devices["dev-a"])
+    for bad, why in [
+        ("[]", "not a dynamic-security config"),
+        ('{"clients": [{"username": "x", "password": "!!", "salt": "", "iterations": 1}]}', "not a dynamic"),
+        ('{"roles": [{"rolename": "r", "acls": [{"acltype": "readAll", "topic": "#"}]}]}', "unknown ACL type"),
+    ]:
+        with pytest.raises(DynsecError, match=why):
+            parse_policy(bad)
+    with pytest.raises(DynsecError, match="cannot read"):
+        load_policy(tmp_path / "missing.json")
 
 
 def test_protocol_is_checked() -> None:
@@ -255,9 +300,9 @@ def test_protocol_is_checked() -> None:
 
 
 def test_a_broker_that_cannot_start_says_why(tmp_path: Path) -> None:
-    acl = tmp_path / "acl"
-    acl.write_text("pattern write assetproof/v1/devices/%u/telemetry\n")
-    broker = AmqttBroker(tmp_path / "broker", acl_file=acl)
-    with pytest.raises(BrokerError, match=r"amqtt exited with 1: .*ACL line 1: unsupported rule"):
+    broken = tmp_path / "dynsec.json"
+    broken.write_text('{"clients": "not a list"}')
+    broker = AmqttBroker(tmp_path / "broker", dynsec_file=broken)
+    with pytest.raises(BrokerError, match=r"amqtt exited with 1: .*not a dynamic-security config"):
         broker.start()
     assert broker.process is None
