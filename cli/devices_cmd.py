@@ -29,7 +29,7 @@ app = typer.Typer(help="Provision, list, revoke and rotate devices.", no_args_is
 console = Console()
 
 BrokerAuthOption = Annotated[Path, setting("broker_auth", "--broker-auth")]
-ShareGroupOption = Annotated[str, setting("gateway_group", "--gateway-group")]
+ShareGroupOption = Annotated[str, setting("gateway_group", "--share-group")]
 
 
 def _now_ms() -> int:
@@ -131,7 +131,8 @@ def provision(
         f"provisioned {len(devices)} {device_kind.value} device(s) in asset [bold]{asset}[/]: "
         f"{devices[0].id} .. {devices[-1].id}"
     )
-    console.print(f"keys in {keystore}/; broker logins: {changes[-1].detail if changes else '-'}")
+    # soft_wrap: paths and addresses stay whole, for the reader and for scripts.
+    console.print(f"keys in {keystore}/; broker logins: {changes[-1].detail if changes else '-'}", soft_wrap=True)
     if chain is not None:
         console.print(f"keys registered on chain {chain.chain_id()} in {chain.deployment.device_registry.address}")
 
@@ -205,7 +206,7 @@ def revoke(
         raise fail(str(exc)) from None
     finally:
         engine.dispose()
-    console.print(f"broker login: {change.detail}")
+    console.print(f"broker login: {change.detail}", soft_wrap=True)
 
 
 @app.command()

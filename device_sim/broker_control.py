@@ -221,7 +221,10 @@ def add_device_logins(auth: BrokerAuthDir, *, devices: Mapping[str, str], broker
 
 def remove_device_login(auth: BrokerAuthDir, *, device_id: str, broker: str | None) -> BrokerChange:
     """Remove a device's login: through ``$CONTROL`` when the broker answers (the plugin also
-    disconnects the device at once), else from the config file."""
+    disconnects the device at once), else from the config file. Without a config file there is no
+    broker login to remove (a deployment whose broker access is managed elsewhere)."""
+    if not auth.config.exists():
+        return BrokerChange("file", f"no broker access config at {auth.config}: no login to remove")
     try:
         control = _connect(auth, broker)
     except BrokerNotAnsweringError as why:
