@@ -26,6 +26,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--rate", type=float, default=None)
+    parser.add_argument("--username", default=None, help="a login allowed to publish for every device")
+    parser.add_argument("--password", default=None)
     args = parser.parse_args()
     load: Load = pickle.loads(args.load.read_bytes())
 
@@ -44,6 +46,8 @@ def main() -> None:
             callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}", protocol=mqtt.MQTTv5
         )
         client.max_inflight_messages_set(INFLIGHT)
+        if args.username:
+            client.username_pw_set(args.username, args.password)
 
         def on_publish(_c: object, _u: object, _mid: int, _rc: object, _p: object) -> None:
             window.release()

@@ -15,6 +15,11 @@ Both phases face the same load publisher process (several multiplexed MQTT conne
 a bounded in-flight window each, optional rate limit). ``lost`` is published minus everything
 accounted for (readings stored, quarantined, counted as duplicates, still held), after the
 gateway drains. Latency is publish → commit (``reading.stored_ms``) on the same clock.
+
+``--rogue``: the gateway phase's broker enforces the provisioned access rules (device logins, the
+gateway login, a load writer: :mod:`bench._ingest_rogue`), and a subscriber on a device login tries
+to join the gateways' shared subscription mid-run; ``rogue`` reports its SUBACK codes (135: refused)
+and what it received, and ``lost`` must stay 0.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import _ingest_rogue
 from bench._ingest_load import Load, generate_load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,10 +59,14 @@ def _vm_hwm_mb(pid: int) -> float:
     return float("nan")
 
 
-def _publish(port: int, load_file: Path, out_file: Path, *, rate: float | None, connections: int) -> dict[str, Any]:
+def _publish(
+    port: int, load_file: Path, out_file: Path, *, rate: float | None, connections: int, login: Any = None
+) -> dict[str, Any]:
     args = ["--port", str(port), "--load", str(load_file), "--out", str(out_file), "--connections", str(connections)]
     if rate:
         args += ["--rate", str(rate)]
+    if login is not None:
+        args += ["--username", login.username, "--password", login.password]
     proc = _run_module("bench._ingest_publisher", *args)
     stdout, stderr = proc.communicate()
     if proc.returncode != 0:
@@ -84,7 +94,15 @@ def run_ceiling(load: Load, load_file: Path, work: Path, *, rate: float | None, 
 
 
 def run_gateway(
-    load: Load, load_file: Path, work: Path, *, rate: float | None, connections: int, database: str | None, workers: int
+    load: Load,
+    load_file: Path,
+    work: Path,
+    *,
+    rate: float | None,
+    connections: int,
+    database: str | None,
+    workers: int,
+    rogue: bool = False,
 ) -> dict[str, Any]:
     from sqlalchemy import func, select, text
 
@@ -113,7 +131,9 @@ def run_gateway(
             now_ms=now,
         )
 
-    with Mosquitto(work / "broker-gateway") as broker:
+    secured = _ingest_rogue.write_access(work / "broker-auth", load) if rogue else None
+    login = [] if secured is None else ["--username", secured.gateway.username, "--password", secured.gateway.password]
+    with Mosquitto(work / "broker-gateway", dynsec_file=None if secured is None else secured.dynsec) as broker:
         logs = [work / f"gateway-{i}.log" for i in range(workers)]
         procs = [
             subprocess.Popen(
@@ -130,6 +150,7 @@ def run_gateway(
                     f"bench-gw-{i}",
                     "--batch-size",
                     "500",
+                    *login,
                 ],
                 cwd=REPO,
                 stdout=logs[i].open("wb"),
@@ -154,7 +175,6 @@ def run_gateway(
 
             sampler = threading.Thread(target=sample_rss, daemon=True)
             sampler.start()
-            published = _publish(broker.port, load_file, work / "pub-gateway.bin", rate=rate, connections=connections)
 
             def accounted() -> tuple[int, int, int, int]:
                 with engine.connect() as conn:
@@ -165,6 +185,18 @@ def run_gateway(
                         conn.execute(select(func.count()).select_from(HeldReading)).scalar_one(),
                     )
 
+            intruder = None
+            if secured is not None:  # joins (tries to) once the first reading is stored
+                intruder = _ingest_rogue.Rogue(broker.port, secured.rogue, started=lambda: accounted()[0] > 0)
+            published = _publish(
+                broker.port,
+                load_file,
+                work / "pub-gateway.bin",
+                rate=rate,
+                connections=connections,
+                login=None if secured is None else secured.writer,
+            )
+
             drain_deadline = time.monotonic() + 300
             while True:
                 stored, quarantined, duplicates, held = accounted()
@@ -173,6 +205,7 @@ def run_gateway(
                 time.sleep(0.1)
             time.sleep(1.0)
             stored, quarantined, duplicates, held = accounted()
+            rogue_result = None if intruder is None else intruder.stop()  # present until the drain ended
             sampling.set()
             for p in procs:
                 hwm[p.pid] = max(hwm[p.pid], _vm_hwm_mb(p.pid))
@@ -214,6 +247,7 @@ def run_gateway(
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "gateway_rss_mb": max(hwm.values()),
+        **({} if rogue_result is None else {"rogue": rogue_result}),
     }
 
 
@@ -229,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes on one shared subscription")
     parser.add_argument("--database", default=None, help="database URL (default: a fresh SQLite file)")
     parser.add_argument("--skip-ceiling", action="store_true")
+    parser.add_argument(
+        "--rogue", action="store_true", help="access rules on, and a device login trying to join the gateways' share"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -258,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
             connections=args.connections,
             database=args.database,
             workers=args.workers,
+            rogue=args.rogue,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
