@@ -5,11 +5,12 @@ FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# uid/gid 1883 is the eclipse-mosquitto image's `mosquitto` user: the broker must read the
-# password and ACL files (mode 0600) that the provisioner writes on the shared state volume.
+# uid/gid 1883 is the eclipse-mosquitto image's `mosquitto` user: the broker must read and
+# rewrite the dynamic-security config (mode 0600) that the provisioner writes on the broker-auth
+# volume (mounted at /state/broker; created here so the volume starts owned by this user).
 RUN groupadd --system --gid 1883 assetproof \
     && useradd --system --uid 1883 --gid 1883 --home-dir /state --no-create-home assetproof \
-    && mkdir /state && chown assetproof:assetproof /state
+    && mkdir -p /state/broker && chmod 700 /state/broker && chown -R assetproof:assetproof /state
 
 WORKDIR /app
 # Dependencies first, pinned, so that a code change does not reinstall them.

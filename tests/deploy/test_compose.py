@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 
 from chain.node import start_anvil
 from config import SettingsError, load_settings
-from gateway.mosquitto import find_mosquitto, free_port
+from gateway.mosquitto import find_dynsec_plugin, find_mosquitto, free_port
 from tests.conftest import drop_pg_database, new_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +159,14 @@ def test_wiring() -> None:
     conf = (ROOT / "deploy" / "mosquitto.conf").read_text()
     assert "listener 1880 127.0.0.1" in conf
     assert "1880" in services["mosquitto"]["healthcheck"]["test"]
+    # The broker's access config: dynamic security, on a volume the broker may write (it saves
+    # $CONTROL changes) and that holds no device keys.
+    assert "plugin /usr/lib/mosquitto_dynamic_security.so" in conf
+    assert "plugin_opt_config_file /state/broker/dynsec.json" in conf
+    assert "password_file" not in conf
+    assert "broker-auth:/state/broker" in services["mosquitto"]["volumes"]
+    assert not any(v.startswith("state:") for v in services["mosquitto"]["volumes"])
+    assert "broker-auth:/state/broker" in services["gateway"]["volumes"]
     with pytest.raises(SettingsError, match="ASSETPROOF_ATTESTOR_KEY is required"):
         load_settings(environ={k: str(v) for k, v in services["gateway"]["environment"].items()}).require_attestor_key()
 
@@ -261,8 +269,11 @@ def _counts(engine: Engine) -> tuple[int, int, int, int]:
 
 @pytest.mark.timeout(300)
 def test_compose_services_run_natively(tmp_path: Path, pg_url: str) -> None:
-    if find_mosquitto() is None or shutil.which("mosquitto_pub") is None:
-        pytest.fail("Mosquitto and mosquitto_pub are required (scripts/services installs them)", pytrace=False)
+    if find_mosquitto() is None or find_dynsec_plugin() is None or shutil.which("mosquitto_pub") is None:
+        pytest.fail(
+            "Mosquitto, its dynamic-security plugin and mosquitto_pub are required (scripts/services installs them)",
+            pytrace=False,
+        )
     compose = load_compose(example_env(EPOCH_SECONDS="3", FLEET_SIZE="3"))
     state = tmp_path / "state"
     state.mkdir()
@@ -293,6 +304,7 @@ def test_compose_services_run_natively(tmp_path: Path, pg_url: str) -> None:
         conf = (ROOT / "deploy" / "mosquitto.conf").read_text()
         conf = conf.replace("listener 1883\n", f"listener {mqtt_port} 127.0.0.1\n")
         conf = conf.replace("listener 1880 127.0.0.1", f"listener {health_port} 127.0.0.1")
+        conf = conf.replace("/usr/lib/mosquitto_dynamic_security.so", str(find_dynsec_plugin()))
         conf = conf.replace("/state/", f"{state}/").replace("/mosquitto/config/", f"{ROOT}/deploy/")
         (tmp_path / "mosquitto").mkdir()
         conf = conf.replace("/mosquitto/data/", f"{tmp_path}/mosquitto/").replace("log_dest stdout", "log_dest stderr")

@@ -38,7 +38,7 @@ GROUP = "assetproof-gateway"
 def test_password_fields_match_mosquitto_ctrl(tmp_path: Path) -> None:
     binary = shutil.which("mosquitto_ctrl")
     if binary is None:
-        pytest.fail("mosquitto_ctrl is not installed (apt-get install mosquitto-clients)", pytrace=False)
+        pytest.fail("mosquitto_ctrl is not installed (apt-get install mosquitto)", pytrace=False)
     path = tmp_path / "init.json"
     subprocess.run([binary, "dynsec", "init", str(path), "alice", "s3cret"], check=True, capture_output=True)
     (client,) = json.loads(path.read_text())["clients"]
