@@ -65,7 +65,7 @@ class Settings(BaseModel):
     broker_username: str | None = Field(None, description="Gateway's (or `simulate --multiplex`'s) broker login.")
     broker_password: SecretStr | None = Field(None, description="Its password.")
     broker_auth: Path = Field(
-        Path("var/broker"), description="Where `devices provision` writes Mosquitto's password and ACL files."
+        Path("var/broker"), description="The broker's access config (`dynsec.json`) and the gateway and admin logins."
     )
     keystore: Path = Field(Path("var/keys"), description="The device key directory (provisioning, simulator).")
     outbox: Path = Field(Path("var/outbox.sqlite"), description="The simulator's store-and-forward queue.")
