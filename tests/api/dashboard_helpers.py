@@ -1,5 +1,5 @@
 """A running assetproof for the dashboard's end-to-end test, as an operator runs it: devices
-provisioned on a real anvil, Mosquitto with the generated password and ACL files, a gateway
+provisioned on a real anvil, Mosquitto with the generated dynamic-security config, a gateway
 process, ``assetproof simulate``, an attestor process and ``assetproof api`` (uvicorn) serving
 the dashboard; and Debian's Chromium driven by Playwright.
 

@@ -1,7 +1,7 @@
 """One real pipeline per module, as an operator runs it, then tampered with per test.
 
 ``assetproof devices provision`` (keys on the DeviceRegistry of a real anvil), Mosquitto with the
-generated password and ACL files, a gateway process, ``assetproof simulate``, then the attestor
+generated dynamic-security config, a gateway process, ``assetproof simulate``, then the attestor
 anchoring a few epochs. A second simulator run leaves readings stored but not yet in the log, so
 a test can also tamper *before* the attestor anchors. Each test gets its own copy of the
 database and an anvil snapshot that is reverted afterwards.
