@@ -11,9 +11,11 @@ per-device ACL (:mod:`device_sim.broker_auth`) those two never reach the gateway
 refuses them (PUBACK "not authorized") and the publisher counts them as rejected. They reach the
 gateway in the publisher's multiplexed mode or on a broker without ACLs.
 
-``revoked_device`` is a scenario, not a message: run ``assetproof devices revoke <id>`` while
-the fleet runs; the runner simply keeps publishing that device's genuine readings, and the
-gateway quarantines each of them as ``revoked_device``.
+``revoked_device`` is a scenario, not a message: revoke a device in the store while the fleet
+runs; the runner simply keeps publishing that device's genuine readings, and the gateway
+quarantines each of them as ``revoked_device``. (``assetproof devices revoke`` also removes the
+device's broker login, after which the broker refuses its connection and its readings wait in
+its outbox.)
 """
 
 from __future__ import annotations
