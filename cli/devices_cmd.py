@@ -327,4 +327,11 @@ def provision_fleet(
         change = BrokerChange("file", f"wrote {auth.config} (start the broker with it)")
     if on_broker_change is not None:
         on_broker_change(change)
+    from device_sim.broker_tls import BrokerTLSDir, provision_broker_tls
+
+    # Beside the logins: the broker's TLS CA (kept across runs), its certificate, one client
+    # certificate per device (in the keystore) and per service login.
+    provision_broker_tls(
+        BrokerTLSDir(broker_auth / "tls"), keystore=store, device_ids=[d.id for d in devices], logins=[GATEWAY_USER]
+    )
     return devices

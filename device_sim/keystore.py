@@ -137,6 +137,12 @@ class Keystore:
             raise KeystoreError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); chmod 600 it")
         return _decode(path.read_bytes(), expected_id=device_id, source=path)
 
+    def tls_paths(self, device_id: str) -> tuple[Path, Path, Path]:
+        """Where the device's broker TLS files live (CA certificate, client certificate, client
+        key), beside its signing key: :mod:`device_sim.broker_tls` writes them at provisioning."""
+        base = self.path(device_id)
+        return self.directory / "broker-ca.crt", base.with_suffix(".crt"), base.with_suffix(".key")
+
     def ids(self) -> list[str]:
         """The device ids with current credentials, sorted."""
         return sorted(p.name[: -len(_SUFFIX)] for p in self.directory.glob("*" + _SUFFIX) if not p.name.startswith("."))
