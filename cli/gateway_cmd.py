@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from prometheus_client import start_http_server
+
+if TYPE_CHECKING:
+    from config.mqtt_tls import TLSFiles
 
 from cli.common import (
     BrokerOption,
@@ -30,6 +33,9 @@ def gateway(
     share_group: Annotated[str, setting("gateway_group", "--share-group")],
     tariff: Annotated[Path | None, setting("tariff", "--tariff")],
     metrics_port: Annotated[int | None, setting("gateway_metrics_port", "--metrics-port")],
+    tls_ca: Annotated[Path | None, setting("broker_tls_ca", "--tls-ca")],
+    tls_cert: Annotated[Path | None, setting("broker_tls_cert", "--tls-cert")],
+    tls_key: Annotated[Path | None, setting("broker_tls_key", "--tls-key")],
     batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 500,
     hold_seconds: Annotated[float, typer.Option(help="How long a reading waits for its predecessor.")] = 30.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -53,11 +59,29 @@ def gateway(
         share_group=share_group,
         batch_size=batch_size,
         hold_ms=int(hold_seconds * 1000),
+        tls=_tls_files(tls_ca, tls_cert, tls_key),
     )
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1")
     stop = stop_on_signals()
     Gateway(config).run(stop)
+
+
+def _tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> TLSFiles | None:
+    """TLS when a CA is given; the client certificate defaults to the gateway login's that
+    ``devices provision`` wrote (``$ASSETPROOF_BROKER_AUTH/tls/clients/``), like the login."""
+    from config.mqtt_tls import TLSFiles
+    from device_sim.broker_auth import GATEWAY_USER
+    from device_sim.broker_tls import BrokerTLSDir
+
+    if ca is None:
+        return None
+    provisioned = BrokerTLSDir(settings().broker_auth / "tls").client(GATEWAY_USER)
+    files = TLSFiles(ca=ca, cert=cert or provisioned.cert, key=key or provisioned.key)
+    for path in (files.ca, files.cert, files.key):
+        if not path.is_file():
+            raise fail(f"TLS file {path} does not exist (set --tls-ca, --tls-cert and --tls-key)")
+    return files
 
 
 def _provisioned_login(password: str | None) -> tuple[str | None, str | None]:

@@ -24,6 +24,8 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from config.mqtt_tls import TLSFiles
+
 __all__ = [
     "ANVIL_DEV_KEY",
     "PREFIX",
@@ -67,6 +69,15 @@ class Settings(BaseModel):
     broker_auth: Path = Field(
         Path("var/broker"), description="The broker's access config (`dynsec.json`) and the gateway and admin logins."
     )
+    broker_tls_ca: Path | None = Field(
+        None,
+        description="The CA certificate that signed the broker's (provisioning writes `BROKER_AUTH/tls/ca.crt`): "
+        "set, clients connect with TLS and verify the broker's certificate and host name.",
+    )
+    broker_tls_cert: Path | None = Field(
+        None, description="With TLS: the gateway's (or `--multiplex`'s) client certificate; devices use their own."
+    )
+    broker_tls_key: Path | None = Field(None, description="Its private key.")
     keystore: Path = Field(Path("var/keys"), description="The device key directory (provisioning, simulator).")
     outbox: Path = Field(Path("var/outbox.sqlite"), description="The simulator's store-and-forward queue.")
     gateway_client_id: str | None = Field(
@@ -125,6 +136,14 @@ class Settings(BaseModel):
     def broker_address(self) -> tuple[str, int]:
         host, _, port = self.broker.rpartition(":")
         return host, int(port)
+
+    def broker_tls(self) -> TLSFiles | None:
+        """The service login's TLS files, or None for plaintext (no CA set)."""
+        if self.broker_tls_ca is None:
+            return None
+        if self.broker_tls_cert is None or self.broker_tls_key is None:
+            raise SettingsError("ASSETPROOF_BROKER_TLS_CA is set: ASSETPROOF_BROKER_TLS_CERT and _KEY are required too")
+        return TLSFiles(ca=self.broker_tls_ca, cert=self.broker_tls_cert, key=self.broker_tls_key)
 
     def require_chain_key(self) -> str:
         """The deployer's / registry admin's key; production has no default."""

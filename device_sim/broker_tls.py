@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from config.mqtt_tls import MqttTLSError, TLSFiles, client_context
 from device_sim.keystore import Keystore, write_private_file
-from protocol.errors import AssetproofError
 
 __all__ = [
     "DEFAULT_SERVER_NAMES",
@@ -54,17 +53,8 @@ CA_DAYS = 3650
 LEAF_DAYS = 825  # the longest validity browsers' CA/B rules ever allowed; we follow the habit
 
 
-class BrokerTLSError(AssetproofError):
+class BrokerTLSError(MqttTLSError):
     """TLS material is missing, unreadable, or not issued by this CA."""
-
-
-@dataclass(frozen=True, slots=True)
-class TLSFiles:
-    """What a client needs: the CA that signed the broker's certificate, and its own cert/key."""
-
-    ca: Path
-    cert: Path
-    key: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,18 +258,6 @@ def issue_client(tls: BrokerTLSDir, *, common_name: str, files: TLSFiles | None 
             key_path=files.key,
         )
     return TLSFiles(ca=tls.ca_cert, cert=files.cert, key=files.key)
-
-
-def client_context(files: TLSFiles) -> ssl.SSLContext:
-    """A client context that verifies the broker against ``files.ca`` (certificate and host name)
-    and presents the client certificate; TLS 1.2 at least."""
-    try:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(files.ca))
-        ctx.load_cert_chain(str(files.cert), str(files.key))
-    except (OSError, ssl.SSLError) as exc:
-        raise BrokerTLSError(f"cannot load TLS files {files}: {exc}") from None
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx
 
 
 def device_files(keystore: Keystore, device_id: str) -> TLSFiles:

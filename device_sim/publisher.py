@@ -43,6 +43,7 @@ import logging
 import random
 import selectors
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -58,6 +59,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from config.mqtt_tls import TLSFiles, client_context
 from device_sim.outbox import Entry, Outbox
 from protocol.errors import AssetproofError
 
@@ -73,6 +75,7 @@ _MISC_S = 1.0
 _PUBLISH_OVERHEAD = 16  # fixed header, topic length, packet id and properties, bounded from above
 
 PasswordLookup = Callable[[str], str | None]
+TLSLookup = Callable[[str | None], TLSFiles]
 MqttProtocol = Literal["5", "3.1.1"]
 MQTT_PROTOCOLS: Final[tuple[MqttProtocol, ...]] = ("5", "3.1.1")
 
@@ -133,6 +136,8 @@ class Publisher:
     function; None or a missing id connects with the user name only, for anonymous brokers).
     Multiplexed mode: ``connections=N`` with an optional shared ``username``/``password``.
     ``protocol`` is the MQTT version of every connection (``"5"`` or ``"3.1.1"``).
+    ``tls``: connect with TLS, verifying the broker; called with a connection's user name (the
+    device id, or the multiplexed login) it returns that login's CA and client certificate.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class Publisher:
         connect_timeout_s: float = 5.0,
         client_id_prefix: str = "assetproof-sim",
         protocol: MqttProtocol = "5",
+        tls: TLSLookup | None = None,
     ) -> None:
         if protocol not in MQTT_PROTOCOLS:
             raise PublisherError(f"unsupported MQTT protocol {protocol!r}: one of {', '.join(MQTT_PROTOCOLS)}")
@@ -163,6 +169,8 @@ class Publisher:
         self._outbox = outbox if isinstance(outbox, Outbox) else Outbox(outbox, synchronous="NORMAL")
         self._host, self._port = host, port
         self._protocol = protocol
+        self._tls = tls
+        self._tls_contexts: dict[str | None, ssl.SSLContext] = {}
         if passwords is None:
             self._lookup: PasswordLookup = lambda _device: None
         elif callable(passwords):
@@ -444,6 +452,11 @@ class Publisher:
                 continue
             if mask & selectors.EVENT_READ:
                 client.loop_read()
+                # TLS: records already decrypted into the SSL object never wake the selector again.
+                sock = client.socket()
+                while conn.client is client and isinstance(sock, ssl.SSLSocket) and sock.pending():
+                    if client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                        break
             if mask & selectors.EVENT_WRITE and conn.client is client:
                 client.loop_write()
 
@@ -492,6 +505,11 @@ class Publisher:
             )
         if conn.username is not None:
             client.username_pw_set(conn.username, conn.password)
+        if self._tls is not None:
+            # One context per login, built once: loading a key and CA per reconnect costs ms.
+            if conn.username not in self._tls_contexts:
+                self._tls_contexts[conn.username] = client_context(self._tls(conn.username))
+            client.tls_set_context(self._tls_contexts[conn.username])
         client.max_inflight_messages_set(0)  # the window is ours; paho must not queue behind it
         client.connect_timeout = self._connect_timeout
         client.on_connect = self._on_connect

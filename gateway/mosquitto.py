@@ -18,9 +18,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from protocol.errors import AssetproofError
+
+if TYPE_CHECKING:  # only its paths are read: the broker launcher needs no crypto
+    from device_sim.broker_tls import BrokerTLSDir
 
 MAX_QUEUED_MESSAGES = 2_000_000
 MAX_INFLIGHT = 1_000
@@ -31,6 +34,19 @@ protocol's 4 KiB limit and this, the gateway quarantines them as ``oversized``."
 
 class BrokerError(AssetproofError):
     """The broker could not be found, configured or started."""
+
+
+def tls_listener_lines(tls: BrokerTLSDir, *, port: int, bind: str | None = None) -> list[str]:
+    """A listener that speaks only TLS 1.2 or later and admits only clients whose certificate
+    the provisioning CA signed (a stolen password alone no longer connects)."""
+    return [
+        f"listener {port}" + (f" {bind}" if bind else ""),
+        f"cafile {tls.ca_cert}",
+        f"certfile {tls.server_cert}",
+        f"keyfile {tls.server_key}",
+        "require_certificate true",
+        "tls_version tlsv1.2",
+    ]
 
 
 def free_port() -> int:
@@ -124,7 +140,19 @@ class Mosquitto(LocalBroker):
     roles in that file grant, enforced by Mosquitto's dynamic-security plugin, which also checks
     SUBSCRIBE (a refused subscription never joins a shared group). The plugin rewrites the file
     when its ``$CONTROL`` topic changes a login, so its directory must be writable.
+
+    With ``tls`` set (a :class:`device_sim.broker_tls.BrokerTLSDir`), a second listener on
+    ``tls_port`` speaks TLS 1.2+ only and requires a client certificate signed by the CA;
+    the plaintext listener stays on loopback for tests and local tools.
     """
+
+    tls: BrokerTLSDir | None = None
+    tls_port: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.tls is not None and not self.tls_port:
+            self.tls_port = free_port()
 
     @property
     def config_path(self) -> Path:
@@ -154,6 +182,8 @@ class Mosquitto(LocalBroker):
             "log_type notice",
             "connection_messages true",
         ]
+        if self.tls is not None:
+            lines += tls_listener_lines(self.tls, port=self.tls_port, bind="127.0.0.1")
         if self.dynsec_file is not None:
             plugin = find_dynsec_plugin()
             if plugin is None:
@@ -180,8 +210,10 @@ class Mosquitto(LocalBroker):
                 err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
                 raise BrokerError(f"mosquitto exited with {self.process.returncode}: {err.strip()[:500]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                for port in (self.port, self.tls_port) if self.tls is not None else (self.port,):
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        pass
+                return
             except OSError:
                 time.sleep(0.02)
         self.kill()

@@ -37,6 +37,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from config.mqtt_tls import TLSFiles, client_context
 from gateway import metrics
 from gateway.batch import BatchProcessor, BatchResult, Incoming
 from gateway.tariff import record_tariff
@@ -66,6 +67,8 @@ class GatewayConfig:
     protocol: MqttProtocol = "5"
     """``"5"``: a shared subscription, any number of workers. ``"3.1.1"``: a plain subscription,
     exactly one worker (see the module docstring)."""
+    tls: TLSFiles | None = None
+    """Connect with TLS: verify the broker against ``tls.ca`` and present the gateway's certificate."""
     share_group: str = "assetproof-gateway"
     """MQTT v5 only."""
     session_expiry_s: int = 7 * 24 * 3600
@@ -162,6 +165,8 @@ class Gateway:
             )
         if c.username is not None:
             client.username_pw_set(c.username, c.password)
+        if c.tls is not None:
+            client.tls_set_context(client_context(c.tls))
         client.reconnect_delay_set(min_delay=1, max_delay=5)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

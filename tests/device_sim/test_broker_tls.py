@@ -9,7 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from device_sim.broker_tls import BrokerTLSDir, BrokerTLSError, TLSFiles, client_context, issue_client, issue_server
+from config.mqtt_tls import MqttTLSError, TLSFiles, client_context
+from device_sim.broker_tls import BrokerTLSDir, issue_client, issue_server
 
 
 def _cn(path: Path) -> str:
@@ -63,7 +64,7 @@ def test_a_certificate_from_another_ca_is_reissued(tmp_path: Path) -> None:
 
 
 def test_missing_files_are_a_specific_error(tmp_path: Path) -> None:
-    with pytest.raises(BrokerTLSError):
+    with pytest.raises(MqttTLSError):
         client_context(TLSFiles(ca=tmp_path / "no.crt", cert=tmp_path / "no.crt", key=tmp_path / "no.key"))
 
 
