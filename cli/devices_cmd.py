@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.common import BrokerOption, DatabaseOption, KeystoreOption, RpcOption, fail, secret, setting
+from cli.common import BrokerOption, DatabaseOption, KeystoreOption, RpcOption, fail, secret, setting, settings
 
 app = typer.Typer(help="Provision, list, revoke and rotate devices.", no_args_is_help=True)
 console = Console()
@@ -113,6 +113,7 @@ def provision(
             keystore=keystore,
             broker_auth=broker_auth,
             broker=broker,
+            broker_tls_ca=settings().broker_tls_ca,
             share_group=share_group,
             on_broker_change=changes.append,
             chain=chain,
@@ -201,7 +202,9 @@ def revoke(
             if chain is not None:
                 chain.revoke(device_id=device_id)
             console.print(f"revoked {device_id}")
-        change = remove_device_login(BrokerAuthDir(broker_auth), device_id=device_id, broker=broker)
+        change = remove_device_login(
+            BrokerAuthDir(broker_auth), device_id=device_id, broker=broker, tls_ca=settings().broker_tls_ca
+        )
     except AssetproofError as exc:
         raise fail(str(exc)) from None
     finally:
@@ -254,6 +257,7 @@ def provision_fleet(
     broker: str | None = None,
     share_group: str = "assetproof-gateway",
     on_broker_change: Any = None,
+    broker_tls_ca: Path | None = None,
 ) -> list[Any]:
     """Provision ``count`` devices of ``kind`` in ``asset``: keys in ``keystore``, rows in the store
     behind ``engine``, keys on chain when ``chain`` (a ``ChainClient``) is given, and broker logins
@@ -315,7 +319,7 @@ def provision_fleet(
 
     credentials = {d.id: d.mqtt_password for d in devices}
     if auth.config.exists():
-        change = add_device_logins(auth, devices=credentials, broker=broker)
+        change = add_device_logins(auth, devices=credentials, broker=broker, tls_ca=broker_tls_ca)
     else:
         gateway = Login(GATEWAY_USER, secrets.token_urlsafe(24))
         admin = Login(ADMIN_USER, secrets.token_urlsafe(24))
@@ -332,6 +336,9 @@ def provision_fleet(
     # Beside the logins: the broker's TLS CA (kept across runs), its certificate, one client
     # certificate per device (in the keystore) and per service login.
     provision_broker_tls(
-        BrokerTLSDir(broker_auth / "tls"), keystore=store, device_ids=[d.id for d in devices], logins=[GATEWAY_USER]
+        BrokerTLSDir(broker_auth / "tls"),
+        keystore=store,
+        device_ids=[d.id for d in devices],
+        logins=[GATEWAY_USER, ADMIN_USER],
     )
     return devices

@@ -22,6 +22,9 @@ def simulate(
     ],
     username: Annotated[str | None, setting("broker_username", "--username", help="For --multiplex.")],
     password: Annotated[str | None, setting("broker_password", "--password", help="For --multiplex.")],
+    tls_ca: Annotated[Path | None, setting("broker_tls_ca", "--tls-ca")],
+    tls_cert: Annotated[Path | None, setting("broker_tls_cert", "--tls-cert", help="For --multiplex.")],
+    tls_key: Annotated[Path | None, setting("broker_tls_key", "--tls-key", help="For --multiplex.")],
     device: Annotated[list[str] | None, typer.Option(help="Only these device ids (repeatable).")] = None,
     accelerate: Annotated[
         float, typer.Option(min=0.001, help="Simulated seconds per wall second (1440: a day a minute).")
@@ -71,6 +74,23 @@ def simulate(
     box = Outbox(outbox)
     clock = SimClock.resuming(box, start_ms=now - ahead_ms, acceleration=accelerate)
     passwords = {c.device_id: c.mqtt_password for c in credentials}
+    tls = None
+    if tls_ca is not None:
+        from config.mqtt_tls import TLSFiles
+
+        ca = tls_ca
+        if multiplex and (tls_cert is None or tls_key is None):
+            typer.echo("error: --multiplex over TLS needs --tls-cert and --tls-key", err=True)
+            raise typer.Exit(2)
+
+        def tls(login: str | None) -> TLSFiles:
+            # Each device presents its own certificate (provisioned into the keystore); the
+            # multiplexed load-test login presents --tls-cert.
+            if multiplex and tls_cert is not None and tls_key is not None:
+                return TLSFiles(ca=ca, cert=tls_cert, key=tls_key)
+            _, cert, key = store.tls_paths(str(login))
+            return TLSFiles(ca=ca, cert=cert, key=key)
+
     publisher = Publisher(
         outbox,
         host=host,
@@ -79,6 +99,7 @@ def simulate(
         connections=multiplex,
         username=username,
         password=password,
+        tls=tls,
     )
     runner = FleetRunner(
         devices, box, clock=clock, window_s=window, seed=seed, publisher=publisher, fault_rate=fault_rate

@@ -32,6 +32,8 @@ from chain.deployment import write_deployment
 from chain.node import AnvilNode, dev_fund, eth_tester_web3, find_anvil, start_anvil
 from cli.chain_cmd import ANVIL_DEV_KEY
 from cli.devices_cmd import broker_files, provision_fleet
+from device_sim.broker_auth import GATEWAY_USER
+from device_sim.broker_tls import BrokerTLSDir, device_files
 from device_sim.fleet import FleetDevice, FleetRunner, SimClock
 from device_sim.keystore import Keystore
 from device_sim.outbox import Outbox
@@ -171,6 +173,7 @@ class DemoStack:
         self.threads: dict[str, _Thread] = {}
         self.chain_label = ""
         self.broker_label = ""
+        self.mqtt_tls: BrokerTLSDir | None = None
         self.dashboard_url = ""
         self.faults = 0
         self._api_server: Any = None
@@ -238,25 +241,32 @@ class DemoStack:
 
         dynsec, gateway_file = broker_files(self.home / "broker-auth")
         if broker_kind == "mosquitto":
-            self.broker = Mosquitto(self.home / "broker", dynsec_file=dynsec)
+            # mqtts: devices and the gateway connect to the TLS listener with the provisioned
+            # certificates and verify the broker's (issued for localhost).
+            tls_dir = BrokerTLSDir(self.home / "broker-auth" / "tls")
+            self.broker = Mosquitto(self.home / "broker", dynsec_file=dynsec, tls=tls_dir)
             self.broker.start()
-            self.broker_label = f"Mosquitto on 127.0.0.1:{self.broker.port}"
+            self.mqtt_tls = tls_dir
+            self.broker_label = f"Mosquitto, mqtts://localhost:{self.broker.tls_port}"
         else:
             self.broker = AmqttBroker(self.home / "broker", dynsec_file=dynsec)
             self.broker.start()
             self.mqtt_protocol = "3.1.1"
-            self.broker_label = f"embedded amqtt on 127.0.0.1:{self.broker.port} (MQTT 3.1.1; {why})"
+            # amqtt's TLS would need its own listener setup: the fallback stays plaintext on loopback.
+            self.broker_label = f"embedded amqtt on 127.0.0.1:{self.broker.port} (MQTT 3.1.1, plaintext; {why})"
         self.say(f"broker: {self.broker_label}")
         login = json.loads(gateway_file.read_text())
         gateway = Gateway(
             GatewayConfig(
                 database_url=self.db_url,
                 tariff=load_tariff(),
-                broker_port=self.broker.port,
+                broker_host=self._mqtt_host,
+                broker_port=self._mqtt_port,
                 username=login["username"],
                 password=login["password"],
                 client_id="demo-gateway-1",
                 protocol=self.mqtt_protocol,
+                tls=None if self.mqtt_tls is None else self.mqtt_tls.client(GATEWAY_USER),
             )
         )
         self._spawn("gateway", gateway.run)
@@ -272,6 +282,15 @@ class DemoStack:
         self._start_api()
         self._start_fleet()
         self.say(f"dashboard: {self.dashboard_url}")
+
+    @property
+    def _mqtt_host(self) -> str:
+        return "localhost" if self.mqtt_tls is not None else "127.0.0.1"  # the name the certificate carries
+
+    @property
+    def _mqtt_port(self) -> int:
+        assert self.broker is not None
+        return self.broker.tls_port if isinstance(self.broker, Mosquitto) and self.mqtt_tls else self.broker.port
 
     def _start_chain(self) -> Any:
         if find_anvil() is not None:
@@ -326,8 +345,9 @@ class DemoStack:
         clock = SimClock(start_ms, accelerate)
         self.publisher = Publisher(
             outbox_path,
-            host="127.0.0.1",
-            port=self.broker.port,
+            host=self._mqtt_host,
+            port=self._mqtt_port,
+            tls=None if self.mqtt_tls is None else (lambda device: device_files(keystore, str(device))),
             passwords={c.device_id: c.mqtt_password for c in credentials},
             protocol=self.mqtt_protocol,
         )

@@ -21,13 +21,16 @@ import json
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from config.mqtt_tls import TLSFiles, client_context
 from device_sim.broker_auth import (
+    ADMIN_USER,
     CONTROL_TOPIC,
     BrokerAuthDir,
     Login,
@@ -37,6 +40,7 @@ from device_sim.broker_auth import (
     known_users,
     remove_device,
 )
+from device_sim.broker_tls import BrokerTLSDir
 from protocol.errors import AssetproofError
 
 __all__ = [
@@ -78,7 +82,9 @@ def parse_address(address: str) -> tuple[str, int]:
 class DynsecControl:
     """One admin connection to a running broker's dynamic-security plugin."""
 
-    def __init__(self, *, host: str, port: int, admin: Login, timeout_s: float = 3.0) -> None:
+    def __init__(
+        self, *, host: str, port: int, admin: Login, timeout_s: float = 3.0, tls: TLSFiles | None = None
+    ) -> None:
         self.timeout_s = timeout_s
         self._lock = threading.Condition()
         self._responses: dict[str, dict[str, Any]] = {}
@@ -88,6 +94,8 @@ class DynsecControl:
             CallbackAPIVersion.VERSION2, client_id=f"assetproof-admin-{secrets.token_hex(4)}", protocol=mqtt.MQTTv5
         )
         self._client.username_pw_set(admin.username, admin.password)
+        if tls is not None:
+            self._client.tls_set_context(client_context(tls))
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
@@ -184,21 +192,25 @@ def _errors(responses: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"{r.get('command')}: {r['error']}" for r in responses if "error" in r]
 
 
-def _connect(auth: BrokerAuthDir, broker: str | None) -> DynsecControl:
+def _connect(auth: BrokerAuthDir, broker: str | None, tls_ca: Path | None) -> DynsecControl:
     if broker is None:
         raise BrokerNotAnsweringError("no broker address given")
     host, port = parse_address(broker)
-    return DynsecControl(host=host, port=port, admin=auth.admin_login())
+    # Over TLS the admin presents the client certificate provisioning issued to its login.
+    tls = None if tls_ca is None else replace(BrokerTLSDir(auth.directory / "tls").client(ADMIN_USER), ca=tls_ca)
+    return DynsecControl(host=host, port=port, admin=auth.admin_login(), tls=tls)
 
 
-def add_device_logins(auth: BrokerAuthDir, *, devices: Mapping[str, str], broker: str | None) -> BrokerChange:
+def add_device_logins(
+    auth: BrokerAuthDir, *, devices: Mapping[str, str], broker: str | None, tls_ca: Path | None = None
+) -> BrokerChange:
     """Give new ``devices`` (id -> password) their logins, through ``$CONTROL`` when the broker at
     ``broker`` (HOST:PORT, None for "not running") answers, else in the config file."""
     clash = sorted(known_users(auth.config) & set(devices))  # the file is the broker's last saved state
     if clash:
         raise BrokerControlError(f"broker users already exist: {clash[:5]}")
     try:
-        control = _connect(auth, broker)
+        control = _connect(auth, broker, tls_ca)
     except BrokerNotAnsweringError as why:
         add_devices(path=auth.config, devices=devices)
         return BrokerChange("file", f"added to {auth.config} ({why}; {_FILE_NOTE})")
@@ -219,14 +231,16 @@ def add_device_logins(auth: BrokerAuthDir, *, devices: Mapping[str, str], broker
     return BrokerChange("control", f"added to the running broker at {broker} through $CONTROL (it saved {auth.config})")
 
 
-def remove_device_login(auth: BrokerAuthDir, *, device_id: str, broker: str | None) -> BrokerChange:
+def remove_device_login(
+    auth: BrokerAuthDir, *, device_id: str, broker: str | None, tls_ca: Path | None = None
+) -> BrokerChange:
     """Remove a device's login: through ``$CONTROL`` when the broker answers (the plugin also
     disconnects the device at once), else from the config file. Without a config file there is no
     broker login to remove (a deployment whose broker access is managed elsewhere)."""
     if not auth.config.exists():
         return BrokerChange("file", f"no broker access config at {auth.config}: no login to remove")
     try:
-        control = _connect(auth, broker)
+        control = _connect(auth, broker, tls_ca)
     except BrokerNotAnsweringError as why:
         removed = remove_device(path=auth.config, device_id=device_id)
         what = "removed from" if removed else "no login to remove in"

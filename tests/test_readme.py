@@ -40,6 +40,7 @@ def test_the_readme_demo_command_runs_the_pipeline(tmp_path: Path) -> None:
     assert summary["epochs_anchored"] >= 1
     assert summary["first_anchor_s"] is not None
     assert "OK" in out.stdout
+    assert "mqtts://localhost:" in out.stdout  # devices and the gateway over TLS to Mosquitto
 
 
 def test_the_readme_test_command_is_what_ci_runs() -> None:

@@ -286,7 +286,8 @@ def test_compose_services_run_natively(tmp_path: Path, pg_url: str) -> None:
         compose,
         {
             "postgresql://assetproof:change-this-database-password@postgres:5432/assetproof": pg,
-            "mosquitto:1883": f"127.0.0.1:{mqtt_port}",
+            # mqtts: the broker's certificate names localhost (and mosquitto, not resolvable here).
+            "mosquitto:8883": f"localhost:{mqtt_port}",
             "http://anvil:8545": anvil.url,
             "/state": str(state),
         },
@@ -302,7 +303,7 @@ def test_compose_services_run_natively(tmp_path: Path, pg_url: str) -> None:
 
         # Mosquitto with the compose file's config, its paths and ports made local.
         conf = (ROOT / "deploy" / "mosquitto.conf").read_text()
-        conf = conf.replace("listener 1883\n", f"listener {mqtt_port} 127.0.0.1\n")
+        conf = conf.replace("listener 8883\n", f"listener {mqtt_port} 127.0.0.1\n")
         conf = conf.replace("listener 1880 127.0.0.1", f"listener {health_port} 127.0.0.1")
         conf = conf.replace("/usr/lib/mosquitto_dynamic_security.so", str(find_dynsec_plugin()))
         conf = conf.replace("/state/", f"{state}/").replace("/mosquitto/config/", f"{ROOT}/deploy/")

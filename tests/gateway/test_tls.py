@@ -24,7 +24,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config.mqtt_tls import TLSFiles, client_context
-from device_sim.broker_auth import ADMIN_USER, GATEWAY_USER, Login, write_broker_auth
+from device_sim.broker_auth import ADMIN_USER, GATEWAY_USER, BrokerAuthDir, Login, write_broker_auth
+from device_sim.broker_control import remove_device_login
 from device_sim.broker_tls import BrokerTLSDir, issue_client, issue_server
 from device_sim.outbox import Outbox, OutboxMessage
 from device_sim.publisher import Publisher
@@ -53,9 +54,12 @@ def tls_broker(tmp_path: Path) -> Iterator[TlsBroker]:
     issue_server(tls)
     device = issue_client(tls, common_name=DEVICE)
     issue_client(tls, common_name=GATEWAY_USER)
+    issue_client(tls, common_name=ADMIN_USER)
     gateway, admin = Login(GATEWAY_USER, secrets.token_urlsafe(24)), Login(ADMIN_USER, secrets.token_urlsafe(24))
     password = secrets.token_urlsafe(24)
-    dynsec = tmp_path / "auth" / "dynsec.json"
+    auth = BrokerAuthDir(tmp_path / "auth")
+    auth.write_login(auth.admin_login_file, admin)
+    dynsec = auth.config
     write_broker_auth(path=dynsec, devices={DEVICE: password}, gateway=gateway, admin=admin)
     with Mosquitto(tmp_path / "broker", dynsec_file=dynsec, tls=tls) as broker:
         yield TlsBroker(broker, tls, device, password, gateway, tmp_path)
@@ -196,3 +200,16 @@ def test_a_tls_devices_readings_are_stored_by_a_tls_gateway(tls_broker: TlsBroke
         wait_for(lambda: count_rows(engine, Reading) == len(readings), what="readings stored over TLS")
     finally:
         assert stop_process(gw) == 0, log_path.read_text()[-2000:]
+
+
+def test_revoke_reaches_the_broker_over_tls_and_the_device_can_no_longer_connect(tls_broker: TlsBroker) -> None:
+    b = tls_broker
+    change = remove_device_login(
+        BrokerAuthDir(b.home / "auth"),
+        device_id=DEVICE,
+        broker=f"localhost:{b.broker.tls_port}",
+        tls_ca=b.tls.ca_cert,
+    )
+    assert change.via == "control", change.detail
+    outcome = try_connect(b.broker.tls_port, client_context(b.device), user=DEVICE, password=b.device_password)
+    assert outcome.startswith("refused:"), outcome
