@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench._ingest_load import Load
+from config.mqtt_tls import TLSFiles, client_context
 
 INFLIGHT = 500
 
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None)
     parser.add_argument("--username", default=None, help="a login allowed to publish for every device")
     parser.add_argument("--password", default=None)
+    parser.add_argument("--tls", nargs=3, type=Path, default=None, metavar=("CA", "CERT", "KEY"), help="mqtts")
     args = parser.parse_args()
     load: Load = pickle.loads(args.load.read_bytes())
 
@@ -48,6 +50,8 @@ def main() -> None:
         client.max_inflight_messages_set(INFLIGHT)
         if args.username:
             client.username_pw_set(args.username, args.password)
+        if args.tls:
+            client.tls_set_context(client_context(TLSFiles(*args.tls)))
 
         def on_publish(_c: object, _u: object, _mid: int, _rc: object, _p: object) -> None:
             window.release()
@@ -56,7 +60,7 @@ def main() -> None:
                 done.set()
 
         client.on_publish = on_publish
-        client.connect("127.0.0.1", args.port)
+        client.connect("localhost" if args.tls else "127.0.0.1", args.port)  # the certificate's name
         client.loop_start()
         rate = args.rate / args.connections if args.rate else None
         times: dict[tuple[str, int], int] = {}

@@ -20,6 +20,11 @@ gateway drains. Latency is publish → commit (``reading.stored_ms``) on the sam
 gateway login, a load writer: :mod:`bench._ingest_rogue`), and a subscriber on a device login tries
 to join the gateways' shared subscription mid-run; ``rogue`` reports its SUBACK codes (135: refused)
 and what it received, and ``lost`` must stay 0.
+
+*TLS* (unless ``--skip-tls``): the gateway phase again, same load, fresh database, but publisher
+and gateway on the broker's TLS listener (certificates from a throwaway CA, client certificate
+required, broker verified by host name). ``tls_throughput_msgs_s``, ``tls_lost`` and
+``tls_ratio`` (TLS over plaintext gateway throughput, same run; target >= 0.8) join the output.
 """
 
 from __future__ import annotations
@@ -60,13 +65,22 @@ def _vm_hwm_mb(pid: int) -> float:
 
 
 def _publish(
-    port: int, load_file: Path, out_file: Path, *, rate: float | None, connections: int, login: Any = None
+    port: int,
+    load_file: Path,
+    out_file: Path,
+    *,
+    rate: float | None,
+    connections: int,
+    login: Any = None,
+    tls: Any = None,
 ) -> dict[str, Any]:
     args = ["--port", str(port), "--load", str(load_file), "--out", str(out_file), "--connections", str(connections)]
     if rate:
         args += ["--rate", str(rate)]
     if login is not None:
         args += ["--username", login.username, "--password", login.password]
+    if tls is not None:
+        args += ["--tls", str(tls.ca), str(tls.cert), str(tls.key)]
     proc = _run_module("bench._ingest_publisher", *args)
     stdout, stderr = proc.communicate()
     if proc.returncode != 0:
@@ -103,7 +117,10 @@ def run_gateway(
     database: str | None,
     workers: int,
     rogue: bool = False,
+    tls: bool = False,
 ) -> dict[str, Any]:
+    """Everything published through one broker to the gateway worker(s), stored and accounted.
+    ``tls``: publisher and gateways use the broker's TLS listener with provisioned certificates."""
     from sqlalchemy import func, select, text
 
     from gateway.mosquitto import Mosquitto
@@ -111,6 +128,7 @@ def run_gateway(
     from store.devices import NewDevice, ensure_asset, register_devices
     from store.tables import DeviceState, HeldReading, Quarantine, Reading
 
+    work.mkdir(parents=True, exist_ok=True)
     url = database or f"sqlite:///{work / 'ingest.db'}"
     engine = make_engine(url)
     migrate(engine)
@@ -133,7 +151,17 @@ def run_gateway(
 
     secured = _ingest_rogue.write_access(work / "broker-auth", load) if rogue else None
     login = [] if secured is None else ["--username", secured.gateway.username, "--password", secured.gateway.password]
-    with Mosquitto(work / "broker-gateway", dynsec_file=None if secured is None else secured.dynsec) as broker:
+    tls_dir = _tls_material(work / "tls") if tls else None
+    with Mosquitto(
+        work / "broker-gateway", dynsec_file=None if secured is None else secured.dynsec, tls=tls_dir
+    ) as broker:
+        address = f"127.0.0.1:{broker.port}"
+        publisher_tls = None
+        if tls_dir is not None:
+            gw_tls = tls_dir.client("bench-gateway")
+            publisher_tls = tls_dir.client("bench-publisher")
+            address = f"localhost:{broker.tls_port}"
+            login += ["--tls-ca", str(gw_tls.ca), "--tls-cert", str(gw_tls.cert), "--tls-key", str(gw_tls.key)]
         logs = [work / f"gateway-{i}.log" for i in range(workers)]
         procs = [
             subprocess.Popen(
@@ -145,7 +173,7 @@ def run_gateway(
                     "--database",
                     url,
                     "--broker",
-                    f"127.0.0.1:{broker.port}",
+                    address,
                     "--client-id",
                     f"bench-gw-{i}",
                     "--batch-size",
@@ -189,12 +217,13 @@ def run_gateway(
             if secured is not None:  # joins (tries to) once the first reading is stored
                 intruder = _ingest_rogue.Rogue(broker.port, secured.rogue, started=lambda: accounted()[0] > 0)
             published = _publish(
-                broker.port,
+                broker.tls_port if tls_dir is not None else broker.port,
                 load_file,
                 work / "pub-gateway.bin",
                 rate=rate,
                 connections=connections,
                 login=None if secured is None else secured.writer,
+                tls=publisher_tls,
             )
 
             drain_deadline = time.monotonic() + 300
@@ -251,6 +280,16 @@ def run_gateway(
     }
 
 
+def _tls_material(directory: Path) -> Any:
+    from device_sim.broker_tls import BrokerTLSDir, issue_client, issue_server
+
+    tls = BrokerTLSDir(directory)
+    issue_server(tls)
+    for login in ("bench-gateway", "bench-publisher"):
+        issue_client(tls, common_name=login)
+    return tls
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
@@ -266,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rogue", action="store_true", help="access rules on, and a device login trying to join the gateways' share"
     )
+    parser.add_argument("--skip-tls", action="store_true", help="no second gateway run over TLS (mqtts)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -297,6 +337,22 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             rogue=args.rogue,
         )
+        # The same workload again over TLS, into a fresh database (the same readings would be duplicates).
+        tls_run = (
+            None
+            if args.skip_tls
+            else run_gateway(
+                load,
+                load_file,
+                work / "tls-run",
+                rate=args.rate,
+                connections=args.connections,
+                database=None,
+                workers=args.workers,
+                rogue=args.rogue,
+                tls=True,
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result: dict[str, Any] = {
@@ -308,13 +364,18 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": round(gateway["throughput_msgs_s"] / ceiling["msgs_s"], 3) if ceiling else None,
         "ceiling_received": ceiling["received"] if ceiling else None,
         "generate_s": round(generate_s, 2),
+        "tls_throughput_msgs_s": round(tls_run["throughput_msgs_s"], 2) if tls_run else None,
+        "tls_lost": tls_run["lost"] if tls_run else None,
+        "tls_p99_ms": round(tls_run["p99_ms"], 2) if tls_run else None,
+        "tls_ratio": round(tls_run["throughput_msgs_s"] / gateway["throughput_msgs_s"], 3) if tls_run else None,
     }
     if args.json:
         print(json.dumps(result))
     else:
         for key, value in result.items():
             print(f"{key:>20}  {value}")
-    return 0 if result["lost"] == 0 and result["duplicates_stored"] == 0 else 1
+    tls_ok = tls_run is None or (tls_run["lost"] == 0 and tls_run["duplicates_stored"] == 0)
+    return 0 if result["lost"] == 0 and result["duplicates_stored"] == 0 and tls_ok else 1
 
 
 if __name__ == "__main__":
