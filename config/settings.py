@@ -24,8 +24,6 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from config.mqtt_tls import TLSFiles
-
 __all__ = [
     "ANVIL_DEV_KEY",
     "PREFIX",
@@ -136,14 +134,6 @@ class Settings(BaseModel):
     def broker_address(self) -> tuple[str, int]:
         host, _, port = self.broker.rpartition(":")
         return host, int(port)
-
-    def broker_tls(self) -> TLSFiles | None:
-        """The service login's TLS files, or None for plaintext (no CA set)."""
-        if self.broker_tls_ca is None:
-            return None
-        if self.broker_tls_cert is None or self.broker_tls_key is None:
-            raise SettingsError("ASSETPROOF_BROKER_TLS_CA is set: ASSETPROOF_BROKER_TLS_CERT and _KEY are required too")
-        return TLSFiles(ca=self.broker_tls_ca, cert=self.broker_tls_cert, key=self.broker_tls_key)
 
     def require_chain_key(self) -> str:
         """The deployer's / registry admin's key; production has no default."""

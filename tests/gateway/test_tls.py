@@ -213,3 +213,16 @@ def test_revoke_reaches_the_broker_over_tls_and_the_device_can_no_longer_connect
     assert change.via == "control", change.detail
     outcome = try_connect(b.broker.tls_port, client_context(b.device), user=DEVICE, password=b.device_password)
     assert outcome.startswith("refused:"), outcome
+
+
+def test_the_gateway_command_names_a_missing_tls_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    ca = tmp_path / "ca.crt"
+    ca.write_text("not used: the client certificate is missing\n")
+    env = {"ASSETPROOF_BROKER_AUTH": str(tmp_path / "auth"), "ASSETPROOF_DATABASE_URL": f"sqlite:///{tmp_path}/g.db"}
+    result = CliRunner().invoke(app, ["gateway", "--tls-ca", str(ca)], env=env)
+    assert result.exit_code == 2
+    assert "assetproof-gateway.crt does not exist" in result.output
