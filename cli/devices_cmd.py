@@ -1,4 +1,4 @@
-"""``assetproof devices``: provision, list, revoke and rotate device identities.
+"""``assetproof devices``: provision, list, revoke, rotate and resync device identities.
 
 Provisioning is three steps that must agree: keys in the keystore (private keys stay there,
 mode 0600), the devices in the store (what the gateway verifies against), and the broker's
@@ -205,6 +205,41 @@ def rotate(
     finally:
         engine.dispose()
     console.print(f"rotated the key of {device_id}")
+
+
+@app.command()
+def resync(
+    device_id: str,
+    database: DatabaseOption,
+    keystore: KeystoreOption,
+    deployment: ChainDeploymentOption,
+    rpc: RpcOption,
+    key: ChainKeyOption = None,
+) -> None:
+    """For a device that lost its state (seq counter and last hash): a key rotation whose new
+    key starts a new chain. Its first reading carries a seq above the printed head and prev =
+    32 zero bytes; the gateway accepts exactly that, once. On chain it is the key rotation."""
+    from device_sim.keystore import Keystore
+    from protocol.errors import AssetproofError
+    from store.devices import resync_device
+
+    engine = _engine(database)
+    try:
+        credentials = Keystore(keystore).rotate(device_id)
+        head = resync_device(
+            engine, device_id=device_id, alg=credentials.alg, public_key=credentials.public_key, now_ms=_now_ms()
+        )
+        chain = _chain(deployment, rpc, key)
+        if chain is not None:
+            chain.rotate(device_id=device_id, public_key=credentials.public_key)
+    except AssetproofError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(
+        f"resynchronised {device_id}: a new key starts a new chain; its first reading must carry"
+        f" seq > {head} and prev = 32 zero bytes"
+    )
 
 
 def provision_fleet(
