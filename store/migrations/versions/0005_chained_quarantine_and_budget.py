@@ -19,6 +19,8 @@ Revises: 0004
 Written out here rather than from ``store.tables``: a migration must keep doing what it did.
 """
 
+import re
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -29,20 +31,26 @@ depends_on = None
 
 _PREFIX = "assetproof/v1/devices/"
 _SUFFIX = "/telemetry"
+_DEVICE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 def upgrade() -> None:
     with op.batch_alter_table("quarantine", schema=None) as batch_op:
         batch_op.add_column(sa.Column("body_device", sa.String(length=63), nullable=True))
         batch_op.add_column(sa.Column("chained", sa.Boolean(), nullable=False, server_default=sa.false()))
-    # The old device_id was the body's device; the publisher is the device the topic names.
-    device = f"substr(topic, {len(_PREFIX) + 1}, length(topic) - {len(_PREFIX) + len(_SUFFIX)})"
+    # The old device_id was the body's device; the publisher is the device the topic names (a
+    # valid device id there, as the gateway's topic check has it; NULL otherwise).
     op.execute("UPDATE quarantine SET body_device = device_id")
-    op.execute(
-        f"UPDATE quarantine SET device_id = CASE WHEN topic LIKE '{_PREFIX}%{_SUFFIX}'"  # noqa: S608
-        f" AND length(topic) > {len(_PREFIX) + len(_SUFFIX)} AND length(topic) <= {len(_PREFIX) + len(_SUFFIX) + 63}"
-        f" AND {device} NOT LIKE '%/%' THEN {device} ELSE NULL END"
-    )
+    bind = op.get_bind()
+    rows = bind.execute(sa.text(f"SELECT id, topic FROM quarantine WHERE topic LIKE '{_PREFIX}%'")).all()  # noqa: S608
+    publishers = [
+        {"b_id": row_id, "b_device": device}
+        for row_id, topic in rows
+        if topic.endswith(_SUFFIX) and _DEVICE_ID.fullmatch(device := topic[len(_PREFIX) : -len(_SUFFIX)])
+    ]
+    op.execute("UPDATE quarantine SET device_id = NULL")
+    if publishers:
+        bind.execute(sa.text("UPDATE quarantine SET device_id = :b_device WHERE id = :b_id"), publishers)
     op.create_index(
         "ix_quarantine_chained_link",
         "quarantine",
