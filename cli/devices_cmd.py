@@ -134,7 +134,9 @@ def list_(
     if as_json:
         typer.echo(json.dumps([{**r, "public_key": bytes(r["public_key"]).hex()} for r in rows]))
         return
-    table = Table("device", "kind", "asset", "alg", "status", "last seq", "readings", "quarantined", "last seen")
+    table = Table(
+        "device", "kind", "asset", "alg", "status", "last seq", "readings", "quarantined", "dropped", "last seen"
+    )
     for r in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["last_seen_ms"] / 1000)) if r["last_seen_ms"] else "-"
         table.add_row(
@@ -145,7 +147,8 @@ def list_(
             r["status"],
             str(r["last_seq"]),
             str(r["readings"]),
-            str(r["quarantined"]),
+            f"{r['quarantined']} ({r['rejected']} chained)" if r["rejected"] else str(r["quarantined"]),
+            str(r["dropped"]),
             seen,
         )
     console.print(table)

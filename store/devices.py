@@ -6,16 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import BigInteger, Engine, cast, func, insert, select, update
 
 from protocol.envelope import GENESIS_PREV
 from protocol.errors import AssetproofError
-from store.tables import Asset, Device, DeviceKey, DeviceState
+from store.tables import Asset, Device, DeviceKey, DeviceState, QuarantineDropped
 
 ASSET = Asset.__table__  # type: ignore[attr-defined]
 DEVICE = Device.__table__  # type: ignore[attr-defined]
 KEY = DeviceKey.__table__  # type: ignore[attr-defined]
 STATE = DeviceState.__table__  # type: ignore[attr-defined]
+DROPPED = QuarantineDropped.__table__  # type: ignore[attr-defined]
 
 
 class RegistryError(AssetproofError):
@@ -137,7 +138,15 @@ def resync_device(engine: Engine, *, device_id: str, alg: str, public_key: bytes
 
 
 def list_devices(engine: Engine, *, asset: str | None = None) -> list[dict[str, Any]]:
-    """Devices with their chain heads, for ``assetproof devices list`` and the API."""
+    """Devices with their chain heads, for ``assetproof devices list`` and the API: readings,
+    quarantined (stored), rejected (of those, chained) and dropped (over the quarantine budget:
+    counted, not stored)."""
+    dropped = (
+        # cast: PostgreSQL sums BIGINT as NUMERIC (a Decimal in Python)
+        select(DROPPED.c.device_id, cast(func.sum(DROPPED.c.messages), BigInteger).label("dropped"))
+        .group_by(DROPPED.c.device_id)
+        .subquery()
+    )
     query = (
         select(
             DEVICE.c.id,
@@ -154,8 +163,11 @@ def list_devices(engine: Engine, *, asset: str | None = None) -> list[dict[str, 
             STATE.c.readings,
             STATE.c.quarantined,
             STATE.c.duplicates,
+            STATE.c.rejected,
+            func.coalesce(dropped.c.dropped, 0).label("dropped"),
         )
         .join(STATE, STATE.c.device_id == DEVICE.c.id)
+        .outerjoin(dropped, dropped.c.device_id == DEVICE.c.id)
         .order_by(DEVICE.c.id)
     )
     if asset is not None:

@@ -3,18 +3,24 @@ do not stall their device, and a device that lost its state is resynchronised.""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Engine, select
 
 from gateway.mosquitto import Mosquitto
 from protocol.envelope import GENESIS_PREV
 from protocol.signing import DeviceKey
+from store import ingest
 from store.db import make_engine
 from store.devices import resync_device
 from store.tables import DeviceState, Quarantine, Reading
 from tests.gateway.helpers import NOW_MS, SimDevice, register
 from tests.mqtt_helpers import (
+    REPO,
     count_rows,
     publish_all,
     publisher,
@@ -75,3 +81,44 @@ def test_rejected_readings_mid_stream_and_a_resync(db_url: str, tmp_path: Path) 
     assert (heads[dev.id].last_seq, heads[dev.id].rejected, heads[dev.id].readings) == (42, 2, 40)
     assert (heads[lost.id].last_seq, heads[lost.id].resync_pending) == (10, False)
     engine.dispose()
+
+
+def test_the_gateway_keeps_to_the_quarantine_budget_it_is_configured_with(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ASSETPROOF_QUARANTINE_BUDGET_* reach the gateway process; past the budget, junk is counted
+    per device and reason (shown by `devices list`), a chained rejection is still stored."""
+    engine = make_engine(db_url)
+    noisy, quiet = register(engine, 2)
+    monkeypatch.setenv("ASSETPROOF_QUARANTINE_BUDGET_MESSAGES", "3")
+    junk = [(noisy.topic, b"junk %d " % i + b"x" * 4000) for i in range(10)]
+    with Mosquitto(tmp_path / "broker") as broker:
+        log = tmp_path / "gw.log"
+        gw = start_gateway(database_url=db_url, port=broker.port, log_path=log)
+        wait_subscribed(log)
+        try:
+            with publisher(broker.port) as client:
+                publish_all(client, junk)
+                wait_for(lambda: _dropped(engine) == 7, what="junk past the budget counted")
+                publish_all(client, [(noisy.topic, noisy.next(energy_wh=10_000).raw), (noisy.topic, noisy.next().raw)])
+                publish_all(client, [(quiet.topic, b"junk")])
+                wait_for(lambda: count_rows(engine, Reading) == 1, what="the next reading accepted")
+                wait_for(lambda: count_rows(engine, Quarantine) == 5, what="chained rejection and quiet's junk stored")
+        finally:
+            assert stop_process(gw) == 0, log.read_text()[-2000:]
+    engine.dispose()
+    listed = subprocess.run(
+        [sys.executable, "-m", "cli", "devices", "list", "--json", "--database", db_url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = {r["id"]: r for r in json.loads(listed.stdout)}
+    assert (rows[noisy.id]["quarantined"], rows[noisy.id]["rejected"], rows[noisy.id]["dropped"]) == (4, 1, 7)
+    assert (rows[quiet.id]["quarantined"], rows[quiet.id]["dropped"]) == (1, 0)
+
+
+def _dropped(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return sum(r.messages for r in ingest.quarantine_dropped(conn))
