@@ -3,6 +3,7 @@ the batch classifier against real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -373,3 +374,45 @@ def test_budget_settings_match_the_gateway_defaults() -> None:
         bytes=settings.quarantine_budget_bytes,
         window_s=settings.quarantine_budget_window_s,
     )
+
+
+def test_two_workers_interleaved_with_chained_rejections(db_url: str, engine: Engine, clock: Clock) -> None:
+    """A shared subscription deals consecutive messages of a device to different workers: a
+    chained rejection on one worker still unblocks the readings the other one holds."""
+    devices = register(engine, 4)
+    readers = [make_engine(db_url, writer=False) for _ in range(2)]
+    engines = [make_engine(db_url) for _ in range(2)]
+    workers = [make_processor(e, r, clock) for e, r in zip(engines, readers, strict=True)]
+    messages = [(d, d.next(energy_wh=10_000 if n % 7 == 3 else 80)) for n in range(40) for d in devices]
+    shards: list[list[Incoming]] = [[], []]
+    for i, (d, m) in enumerate(messages):
+        shards[(i // 3) % 2].append(msg(d, m.raw))
+    errors: list[BaseException] = []
+
+    def run(worker: BatchProcessor, shard: list[Incoming]) -> None:
+        try:
+            for start in range(0, len(shard), 5):
+                worker.process(shard[start : start + 5])
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(w, s)) for w, s in zip(workers, shards, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    workers[0].sweep()
+    rejected = sum(1 for n in range(40) if n % 7 == 3) * len(devices)
+    rows = quarantine_rows(engine)
+    assert len(rows) == rejected
+    assert all(r.chained and r.reason == "implausible" for r in rows)
+    with engine.connect() as conn:
+        assert conn.execute(select(HeldReading)).all() == []
+        readings = conn.execute(select(Reading.id)).all()
+    assert len(readings) == len(messages) - rejected
+    assert all(state(engine, d.id).last_seq == 40 for d in devices)
+    for w in workers:
+        w.close()
+    for e in engines + readers:
+        e.dispose()
