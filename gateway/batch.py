@@ -139,6 +139,7 @@ class BatchProcessor:
         self._max_future_skew_ms = max_future_skew_ms
         self._hold_ms = hold_ms
         self._budget = budget
+        self._pruned_window: int | None = None
         self._devices: dict[str, tuple[float, DeviceInfo]] = {}
         # pyca/cryptography releases the GIL while it verifies, so a few threads verify a batch
         # in parallel with each other and with the MQTT network thread.
@@ -172,7 +173,14 @@ class BatchProcessor:
         result = BatchResult()
         writes = BatchWrites()
         now = self._clock_ms()
+        window_ms = self._budget.window_s * 1000
         with self._engine.begin() as conn:
+            if now - now % window_ms != self._pruned_window:
+                # Budget windows of publishers that went quiet (a publisher's own old windows go
+                # when it quarantines again). Older than the previous window: no worker with a
+                # sane clock still uses them.
+                self._pruned_window = now - now % window_ms
+                ingest.prune_quarantine_windows(conn, before_ms=self._pruned_window - window_ms)
             device_ids = ingest.devices_with_held(conn)
             if not device_ids:
                 return result

@@ -199,6 +199,11 @@ def lock_quarantine_usage(conn: Connection, publishers: Iterable[str], *, window
     return {r.device_id: (r.messages, r.bytes) for r in conn.execute(query)}
 
 
+def prune_quarantine_windows(conn: Connection, *, before_ms: int) -> None:
+    """Forget every publisher's quarantine budget windows that started before ``before_ms``."""
+    conn.execute(delete(WINDOW).where(WINDOW.c.window_ms < before_ms))
+
+
 def quarantine_dropped(conn: Connection, *, device_id: str | None = None) -> list[Any]:
     """What the quarantine budget counted but did not store: (device_id, reason, messages, bytes,
     last_ms) rows, per publishing device and reason."""

@@ -340,6 +340,12 @@ def test_budget_counts_junk_past_it_but_never_drops_a_chained_rejection(
             select(QuarantineWindow.device_id, QuarantineWindow.messages).order_by(QuarantineWindow.device_id)
         ).all()
     assert [tuple(w) for w in windows] == [(noisy.id, 1), (quiet.id, 1)]
+    # A window later, the sweep forgets the windows of publishers that went quiet.
+    clock.now += 3_600_000
+    processor.sweep()
+    with engine.connect() as conn:
+        windows = conn.execute(select(QuarantineWindow.device_id)).all()
+    assert [tuple(w) for w in windows] == [(noisy.id,)]
     processor.close()
 
 
