@@ -383,7 +383,7 @@ class BatchProcessor:
         # Signed by the current key and linked: from here on the message takes its link whatever
         # its content, so a rejection below still advances the chain (and the device goes on).
         in_batch[key] = message.raw
-        problem = self._content_problem(body_kind=body.kind.value, message=message, device=device, head=head)
+        problem = self._content_problem(message=message, device=device, head=head)
         if problem is not None:
             reason, detail = problem
             if candidate.from_hold:
@@ -404,13 +404,11 @@ class BatchProcessor:
             return None
         self._accept(candidate, device, head, writes, result)
 
-    def _content_problem(
-        self, *, body_kind: str, message: Message, device: DeviceInfo, head: ChainHead
-    ) -> tuple[str, str] | None:
+    def _content_problem(self, *, message: Message, device: DeviceInfo, head: ChainHead) -> tuple[str, str] | None:
         """Why a signed, linked reading cannot count (reason, detail), or None if it can."""
         body = message.body
-        if device.kind != body_kind:
-            return "kind_mismatch", f"device {body.device!r} is a {device.kind}, the reading says {body_kind}"
+        if device.kind != body.kind.value:
+            return "kind_mismatch", f"device {body.device!r} is a {device.kind}, the reading says {body.kind.value}"
         if body.ts_ms < head.last_ts_ms:
             return "clock_skew", f"ts_ms {body.ts_ms} is before the previous reading's {head.last_ts_ms}"
         now = self._clock_ms()
