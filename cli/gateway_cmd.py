@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from prometheus_client import start_http_server
@@ -19,6 +19,9 @@ from cli.common import (
     settings,
     stop_on_signals,
 )
+
+if TYPE_CHECKING:
+    from gateway.batch import QuarantineBudget
 
 
 def gateway(
@@ -53,6 +56,7 @@ def gateway(
         share_group=share_group,
         batch_size=batch_size,
         hold_ms=int(hold_seconds * 1000),
+        quarantine_budget=_quarantine_budget(),
     )
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1")
@@ -74,3 +78,12 @@ def _provisioned_login(password: str | None) -> tuple[str | None, str | None]:
         return str(login["username"]), str(login["password"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise fail(f"{path} is not a gateway login: {exc}") from None
+
+
+def _quarantine_budget() -> QuarantineBudget:
+    from gateway.batch import QuarantineBudget
+
+    s = settings()
+    return QuarantineBudget(
+        messages=s.quarantine_budget_messages, bytes=s.quarantine_budget_bytes, window_s=s.quarantine_budget_window_s
+    )
