@@ -309,6 +309,8 @@ class DeviceCounts(_Model):
     revoked: int
     online: int = Field(description="Active devices seen within three of their windows.")
     never_seen: int
+    stalled: int = Field(description="Devices with signed readings the gateway is missing.")
+    silent: int = Field(description="Active devices not heard from within three of their windows.")
 
 
 class MinuteCount(_Model):
@@ -325,6 +327,23 @@ class LastSeen(_Model):
     online: bool
 
 
+class DeviceLoss(_Model):
+    device_id: str
+    asset: str
+    state: Literal["stalled", "silent"] = Field(
+        description="`stalled`: the device signed readings the gateway cannot accept because a reading"
+        " before them never arrived; `silent`: active but not heard from within three of its windows."
+    )
+    head_seq: int = Field(description="The last seq of the device's chain the gateway followed.")
+    signed_seq: int = Field(description="The highest seq the device's chain shows it signed.")
+    missing: int = Field(description="Readings between the two that never arrived.")
+    missing_ranges: list[list[int]] = Field(
+        description="Up to ten [first, last] ranges of missing seqs.", examples=[[[118, 118]]]
+    )
+    waiting: int = Field(description="Later readings received but not accepted (held, or quarantined as gap).")
+    last_seen_ms: int | None
+
+
 class FleetHealth(_Model):
     now_ms: int
     minutes: int = Field(description="The recent window the rates cover.")
@@ -334,6 +353,9 @@ class FleetHealth(_Model):
     rejects: list[ReasonCount] = Field(description="Quarantined messages received in the window, by reason.")
     rejects_total: int
     last_seen: list[LastSeen] = Field(description="Devices by last seen, stalest (or never seen) first.")
+    loss: list[DeviceLoss] = Field(
+        description="Devices whose readings are going missing: stalled ones (most missing first), then silent ones."
+    )
 
 
 # --- admin -------------------------------------------------------------------------------------

@@ -277,6 +277,10 @@ def test_fleet_view(anchored: Stack, page: Page) -> None:
     reasons = http_json(anchored.api_url + "/v1/quarantine/reasons")
     assert reasons["total"] > 0, "the simulator injected faults"
     assert _drawn(page, 'svg[data-chart="hbars"]')["marks"] == len(reasons["reasons"])
+    loss = http_json(anchored.api_url + "/v1/fleet/health")["loss"]
+    assert page.locator("[data-loss]").count() == len(loss)
+    if not loss:  # every device delivered: the card says so rather than staying blank
+        assert "None" in page.locator('[data-testid="loss"]').inner_text()
     _shot(page, "fleet")
 
 
