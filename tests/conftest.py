@@ -66,3 +66,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     engine.dispose()
     yield url
     drop_pg_database(admin, url)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A writer engine on ``db_url``'s database."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()

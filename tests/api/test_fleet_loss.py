@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -14,24 +12,9 @@ from api.app import create_app
 from api.settings import Settings
 from gateway.batch import BatchProcessor, Incoming
 from store.db import make_engine
-from tests.gateway.helpers import NOW_MS, TARIFF, register
+from tests.gateway.helpers import TARIFF, Clock, register
 
 HOLD_MS = 5_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW_MS
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
 
 
 def _health(db_url: str, tmp_path: Path, now_ms: int) -> dict:

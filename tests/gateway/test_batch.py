@@ -19,22 +19,7 @@ from protocol.topics import telemetry_topic
 from store.db import make_engine
 from store.devices import revoke_device
 from store.tables import CashflowHourly, DeviceState, HeldReading, Quarantine, Reading
-from tests.gateway.helpers import NOW_MS, TARIFF, SimDevice, register, rewrite
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW_MS
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
+from tests.gateway.helpers import NOW_MS, TARIFF, Clock, SimDevice, register, rewrite
 
 
 @pytest.fixture

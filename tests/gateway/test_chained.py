@@ -18,22 +18,7 @@ from store.db import make_engine
 from store.devices import resync_device, rotate_key
 from store.tables import DeviceKey as DeviceKeyRow
 from store.tables import DeviceState, HeldReading, Quarantine, QuarantineWindow, Reading
-from tests.gateway.helpers import NOW_MS, TARIFF, SimDevice, register
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW_MS
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url)
-    yield engine
-    engine.dispose()
+from tests.gateway.helpers import NOW_MS, TARIFF, Clock, SimDevice, register
 
 
 @pytest.fixture
