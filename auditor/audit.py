@@ -532,15 +532,14 @@ class _Auditor:
 
     def follow_chains(self) -> None:
         """Follow every device's chain through its accepted and chained rejected links."""
+        results = {result.epoch: result for result in self.report.epochs}
         for device in sorted(self.links):
             chain, problems = follow(self.links[device], from_genesis=self.from_genesis)
             chain.out_of_window = self.out_of_window.get(device, [])
             self.report.devices[device] = chain
             for check, message, link in problems:
                 self.find(check, message, **link.where(device))
-                for result in self.report.epochs:
-                    if result.epoch == link.epoch:
-                        result.findings += 1
+                results[link.epoch].findings += 1
         for device, chain in self.report.devices.items():
             epochs = {lk.seq: lk.epoch for lk in self.links[device] if lk.rejected is not None}
             self.report.rejections.extend(

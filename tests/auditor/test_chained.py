@@ -67,7 +67,11 @@ def test_chained_rejections_bridge_the_chain_and_are_listed(anvil_node: AnvilNod
 
 def _tamper(fleet: Fleet, how: str) -> tuple[list[Epoch], str]:
     a = [fleet.sign("sol-a") for _ in range(2)]
-    if how == "not_linked":
+    if how == "listed_elsewhere":
+        third = fleet.sign("sol-a", energy_wh=9_999_999)
+        entry, check = rejected(third, "implausible"), "bad_chained"
+        entry.seq = 30  # the operator files it under another seq than the payload's
+    elif how == "not_linked":
         third = fleet.sign("sol-a", energy_wh=9_999_999, prev=hashlib.sha256(b"elsewhere").digest())
         entry, check = rejected(third, "implausible"), "fork"
     else:
@@ -81,13 +85,13 @@ def _tamper(fleet: Fleet, how: str) -> tuple[list[Epoch], str]:
     return [Epoch(leaves=a, quarantine=[entry])], check
 
 
-@pytest.mark.parametrize("how", ["bad_digest", "bad_signature", "not_linked"])
+@pytest.mark.parametrize("how", ["bad_digest", "bad_signature", "not_linked", "listed_elsewhere"])
 def test_a_tampered_chained_rejection_is_caught(anvil_node: AnvilNode, tmp_path: Path, how: str) -> None:
     fleet = Fleet.deploy(anvil_node, ["sol-a"])
     epochs, check = _tamper(fleet, how)
     report = _audit(fleet, fleet.export(tmp_path, epochs), 1)
     found = _checks(report)
-    assert ("sol-a", 3) in found[check], report.render()
+    assert ("sol-a", 30 if how == "listed_elsewhere" else 3) in found[check], report.render()
     assert report.rejections == []
     assert not report.ok
 
