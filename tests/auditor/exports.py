@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,8 +110,11 @@ class Fleet:
         self.client.rotate(device_id=device, public_key=self.keys[device].public_key)
         self.start_ms = self.client.block_timestamp(self.client.block_number()) * 1000 + 1_000
 
-    def export(self, directory: Path, epochs: list[Epoch]) -> Path:
-        """Write ``epochs`` as export folders under ``directory`` and anchor each."""
+    def export(
+        self, directory: Path, epochs: list[Epoch], *, after_anchor: Callable[[int], None] | None = None
+    ) -> Path:
+        """Write ``epochs`` as export folders under ``directory`` and anchor each (then call
+        ``after_anchor`` with its number, to act on chain between epochs)."""
         log = merkle.MerkleLog()
         previous = 0
         for number, epoch in enumerate(epochs):
@@ -155,6 +159,8 @@ class Fleet:
             (folder / "leaves").write_bytes(b"".join(m.raw + b"\n" for m in epoch.leaves))
             (folder / "quarantine.json").write_text(json.dumps(quarantine.to_json()))
             self.client.anchor(epoch=number, tree_size=log.size, root=log.root(), meta_hash=meta.meta_hash, proof=proof)
+            if after_anchor is not None:
+                after_anchor(number)
             previous = log.size
         return directory
 

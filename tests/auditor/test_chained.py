@@ -118,6 +118,26 @@ def test_a_silent_registered_device_is_a_finding(anvil_node: AnvilNode, tmp_path
     assert _checks(report) == {"silent": [("0x" + device_id_hash("sol-quiet").hex(), None)]}
 
 
+def test_a_device_revoked_before_the_window_is_not_silent(anvil_node: AnvilNode, tmp_path: Path) -> None:
+    fleet = Fleet.deploy(anvil_node, ["sol-a", "sol-gone"])
+    epochs = [
+        Epoch(leaves=[fleet.sign("sol-a"), fleet.sign("sol-gone")]),
+        Epoch(leaves=[fleet.sign("sol-a")]),
+        Epoch(leaves=[fleet.sign("sol-a")]),
+    ]
+
+    def revoke(epoch: int) -> None:
+        if epoch == 0:
+            fleet.client.revoke(device_id="sol-gone")
+
+    folder = fleet.export(tmp_path, epochs, after_anchor=revoke)
+    later = audit_epochs(DirectorySource(folder), chain=fleet.reader(), first=2, last=2, threads=1)
+    assert later.findings == [], later.render()
+    # Revoked inside the window (after epoch 0's checkpoint): silent is still a finding.
+    window = audit_epochs(DirectorySource(folder), chain=fleet.reader(), first=1, last=2, threads=1)
+    assert _checks(window) == {"silent": [("0x" + device_id_hash("sol-gone").hex(), None)]}
+
+
 def test_a_device_that_only_sent_junk_is_not_silent(anvil_node: AnvilNode, tmp_path: Path) -> None:
     fleet = Fleet.deploy(anvil_node, ["sol-a", "sol-junk"])
     junk = Quarantined(raw=b"junk", reason="malformed", chained=False, device=None, seq=None, publisher="sol-junk")
