@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ from tests.api.dashboard_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     CHROMIUM_MISSING,
+    HOUR_MS,
     Stack,
     http_json,
     new_stack,
+    sunny_start,
     unanchored_readings,
 )
 from tests.chain.conftest import anvil_node
@@ -59,8 +62,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, anvil_node: AnvilNode) -> It
     try:
         stack.start_ingest()
         stack.api_url = stack.start_api("api", public_rpc_url=anvil_node.url)
-        # Three simulated hours in three seconds, with a few faulty messages for the fleet view.
-        stack.simulate(accelerate=3600, seconds=3, fault_rate=0.02)
+        # Three simulated hours in three seconds, with a few faulty messages for the fleet view,
+        # from a fixed time of day: at night the rooftops earn nothing and their net line is flat.
+        start = sunny_start(now_ms=time.time_ns() // 1_000_000, span_ms=3 * HOUR_MS)
+        stack.simulate(accelerate=3600, seconds=3, fault_rate=0.02, start_ms=start)
+        # Then the last quarter of an hour up to now (the devices skip the hours between), for the
+        # fleet view's readings per minute of recent device time.
+        stack.simulate(accelerate=900, seconds=1)
         yield stack
     finally:
         stack.stop()
