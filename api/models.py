@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.params import StoreInt
+
 HEX32 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 TX = "0x4e3a3754410177e6937ef1f84bba68ea139e8d1a2258c5f85db9f1cd715a1bdd"
 KEY = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29"
@@ -72,7 +74,7 @@ class DeviceKeyOut(_Model):
 
 
 class DeviceDetail(DeviceOut):
-    rating: dict[str, int] = Field(description="Nameplate rating.", examples=[{"rated_power_w": 6500}])
+    rating: dict[str, StoreInt] = Field(description="Nameplate rating.", examples=[{"rated_power_w": 6500}])
     keys: list[DeviceKeyOut] = Field(description="Every key the device has had, oldest first.")
 
 
@@ -343,7 +345,7 @@ class NewDeviceIn(_Model):
     id: str = Field(description="Device id: lowercase letters, digits and '-'.", examples=["sol-hk-rooftops-0021"])
     alg: Literal["ed25519", "es256"] = Field(examples=["ed25519"])
     public_key: str = Field(description="Public key, hex (made on the device: its private key never travels).")
-    rating: dict[str, int] = Field(default_factory=dict, examples=[{"rated_power_w": 6500, "tilt_deg": 18}])
+    rating: dict[str, StoreInt] = Field(default_factory=dict, examples=[{"rated_power_w": 6500, "tilt_deg": 18}])
     window_s: int = Field(default=60, ge=1, le=86_400)
 
 

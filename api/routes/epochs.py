@@ -12,13 +12,14 @@ from api.convert import checkpoint_out, epoch_out
 from api.errors import ApiError, not_found
 from api.models import CheckpointList, ConsistencyOut, EpochOut, EpochPage, Problem, TreeHead
 from api.pagination import decode_cursor, encode_cursor
+from api.params import StoreInt
 from api.routes import PREFIX
 from attestor.log_store import DbNodeStore
 from protocol.merkle import MerkleLog
 
 router = APIRouter(prefix=PREFIX, tags=["epochs and checkpoints"])
 
-EpochNumber = Annotated[int, Path(ge=0, description="Epoch number.", examples=[7])]
+EpochNumber = Annotated[StoreInt, Path(ge=0, description="Epoch number.", examples=[7])]
 
 
 @router.get("/epochs", summary="Epochs, newest first", response_model=EpochPage)
@@ -72,10 +73,10 @@ def list_checkpoints(ctx: Ctx, limit: Limit = 100, cursor: Cursor = None) -> Che
 )
 def consistency(
     ctx: Ctx,
-    from_epoch: Annotated[int | None, Query(alias="from", ge=0, description="Older checkpoint, by epoch.")] = None,
-    to_epoch: Annotated[int | None, Query(alias="to", ge=0, description="Newer checkpoint, by epoch.")] = None,
-    from_size: Annotated[int | None, Query(ge=0, description="Older tree, by size (instead of from).")] = None,
-    to_size: Annotated[int | None, Query(ge=0, description="Newer tree, by size (instead of to).")] = None,
+    from_epoch: Annotated[StoreInt | None, Query(alias="from", ge=0, description="Older checkpoint, by epoch.")] = None,
+    to_epoch: Annotated[StoreInt | None, Query(alias="to", ge=0, description="Newer checkpoint, by epoch.")] = None,
+    from_size: Annotated[StoreInt | None, Query(ge=0, description="Older tree, by size (instead of from).")] = None,
+    to_size: Annotated[StoreInt | None, Query(ge=0, description="Newer tree, by size (instead of to).")] = None,
 ) -> ConsistencyOut:
     """The RFC 9162 proof that the newer tree extends the older one, with both roots. Name the
     trees by epoch (`from`, `to`) or by tree size (`from_size`, `to_size`)."""
