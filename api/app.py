@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from api.context import ApiContext
 from api.errors import install_handlers
 from api.metrics import MetricsMiddleware
+from api.models import INVALID_REQUEST
 from api.routes import admin, cashflow, chain_info, devices, epochs, export, fleet, quarantine, readings, system
 from api.settings import AnchorTarget, Settings
 from store.db import make_engine
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None, *, clock_ms: Callable[[], int] 
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        responses=INVALID_REQUEST,
         openapi_tags=[
             {"name": "devices and assets"},
             {"name": "readings and proofs"},

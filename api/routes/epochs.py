@@ -10,7 +10,7 @@ from api import queries
 from api.context import Ctx, Cursor, Limit
 from api.convert import checkpoint_out, epoch_out
 from api.errors import ApiError, not_found
-from api.models import CheckpointList, ConsistencyOut, EpochOut, EpochPage, Problem, TreeHead
+from api.models import DEPLOYMENT_UNREADABLE, CheckpointList, ConsistencyOut, EpochOut, EpochPage, Problem, TreeHead
 from api.pagination import decode_cursor, encode_cursor
 from api.params import StoreInt
 from api.routes import PREFIX
@@ -22,7 +22,7 @@ router = APIRouter(prefix=PREFIX, tags=["epochs and checkpoints"])
 EpochNumber = Annotated[StoreInt, Path(ge=0, description="Epoch number.", examples=[7])]
 
 
-@router.get("/epochs", summary="Epochs, newest first", response_model=EpochPage)
+@router.get("/epochs", summary="Epochs, newest first", response_model=EpochPage, responses=DEPLOYMENT_UNREADABLE)
 def list_epochs(
     ctx: Ctx,
     status: Annotated[
@@ -41,7 +41,12 @@ def list_epochs(
     return EpochPage(items=items, next_cursor=encode_cursor("epochs", items[-1].number) if len(rows) > limit else None)
 
 
-@router.get("/epochs/{number}", summary="One epoch", response_model=EpochOut, responses={404: {"model": Problem}})
+@router.get(
+    "/epochs/{number}",
+    summary="One epoch",
+    response_model=EpochOut,
+    responses={404: {"model": Problem}, **DEPLOYMENT_UNREADABLE},
+)
 def get_epoch(ctx: Ctx, number: EpochNumber) -> EpochOut:
     with ctx.reader.connect() as conn:
         row = queries.epoch(conn=conn, number=number)
@@ -50,7 +55,12 @@ def get_epoch(ctx: Ctx, number: EpochNumber) -> EpochOut:
     return epoch_out(row, ctx.anchors.get())
 
 
-@router.get("/checkpoints", summary="Anchored checkpoints, newest first", response_model=CheckpointList)
+@router.get(
+    "/checkpoints",
+    summary="Anchored checkpoints, newest first",
+    response_model=CheckpointList,
+    responses=DEPLOYMENT_UNREADABLE,
+)
 def list_checkpoints(ctx: Ctx, limit: Limit = 100, cursor: Cursor = None) -> CheckpointList:
     """What the AnchorRegistry holds for each anchored epoch (tree size, root, metadata hash)
     and where it was anchored."""

@@ -13,7 +13,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.context import Ctx
 from api.errors import ApiError, not_found
-from api.models import Problem
+from api.models import DEPLOYMENT_UNREADABLE, Problem
 from api.params import in_store_range
 from api.routes import PREFIX
 from attestor.export import (
@@ -36,6 +36,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {}, "application/octet-stream": {}},
     },
     404: {"model": Problem, "description": "No such epoch folder or file (or the epoch is not closed)."},
+    **DEPLOYMENT_UNREADABLE,
 }
 
 

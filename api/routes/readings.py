@@ -11,7 +11,7 @@ from api import queries
 from api.context import Ctx, Cursor, FromMs, Limit, ToMs, check_range
 from api.convert import reading_fields, reading_out
 from api.errors import ApiError, not_found
-from api.models import BundleDoc, Problem, ReadingDetail, ReadingPage
+from api.models import DEPLOYMENT_UNREADABLE, BundleDoc, Problem, ReadingDetail, ReadingPage
 from api.pagination import decode_cursor, encode_cursor
 from api.params import StoreInt
 from api.routes import PREFIX
@@ -30,6 +30,7 @@ BUNDLE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": Problem,
         "description": "The reading is stored but not yet in a closed epoch (`reason`: `pending`): retry later.",
     },
+    **DEPLOYMENT_UNREADABLE,
 }
 
 

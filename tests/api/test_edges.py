@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.params import MAX_STORE_INT
-from tests.api.dataset import ADMIN_TOKEN, REVOKED
+from tests.api.dataset import REVOKED
 
 TOO_BIG = MAX_STORE_INT + 1
 
@@ -100,16 +100,3 @@ def test_forged_cursors_are_422(client: TestClient, path: str, cursor: str) -> N
     assert response.status_code == 422, response.text
     assert response.json()["reason"] == "invalid_parameter"
     assert "cursor is not a cursor" in response.json()["detail"]
-
-
-def test_a_rating_beyond_the_store_is_422(client: TestClient) -> None:
-    body = {
-        "asset": "hk-rooftops",
-        "kind": "solar",
-        "devices": [
-            {"id": "sol-x-0009", "alg": "ed25519", "public_key": "00" * 32, "rating": {"rated_power_w": TOO_BIG}}
-        ],
-    }
-    response = client.post("/v1/admin/devices", json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    assert response.status_code == 422, response.text
-    assert "rating" in response.json()["detail"]
