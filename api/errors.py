@@ -76,8 +76,15 @@ async def _deployment_unreadable(_request: Request, exc: Exception) -> JSONRespo
     return JSONResponse({"detail": str(exc), "reason": "deployment_unreadable"}, status_code=503)
 
 
+async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+    # The exception itself goes to the server's log (Starlette re-raises it); the client gets
+    # the one error shape and no traceback.
+    return JSONResponse({"detail": "internal error", "reason": "internal_error"}, status_code=500)
+
+
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DeploymentFileError, _deployment_unreadable)
+    app.add_exception_handler(Exception, _internal_error)
