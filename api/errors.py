@@ -68,6 +68,10 @@ _HTTP_REASONS = {404: "not_found", 405: "method_not_allowed"}
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 400:
+        # FastAPI's only 400: a body it cannot even decode (not UTF-8). Malformed JSON is already
+        # a 422, and so is every other bad input: one status for "your request is wrong".
+        return JSONResponse({"detail": f"body: {detail}", "reason": "invalid_parameter"}, status_code=422)
     body = {"detail": detail, "reason": _HTTP_REASONS.get(exc.status_code, "http_error")}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

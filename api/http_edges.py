@@ -7,6 +7,7 @@ unhandled exception's 500 carry the same headers.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Final
@@ -37,7 +38,8 @@ def _allow_header(methods: frozenset[str]) -> bytes:
 
 class HeadAndOptions:
     """HEAD is GET without the body (same status and headers, ``content-length`` included);
-    OPTIONS answers 204 with the ``Allow`` the path really has, and a 405 names the same set.
+    OPTIONS answers 204 with the ``Allow`` the path really has, and a method the path does not
+    take is a 405 naming the same set.
 
     FastAPI's routes take only the methods they declare, so without this a HEAD fell through to
     the dashboard's mount and answered 404 while a 405's ``Allow`` left HEAD out."""
@@ -52,40 +54,48 @@ class HeadAndOptions:
         self.table = _compile(paths)
         self.fallback = None if fallback is None else frozenset(m.upper() for m in [*fallback, "OPTIONS"])
 
-    def _allowed(self, path: str) -> frozenset[str] | None:
+    def _allowed(self, path: str) -> tuple[frozenset[str] | None, bool]:
+        """The methods this path takes, and whether it is one of the API's (not the dashboard's)."""
         for regex, methods in self.table:
             if regex.match(path):
-                return methods
-        return self.fallback
+                return methods, True
+        return self.fallback, False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        if method == "OPTIONS":
-            allowed = self._allowed(scope["path"])
-            if allowed is not None:
-                await send(
-                    {"type": "http.response.start", "status": 204, "headers": [(b"allow", _allow_header(allowed))]}
-                )
-                await send({"type": "http.response.body", "body": b""})
-                return
+        allowed, api_path = self._allowed(scope["path"])
+        if method == "OPTIONS" and allowed is not None:
+            await _answer(send, 204, allowed, b"")
+            return
+        if api_path and allowed is not None and method not in allowed:
+            # Decided here, not by the router: with the dashboard mounted at "/", the mount would
+            # take the request and answer 404 for a path the API has.
+            await _answer(send, 405, allowed, _METHOD_NOT_ALLOWED)
+            return
         head = method == "HEAD"
 
         async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 405:
-                allowed = self._allowed(scope["path"])
-                if allowed is not None:
-                    headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                    message = {**message, "headers": [*headers, (b"allow", _allow_header(allowed))]}
-            elif head and message["type"] == "http.response.body":
+            if head and message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         await self.app({**scope, "method": "GET"} if head else scope, receive, send_wrapper)
+
+
+_METHOD_NOT_ALLOWED: Final = json.dumps({"detail": "Method Not Allowed", "reason": "method_not_allowed"}).encode()
+
+
+async def _answer(send: Send, status: int, allowed: frozenset[str], body: bytes) -> None:
+    headers = [(b"allow", _allow_header(allowed))]
+    if body:
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def content_security_policy(*, public_rpc_url: str | None) -> str:

@@ -49,6 +49,13 @@ def test_real_error_bodies_validate_against_the_published_schema(
         ("/v1/epochs/{number}", f"/v1/epochs/{2**63}", "get", 422, {}),
         ("/v1/admin/devices", "/v1/admin/devices", "post", 422, {"json": {"asset": 5}, "headers": AUTH}),
         ("/v1/admin/devices", "/v1/admin/devices", "post", 422, {"content": b"{not json", "headers": AUTH}),
+        (
+            "/v1/admin/devices",
+            "/v1/admin/devices",
+            "post",
+            422,
+            {"content": b"\xff\xfe\x00", "headers": {**AUTH, "content-type": "application/json"}},
+        ),
         # The routes' own errors.
         ("/v1/readings", "/v1/readings?cursor=xyz", "get", 422, {}),
         ("/v1/consistency", "/v1/consistency?from=1", "get", 422, {}),

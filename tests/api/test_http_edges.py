@@ -154,6 +154,11 @@ def test_the_dashboard_files_carry_the_policy_with_the_rpc_origin(dashboard: Tes
     # Every script is an external ES module from the same origin: nothing inline to allow.
     assert re.findall(r"<script[^>]*>", index) == ['<script type="module" src="/js/main.js">']
     assert dashboard.head("/js/main.js").status_code == 200
+    # The dashboard's mount at "/" does not swallow a method an API path does not take.
+    refused = dashboard.get("/v1/admin/devices")
+    assert (refused.status_code, refused.headers["allow"]) == (405, "POST, OPTIONS")
+    assert refused.json() == {"detail": "Method Not Allowed", "reason": "method_not_allowed"}
+    _assert_secured(refused, rpc_origin="https://rpc.example.org:8545")
     assert dashboard.options("/js/main.js").headers["allow"] == "GET, HEAD, OPTIONS"
 
 
