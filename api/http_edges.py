@@ -102,8 +102,7 @@ def content_security_policy(*, public_rpc_url: str | None) -> str:
     """The dashboard's policy: its own ES modules and stylesheet, fetches to the API (same origin)
     and ``eth_call`` to the public RPC URL it is configured with; no inline script, no framing.
 
-    Inline style *attributes* are allowed (``style-src-attr``): the charts and meters set colours
-    and widths that way; ``<style>`` elements and inline scripts stay refused."""
+    No inline style either: the dashboard sets its colours and widths through the CSSOM."""
     connect = ["'self'"]
     if public_rpc_url:
         parts = urlsplit(public_rpc_url)
@@ -114,7 +113,6 @@ def content_security_policy(*, public_rpc_url: str | None) -> str:
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            "style-src-attr 'unsafe-inline'",
             "img-src 'self' data:",
             "font-src 'self'",
             f"connect-src {' '.join(connect)}",

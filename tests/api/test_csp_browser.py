@@ -79,6 +79,10 @@ def test_the_dashboard_runs_under_its_csp(server: str) -> None:
                 page.click('a[data-tab="auditor"]')
                 page.wait_for_selector("#view-auditor:not([hidden])")
             assert page.evaluate("window.__csp") == [], console
+            # Colours set without inline styles (which the policy refuses) still reach the page.
+            dot = page.eval_on_selector('[data-asset="hk-rooftops"] .dot', "e => getComputedStyle(e).backgroundColor")
+            assert dot not in ("", "rgba(0, 0, 0, 0)")
+            assert "'unsafe-inline'" not in response.headers["content-security-policy"]
             # Nothing else went wrong on the page (the RPC itself is unreachable by design).
             assert [m for m in console if "ERR_UNSAFE_PORT" not in m] == []
 
@@ -87,7 +91,7 @@ def test_the_dashboard_runs_under_its_csp(server: str) -> None:
                 "() => { const s = document.createElement('script');"
                 " s.textContent = 'window.__ran = true'; document.body.appendChild(s); }"
             )
-            page.wait_for_function("window.__csp.length > 0")
+            page.wait_for_function("() => window.__csp.length > 0")
             assert page.evaluate("window.__csp") == ["script-src-elem"]
             assert page.evaluate("window.__ran === undefined")
         finally:
