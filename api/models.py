@@ -7,7 +7,7 @@ says seconds; byte strings are lowercase hex; Ethereum values (transaction hashe
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,17 +29,34 @@ class Health(_Model):
     log_size: int = Field(description="Leaves in the Merkle log.", examples=[1_000_000])
 
 
+class ValidationIssue(_Model):
+    """One refused parameter or body field of a 422."""
+
+    loc: list[str | int] = Field(description="Where: the source (query, path, body, ...) then the name or path.")
+    msg: str = Field(description="What is wrong with it.")
+    type: str = Field(description="pydantic's error type.", examples=["less_than_equal"])
+
+
 class Problem(_Model):
-    """What every error looks like."""
+    """What every error looks like (every 4xx and 5xx the API answers)."""
 
     detail: str = Field(description="What went wrong, as a sentence.", examples=["device 'sol-9999' not found"])
     reason: str | None = Field(
         default=None,
         description="A word a client may branch on: not_found, pending, invalid_parameter, unauthorized,"
-        " admin_disabled, conflict, deployment_unreadable.",
+        " admin_disabled, conflict, deployment_unreadable, database_unavailable, method_not_allowed.",
         examples=["not_found"],
     )
-    errors: list[dict[str, Any]] | None = Field(default=None, description="Per-parameter details of a 422.")
+    errors: list[ValidationIssue] | None = Field(default=None, description="Per-parameter details of a 422.")
+
+
+INVALID_REQUEST: Final[dict[int | str, dict[str, Any]]] = {
+    422: {"model": Problem, "description": "A parameter or body field is invalid (`reason`: `invalid_parameter`)."}
+}
+"""Every operation's 422, in place of FastAPI's default (whose schema is not what we answer)."""
+DEPLOYMENT_UNREADABLE: Final[dict[int | str, dict[str, Any]]] = {
+    503: {"model": Problem, "description": "The deployment file exists but cannot be read (`deployment_unreadable`)."}
+}
 
 
 # --- devices and assets ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from api import queries
 from api.context import Ctx
 from api.models import DeviceCounts, DeviceLoss, FleetHealth, LastSeen, MinuteCount, ReasonCount
+from api.params import StoreInt
 from api.routes import PREFIX
 
 router = APIRouter(prefix=PREFIX, tags=["fleet"])
@@ -70,8 +71,8 @@ def _loss(conn: Connection, now_ms: int) -> list[DeviceLoss]:
 @router.get("/fleet/health", summary="Devices online, reading rate, rejects, last seen", response_model=FleetHealth)
 def fleet_health(
     ctx: Ctx,
-    minutes: Annotated[int, Query(ge=1, le=1440, description="The recent window, in minutes.")] = 15,
-    devices: Annotated[int, Query(ge=0, le=10_000, description="How many devices to list in last_seen.")] = 100,
+    minutes: Annotated[StoreInt, Query(ge=1, le=1440, description="The recent window, in minutes.")] = 15,
+    devices: Annotated[StoreInt, Query(ge=0, le=10_000, description="How many devices to list in last_seen.")] = 100,
 ) -> FleetHealth:
     """Devices online (active and seen within three of their windows), readings per minute of
     device time over the last `minutes`, messages quarantined in that window by reason, the

@@ -252,11 +252,11 @@ def test_investor_view_turns_pending_into_attested_live(stack: Stack, page: Page
 
     stack.start_attestor()  # the page is not reloaded: polling must bring the anchors in
     page.wait_for_function(
-        "document.querySelector('[data-testid=latest-checkpoint]')?.dataset.epoch !== ''", timeout=TIMEOUT_MS
+        "() => document.querySelector('[data-testid=latest-checkpoint]')?.dataset.epoch !== ''", timeout=TIMEOUT_MS
     )
     wait_for(lambda: unanchored_readings(stack.db_url) == 0, timeout_s=60, what="every reading anchored")
     page.wait_for_function(
-        "[...document.querySelectorAll('.pending-col .money')].every((m) => m.title.startsWith('0 minor'))",
+        "() => [...document.querySelectorAll('.pending-col .money')].every((m) => m.title.startsWith('0 minor'))",
         timeout=TIMEOUT_MS,
     )
     assert _minor(page, "kowloon-hub", "Net, attested") > 0
@@ -298,7 +298,7 @@ def test_auditor_view_checks_consistency_and_the_chain_in_the_page(anchored: Sta
     _open(page, anchored.api_url, "auditor")
     page.wait_for_selector(".checkpoints-table tbody tr")
     page.wait_for_function(
-        f"document.querySelectorAll('.consistency-cell .check-chip.pass').length === {len(epochs)}"
+        f"() => document.querySelectorAll('.consistency-cell .check-chip.pass').length === {len(epochs)}"
         f" && document.querySelectorAll('.chain-cell .check-chip.pass').length === {len(epochs)}",
         timeout=TIMEOUT_MS,
     )
