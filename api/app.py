@@ -15,10 +15,13 @@ from typing import Final
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from api.context import ApiContext
 from api.errors import install_handlers
+from api.http_edges import HeadAndOptions, SecurityHeaders, content_security_policy
 from api.metrics import MetricsMiddleware
+from api.models import INVALID_REQUEST
 from api.routes import admin, cashflow, chain_info, devices, epochs, export, fleet, quarantine, readings, system
 from api.settings import AnchorTarget, Settings
 from store.db import make_engine
@@ -33,6 +36,21 @@ are lowercase hex (Ethereum values `0x`-prefixed); money is integer minor units.
 with a `detail` sentence and a `reason` word; bad parameters answer 422, unknown ids 404.
 Nothing the API serves is to be trusted by an auditor until checked against the chain.
 """
+
+
+class AssetproofApp(FastAPI):
+    """FastAPI with the HTTP edges (``api.http_edges``) outside even Starlette's error
+    middleware, so that a 500 carries the security headers too."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings = self.state.ctx.settings
+        paths: dict[str, list[str]] = {path: list(ops) for path, ops in self.openapi()["paths"].items()}
+        if self.openapi_url:
+            paths[self.openapi_url] = ["get"]
+        # The dashboard's mount at "/" answers GET and HEAD for any other path (404 when no file).
+        fallback = ["GET", "HEAD"] if settings.static_dir.is_dir() else None
+        inner = HeadAndOptions(super().build_middleware_stack(), paths=paths, fallback=fallback)
+        return SecurityHeaders(inner, csp=content_security_policy(public_rpc_url=settings.public_rpc_url))
 
 
 def create_app(settings: Settings | None = None, *, clock_ms: Callable[[], int] | None = None) -> FastAPI:
@@ -54,11 +72,16 @@ def create_app(settings: Settings | None = None, *, clock_ms: Callable[[], int] 
         reader.dispose()
         writer.dispose()
 
-    app = FastAPI(
+    app = AssetproofApp(
         title="assetproof",
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        responses=INVALID_REQUEST,
+        # FastAPI's /docs and /redoc pages run inline scripts from a CDN: blank offline, and refused
+        # by the CSP. The schema itself stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
         openapi_tags=[
             {"name": "devices and assets"},
             {"name": "readings and proofs"},

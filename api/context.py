@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from api.errors import ApiError
 from api.pagination import MAX_LIMIT
+from api.params import StoreInt
 from api.settings import AnchorTarget, Settings
 
 __all__ = ["Admin", "ApiContext", "Ctx", "FromMs", "Limit", "ToMs"]
@@ -65,14 +66,14 @@ def _require_admin(ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials
 Admin = Depends(_require_admin)
 
 FromMs = Annotated[
-    int | None,
+    StoreInt | None,
     Query(alias="from", ge=0, description="Start of the time range, inclusive (ms since the Unix epoch, UTC)."),
 ]
 ToMs = Annotated[
-    int | None,
+    StoreInt | None,
     Query(alias="to", ge=0, description="End of the time range, exclusive (ms since the Unix epoch, UTC)."),
 ]
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT}).")]
+Limit = Annotated[StoreInt, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (at most {MAX_LIMIT}).")]
 Cursor = Annotated[str | None, Query(max_length=512, description="`next_cursor` of the previous page.")]
 
 

@@ -1,5 +1,7 @@
 """Errors the routes raise, and how every error reaches the client: JSON with a ``detail``
-sentence (and a ``reason`` word where a client may branch on it)."""
+sentence (and a ``reason`` word where a client may branch on it), the one shape the OpenAPI
+schema publishes for every error (``api.models.Problem``). Starlette's own errors (an unknown
+path, a method a route does not take) are given the same shape here, so no client meets two."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.settings import DeploymentFileError
 
@@ -59,11 +62,33 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_HTTP_REASONS = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 400:
+        # FastAPI's only 400: a body it cannot even decode (not UTF-8). Malformed JSON is already
+        # a 422, and so is every other bad input: one status for "your request is wrong".
+        return JSONResponse({"detail": f"body: {detail}", "reason": "invalid_parameter"}, status_code=422)
+    body = {"detail": detail, "reason": _HTTP_REASONS.get(exc.status_code, "http_error")}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
 async def _deployment_unreadable(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc), "reason": "deployment_unreadable"}, status_code=503)
 
 
+async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+    # The exception itself goes to the server's log (Starlette re-raises it); the client gets
+    # the one error shape and no traceback.
+    return JSONResponse({"detail": "internal error", "reason": "internal_error"}, status_code=500)
+
+
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DeploymentFileError, _deployment_unreadable)
+    app.add_exception_handler(Exception, _internal_error)

@@ -7,7 +7,7 @@ says seconds; byte strings are lowercase hex; Ethereum values (transaction hashe
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,17 +29,34 @@ class Health(_Model):
     log_size: int = Field(description="Leaves in the Merkle log.", examples=[1_000_000])
 
 
+class ValidationIssue(_Model):
+    """One refused parameter or body field of a 422."""
+
+    loc: list[str | int] = Field(description="Where: the source (query, path, body, ...) then the name or path.")
+    msg: str = Field(description="What is wrong with it.")
+    type: str = Field(description="pydantic's error type.", examples=["less_than_equal"])
+
+
 class Problem(_Model):
-    """What every error looks like."""
+    """What every error looks like (every 4xx and 5xx the API answers)."""
 
     detail: str = Field(description="What went wrong, as a sentence.", examples=["device 'sol-9999' not found"])
     reason: str | None = Field(
         default=None,
         description="A word a client may branch on: not_found, pending, invalid_parameter, unauthorized,"
-        " admin_disabled, conflict, deployment_unreadable.",
+        " admin_disabled, conflict, deployment_unreadable, database_unavailable, method_not_allowed.",
         examples=["not_found"],
     )
-    errors: list[dict[str, Any]] | None = Field(default=None, description="Per-parameter details of a 422.")
+    errors: list[ValidationIssue] | None = Field(default=None, description="Per-parameter details of a 422.")
+
+
+INVALID_REQUEST: Final[dict[int | str, dict[str, Any]]] = {
+    422: {"model": Problem, "description": "A parameter or body field is invalid (`reason`: `invalid_parameter`)."}
+}
+"""Every operation's 422, in place of FastAPI's default (whose schema is not what we answer)."""
+DEPLOYMENT_UNREADABLE: Final[dict[int | str, dict[str, Any]]] = {
+    503: {"model": Problem, "description": "The deployment file exists but cannot be read (`deployment_unreadable`)."}
+}
 
 
 # --- devices and assets ------------------------------------------------------------------------
@@ -309,6 +326,8 @@ class DeviceCounts(_Model):
     revoked: int
     online: int = Field(description="Active devices seen within three of their windows.")
     never_seen: int
+    stalled: int = Field(description="Devices with signed readings the gateway is missing.")
+    silent: int = Field(description="Active devices not heard from within three of their windows.")
 
 
 class MinuteCount(_Model):
@@ -325,6 +344,23 @@ class LastSeen(_Model):
     online: bool
 
 
+class DeviceLoss(_Model):
+    device_id: str
+    asset: str
+    state: Literal["stalled", "silent"] = Field(
+        description="`stalled`: the device signed readings the gateway cannot accept because a reading"
+        " before them never arrived; `silent`: active but not heard from within three of its windows."
+    )
+    head_seq: int = Field(description="The last seq of the device's chain the gateway followed.")
+    signed_seq: int = Field(description="The highest seq the device's chain shows it signed.")
+    missing: int = Field(description="Readings between the two that never arrived.")
+    missing_ranges: list[list[int]] = Field(
+        description="Up to ten [first, last] ranges of missing seqs.", examples=[[[118, 118]]]
+    )
+    waiting: int = Field(description="Later readings received but not accepted (held, or quarantined as gap).")
+    last_seen_ms: int | None
+
+
 class FleetHealth(_Model):
     now_ms: int
     minutes: int = Field(description="The recent window the rates cover.")
@@ -334,6 +370,9 @@ class FleetHealth(_Model):
     rejects: list[ReasonCount] = Field(description="Quarantined messages received in the window, by reason.")
     rejects_total: int
     last_seen: list[LastSeen] = Field(description="Devices by last seen, stalest (or never seen) first.")
+    loss: list[DeviceLoss] = Field(
+        description="Devices whose readings are going missing: stalled ones (most missing first), then silent ones."
+    )
 
 
 # --- admin -------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 A cursor is the sort key of the last item of a page, as base64url JSON. Clients must not build
 or read them; the server checks each one's shape and answers 422 when it is not a cursor of the
-list asked for.
+list asked for. Integer keys are checked to be ones the store can hold (``api.params``): a
+hand-edited ``1e30`` would otherwise reach the driver and overflow.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from typing import Final
 
 from api.errors import ApiError
+from api.params import in_store_range
 
 __all__ = ["MAX_LIMIT", "decode_cursor", "encode_cursor"]
 
@@ -22,6 +24,12 @@ MAX_LIMIT: Final = 1000
 def encode_cursor(kind: str, *key: int | str) -> str:
     raw = json.dumps([kind, *key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _is_key(value: object, kind: type) -> bool:
+    if kind is int:
+        return in_store_range(value)
+    return type(value) is kind
 
 
 def decode_cursor(token: str, kind: str, *types: type) -> tuple[int | str, ...]:
@@ -35,7 +43,7 @@ def decode_cursor(token: str, kind: str, *types: type) -> tuple[int | str, ...]:
         not isinstance(value, list)
         or len(value) != len(types) + 1
         or value[0] != kind
-        or not all(type(v) is t for v, t in zip(value[1:], types, strict=True))
+        or not all(_is_key(v, t) for v, t in zip(value[1:], types, strict=True))
     ):
         raise ApiError(
             422,

@@ -17,6 +17,7 @@ from store.tables import (
     DeviceKey,
     DeviceState,
     Epoch,
+    HeldReading,
     LogState,
     Quarantine,
     Reading,
@@ -31,6 +32,7 @@ EPOCH = Epoch.__table__  # type: ignore[attr-defined]
 LOG_STATE = LogState.__table__  # type: ignore[attr-defined]
 QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
 READING = Reading.__table__  # type: ignore[attr-defined]
+HELD = HeldReading.__table__  # type: ignore[attr-defined]
 TARIFF = TariffRow.__table__  # type: ignore[attr-defined]
 
 MINUTE_MS = 60_000
@@ -349,3 +351,48 @@ def last_seen(*, conn: Connection, now_ms: int, limit: int) -> Sequence[Any]:
         .order_by(STATE.c.last_seen_ms.asc().nulls_first(), DEVICE.c.id)
         .limit(limit)
     ).all()
+
+
+def signed_above_head(*, conn: Connection) -> dict[str, list[int]]:
+    """Per device, the seqs above its chain head that its chain shows it signed: readings held for
+    a missing predecessor, and those that waited in vain (quarantined ``gap``: verified, never
+    accepted). Both were checked against the device's key before they were kept."""
+    head = func.coalesce(STATE.c.last_seq, 0)
+    held = select(HELD.c.device_id, HELD.c.seq).outerjoin(STATE, STATE.c.device_id == HELD.c.device_id)
+    gaps = (
+        select(QUARANTINE.c.device_id, QUARANTINE.c.seq)
+        .outerjoin(STATE, STATE.c.device_id == QUARANTINE.c.device_id)
+        .where(QUARANTINE.c.reason == "gap", QUARANTINE.c.seq.is_not(None))
+    )
+    seqs: dict[str, set[int]] = {}
+    for query in (held.where(HELD.c.seq > head), gaps.where(QUARANTINE.c.seq > head)):
+        for device_id, seq in conn.execute(query):
+            seqs.setdefault(str(device_id), set()).add(int(seq))
+    return {d: sorted(s) for d, s in seqs.items()}
+
+
+def silent_devices(*, conn: Connection, now_ms: int) -> Sequence[Any]:
+    """Active devices not heard from within ``ONLINE_WINDOWS`` of their interval (never seen ones
+    once that long has passed since their registration), stalest first."""
+    last = func.coalesce(STATE.c.last_seen_ms, DEVICE.c.registered_ms)
+    return conn.execute(
+        select(DEVICE.c.id, DEVICE.c.asset, DEVICE.c.window_s, STATE.c.last_seen_ms, func.coalesce(STATE.c.last_seq, 0))
+        .outerjoin(STATE, STATE.c.device_id == DEVICE.c.id)
+        .where(
+            DEVICE.c.status == "active",
+            last < literal(now_ms, BigInteger) - ONLINE_WINDOWS * 1000 * DEVICE.c.window_s,
+        )
+        .order_by(last.asc(), DEVICE.c.id)
+    ).all()
+
+
+def device_heads(*, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[str, int, int | None]]:
+    """Asset, chain head and last seen of these devices."""
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(DEVICE.c.id, DEVICE.c.asset, func.coalesce(STATE.c.last_seq, 0), STATE.c.last_seen_ms)
+        .outerjoin(STATE, STATE.c.device_id == DEVICE.c.id)
+        .where(DEVICE.c.id.in_(list(ids)))
+    ).all()
+    return {str(r[0]): (str(r[1]), int(r[2]), r[3]) for r in rows}

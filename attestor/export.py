@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from attestor.bundles import ChainContext, anchor_of
 from attestor.log_store import DbNodeStore
 from protocol.errors import AssetproofError
-from protocol.export import EXPORT_FILES, EpochCheckpoint, epoch_dir_name
+from protocol.export import EXPORT_FILES, EpochCheckpoint, QuarantineExport, QuarantineMessage, epoch_dir_name
 from protocol.merkle import MerkleLog
 from store.tables import Epoch, Quarantine, Reading
 
@@ -98,12 +98,38 @@ def iter_leaves(engine: Engine, *, epoch: int) -> Iterator[bytes]:
 
 
 def quarantine_document(engine: Engine, *, epoch: int) -> dict[str, Any]:
+    """``quarantine.json``: the digests the epoch's quarantine root covers and, beside each, the
+    message (stored bytes, reason, publisher, body device, seq, chained), in quarantine id order."""
     _epoch_row(engine, epoch)
     with engine.connect() as conn:
-        digests = conn.execute(
-            select(QUARANTINE.c.raw_sha256).where(QUARANTINE.c.epoch == epoch).order_by(QUARANTINE.c.id)
+        rows = conn.execute(
+            select(
+                QUARANTINE.c.raw_sha256,
+                QUARANTINE.c.reason,
+                QUARANTINE.c.chained,
+                QUARANTINE.c.device_id,
+                QUARANTINE.c.body_device,
+                QUARANTINE.c.seq,
+                QUARANTINE.c.raw_size,
+                QUARANTINE.c.raw,
+            )
+            .where(QUARANTINE.c.epoch == epoch)
+            .order_by(QUARANTINE.c.id)
         ).all()
-    return {"digests": [bytes(d).hex() for (d,) in digests]}
+    messages = tuple(
+        QuarantineMessage(
+            digest=bytes(r.raw_sha256),
+            reason=r.reason,
+            chained=bool(r.chained),
+            publisher=r.device_id,
+            device=r.body_device,
+            seq=r.seq,
+            raw_size=r.raw_size,
+            raw=bytes(r.raw),
+        )
+        for r in rows
+    )
+    return QuarantineExport(digests=tuple(m.digest for m in messages), messages=messages).to_json()
 
 
 def json_file(engine: Engine, *, epoch: int, name: str, chain: ChainContext | None) -> bytes:

@@ -21,26 +21,29 @@ Every problem is a :class:`Finding`; the audit passes when there are none.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from auditor.chains import DeviceChain, Link, follow
 from auditor.sources import ExportSource, read_json
 from auditor.verify import key_for_time, key_refusal
-from chain.client import ChainReader, KeyRecord, asset_id_hash
+from chain.client import ChainReader, KeyRecord, asset_id_hash, device_id_hash
 from chain.client import Checkpoint as ChainCheckpoint
 from chain.errors import CheckpointMismatchError, ContractRevert
 from protocol import merkle
 from protocol.cashflow import reading_cash_flow
-from protocol.envelope import GENESIS_PREV, Message, decode_message
+from protocol.envelope import Message, decode_message
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.errors import VerificationError
-from protocol.export import EpochCheckpoint, quarantine_digests, split_leaves
+from protocol.export import EpochCheckpoint, QuarantineExport, QuarantineMessage, split_leaves
 from protocol.signing import VerifyingKey
 
-__all__ = ["AuditReport", "Finding", "audit_epochs", "verify_chunk"]
+__all__ = ["AuditReport", "DeviceChain", "Finding", "Rejection", "audit_epochs", "verify_chunk"]
 
 DEFAULT_MAX_FUTURE_SKEW_MS: Final = 300_000
 """The gateway's default: a reading may be dated this far ahead of the clock that accepts it."""
@@ -94,27 +97,18 @@ class EpochResult:
         }
 
 
-@dataclass(slots=True)
-class DeviceChain:
-    """One device's hash chain as seen in the window."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejection:
+    """A chained rejection: a genuine link of its device's chain, quarantined for its content.
+    Information, not a finding: it advanced the chain and stays out of cash flow."""
 
-    first_seq: int
-    last_seq: int
-    last_hash: bytes
-    readings: int = 1
-    gaps: list[tuple[int, int]] = field(default_factory=list)
-    forks: list[int] = field(default_factory=list)
-    out_of_window: list[int] = field(default_factory=list)
+    epoch: int
+    device: str
+    seq: int
+    reason: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "readings": self.readings,
-            "first_seq": self.first_seq,
-            "last_seq": self.last_seq,
-            "gaps": [list(g) for g in self.gaps],
-            "forks": self.forks,
-            "out_of_window": self.out_of_window,
-        }
+        return {"epoch": self.epoch, "device": self.device, "seq": self.seq, "reason": self.reason}
 
 
 @dataclass(slots=True)
@@ -125,6 +119,8 @@ class AuditReport:
     epochs: list[EpochResult] = field(default_factory=list)
     devices: dict[str, DeviceChain] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    quarantined: int = 0
     leaves: int = 0
     signatures_checked: int = 0
     seconds: float = 0.0
@@ -141,19 +137,69 @@ class AuditReport:
             "leaves": self.leaves,
             "signatures_checked": self.signatures_checked,
             "seconds": round(self.seconds, 3),
+            "quarantined": self.quarantined,
+            "summary": {"by_check": self.by_check(), "by_device": self.by_device()},
             "findings": [f.to_json() for f in self.findings],
+            "rejections": [r.to_json() for r in self.rejections],
             "epochs": [e.to_json() for e in self.epochs],
             "devices": {name: chain.to_json() for name, chain in sorted(self.devices.items())},
         }
 
-    def render(self) -> str:
-        """The report for people."""
+    def by_check(self) -> dict[str, int]:
+        """How many findings of each check, most first."""
+        counts = Counter(f.check for f in self.findings)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def by_device(self) -> dict[str, dict[str, int]]:
+        """Per device, how many findings of each check (findings that name no device left out)."""
+        grouped: dict[str, Counter[str]] = {}
+        for f in self.findings:
+            if f.device is not None:
+                grouped.setdefault(f.device, Counter())[f.check] += 1
+        return {device: dict(sorted(c.items())) for device, c in sorted(grouped.items())}
+
+    def render(self, *, examples: int | None = 5) -> str:
+        """The report for people: the verdict and a summary first, then findings grouped by check
+        with at most ``examples`` of each (None: every one). One bad run can have tens of
+        thousands of findings; nobody reads them one per line."""
         lines = [
             f"audit of epochs {self.first}..{self.last} from {self.source}: {'PASSED' if self.ok else 'FAILED'}",
-            f"{self.leaves} leaves, {self.signatures_checked} signatures re-verified,"
-            f" {len(self.devices)} devices, {self.seconds:.1f} s",
-            "",
+            f"{len(self.epochs)} epochs, {self.leaves} leaves, {self.quarantined} quarantined,"
+            f" {self.signatures_checked} signatures re-verified, {len(self.devices)} devices, {self.seconds:.1f} s",
         ]
+        if self.findings:
+            lines.append(
+                f"{len(self.findings)} finding(s): "
+                + ", ".join(f"{check} {count}" for check, count in self.by_check().items())
+            )
+            by_device = self.by_device()
+            if by_device:
+                lines.append(f"by device ({len(by_device)}):")
+                shown = list(by_device.items()) if examples is None else list(by_device.items())[: examples * 2]
+                for device, checks in shown:
+                    lines.append(f"  {device:<24} " + ", ".join(f"{c} {n}" for c, n in checks.items()))
+                if len(shown) < len(by_device):
+                    lines.append(f"  ... and {len(by_device) - len(shown)} more device(s)")
+        lost = {d: c for d, c in self.devices.items() if c.lost}
+        total_lost = sum(c.lost for c in lost.values())
+        lines.append(
+            f"completeness: {len(self.devices) - len(lost)} of {len(self.devices)} devices lost nothing;"
+            f" {total_lost} reading(s) missing in all"
+        )
+        for device, c in sorted(lost.items()):
+            ranges = ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in c.gaps)
+            lines.append(f"  {device:<24} lost {c.lost}: seq {ranges}")
+        if self.rejections:
+            lines.append(
+                f"chained rejections: {len(self.rejections)} (genuine links of their device's chain,"
+                " quarantined for content, not in cash flow; information, not findings)"
+            )
+            shown_r = self.rejections if examples is None else self.rejections[: examples * 2]
+            for r in shown_r:
+                lines.append(f"  epoch {r.epoch:>4}  {r.device}#{r.seq}  {r.reason}")
+            if len(shown_r) < len(self.rejections):
+                lines.append(f"  ... and {len(self.rejections) - len(shown_r)} more (--all or --json for every one)")
+        lines.append("")
         for e in self.epochs:
             status = "ok" if e.findings == 0 else f"{e.findings} finding(s)"
             lines.append(
@@ -164,35 +210,31 @@ class AuditReport:
                     f"      {asset:<24} readings {totals['readings']:>7}  energy {totals['energy_wh']:>12} Wh"
                     f"  revenue {totals['revenue']:>12}  cost {totals['cost']:>12}  net {totals['net']:>12}"
                 )
-        incomplete = {d: c for d, c in self.devices.items() if c.gaps or c.forks or c.out_of_window}
-        lines.append("")
-        lines.append(
-            f"completeness: {len(self.devices) - len(incomplete)} of {len(self.devices)} devices have unbroken chains"
-        )
-        for device, c in sorted(incomplete.items()):
-            parts = []
-            if c.gaps:
-                parts.append("gaps " + ", ".join(f"{a}..{b}" if a != b else str(a) for a, b in c.gaps))
-            if c.forks:
-                parts.append("forks at " + ", ".join(map(str, c.forks)))
-            if c.out_of_window:
-                parts.append("out of window " + ", ".join(map(str, c.out_of_window)))
-            lines.append(f"  {device}: " + "; ".join(parts))
-        if self.findings:
+        grouped: dict[str, list[Finding]] = {}
+        for f in self.findings:
+            grouped.setdefault(f.check, []).append(f)
+        for check in self.by_check():
+            found = grouped[check]
             lines.append("")
-            lines.append(f"{len(self.findings)} finding(s):")
-            for f in self.findings:
-                where = " ".join(
-                    part
-                    for part in (
-                        f"epoch {f.epoch}" if f.epoch is not None else "",
-                        f"{f.device}#{f.seq}" if f.device is not None and f.seq is not None else (f.device or ""),
-                        f"leaf {f.leaf_index}" if f.leaf_index is not None else "",
-                    )
-                    if part
-                )
-                lines.append(f"  [{f.check}] {where + ': ' if where else ''}{f.message}")
+            lines.append(f"[{check}] {len(found)} finding(s):")
+            shown_f = found if examples is None else found[:examples]
+            lines.extend(f"  {_where(f)}{f.message}" for f in shown_f)
+            if len(shown_f) < len(found):
+                lines.append(f"  ... and {len(found) - len(shown_f)} more (--all or --json for every one)")
         return "\n".join(lines)
+
+
+def _where(f: Finding) -> str:
+    where = " ".join(
+        part
+        for part in (
+            f"epoch {f.epoch}" if f.epoch is not None else "",
+            f"{f.device}#{f.seq}" if f.device is not None and f.seq is not None else (f.device or ""),
+            f"leaf {f.leaf_index}" if f.leaf_index is not None else "",
+        )
+        if part
+    )
+    return where + ": " if where else ""
 
 
 @dataclass(slots=True)
@@ -231,6 +273,11 @@ class _Auditor:
         self.pool = pool
         self.devices: dict[str, _DeviceOnChain | None] = {}
         self.from_genesis = first == 0
+        self.links: dict[str, list[Link]] = {}
+        self.out_of_window: dict[str, list[int]] = {}
+        self.publishers: set[str] = set()
+        """Devices whose topic carried a quarantined message (they are not silent)."""
+        self.window_start_block = 0
 
     def find(self, check: str, message: str, **where: Any) -> None:
         self.report.findings.append(Finding(check=check, message=message, **where))
@@ -264,7 +311,10 @@ class _Auditor:
         previous: ChainCheckpoint | None = None
         if report.first > 0:
             previous = self.anchored(report.first - 1)
+        if previous is not None:
+            self.window_start_block = previous.block_number
         log: merkle.CompactRange | None = None
+        last: ChainCheckpoint | None = None
         for epoch in range(report.first, report.last + 1):
             before = len(report.findings)
             anchored = self.anchored(epoch)
@@ -272,7 +322,10 @@ class _Auditor:
                 break
             log = self.epoch(epoch, anchored=anchored, previous=previous, log=log)
             report.epochs[-1].findings = len(report.findings) - before
-            previous = anchored
+            previous = last = anchored
+        self.follow_chains()
+        if last is not None:
+            self.silent_devices(last)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -420,19 +473,19 @@ class _Auditor:
                 continue
             body = message.body
             where = {"epoch": epoch, "device": body.device, "seq": body.seq, "leaf_index": index}
-            self.follow_chain(message, where)
             if meta is not None and body.ts_ms > meta.end_ms + self.max_future_skew_ms:
-                self.report.devices[body.device].out_of_window.append(body.seq)
+                self.out_of_window.setdefault(body.device, []).append(body.seq)
                 self.find(
                     "out_of_window",
                     f"dated {body.ts_ms}, after the epoch closed at {meta.end_ms}",
                     **where,
                 )
             on_chain = self.device(body.device)
+            key = on_chain.key_at(body.ts_ms // 1000) if on_chain is not None else None
+            self.link(message, key=key, epoch=epoch, leaf_index=index)
             if on_chain is None:
                 self.find("unknown_device", "the device is not in the DeviceRegistry", **where)
                 continue
-            key = on_chain.key_at(body.ts_ms // 1000)
             if key is None:
                 refusal = key_refusal(body.device, on_chain.keys, body.ts_ms // 1000)
                 self.find(refusal.reason, str(refusal), **where)
@@ -455,32 +508,62 @@ class _Auditor:
         if meta is not None:
             self.compare_totals(epoch, claimed=dict(meta.assets), recomputed=totals)
 
-    def follow_chain(self, message: Message, where: dict[str, Any]) -> None:
+    def link(
+        self,
+        message: Message,
+        *,
+        key: KeyRecord | None,
+        epoch: int,
+        leaf_index: int | None,
+        rejected: str | None = None,
+    ) -> None:
         body = message.body
-        chain = self.report.devices.get(body.device)
-        if chain is None:
-            chain = self.report.devices[body.device] = DeviceChain(body.seq, body.seq, message.chain_hash)
-            if self.from_genesis and (body.seq != 1 or body.prev != GENESIS_PREV):
-                if body.seq > 1:
-                    chain.gaps.append((1, body.seq - 1))
-                    self.find("gap", f"the log has no reading 1..{body.seq - 1} of this device", **where)
-                else:
-                    chain.forks.append(body.seq)
-                    self.find("fork", "the device's first reading does not start its chain (prev is not zero)", **where)
-            return
-        chain.readings += 1
-        if body.seq <= chain.last_seq:
-            chain.forks.append(body.seq)
-            self.find("fork", f"seq {body.seq} again after seq {chain.last_seq}", **where)
-            return
-        if body.seq > chain.last_seq + 1:
-            chain.gaps.append((chain.last_seq + 1, body.seq - 1))
-            missing = chain.last_seq + 1 if body.seq == chain.last_seq + 2 else f"{chain.last_seq + 1}..{body.seq - 1}"
-            self.find("gap", f"reading(s) {missing} of this device are missing from the log", **where)
-        elif body.prev != chain.last_hash:
-            chain.forks.append(body.seq)
-            self.find("fork", f"prev does not link to seq {chain.last_seq} in the log", **where)
-        chain.last_seq, chain.last_hash = body.seq, message.chain_hash
+        self.links.setdefault(body.device, []).append(
+            Link(
+                seq=body.seq,
+                prev=body.prev,
+                chain_hash=message.chain_hash,
+                key_index=None if key is None else key.index,
+                epoch=epoch,
+                leaf_index=leaf_index,
+                rejected=rejected,
+            )
+        )
+
+    def follow_chains(self) -> None:
+        """Follow every device's chain through its accepted and chained rejected links."""
+        results = {result.epoch: result for result in self.report.epochs}
+        for device in sorted(self.links):
+            chain, problems = follow(self.links[device], from_genesis=self.from_genesis)
+            chain.out_of_window = self.out_of_window.get(device, [])
+            self.report.devices[device] = chain
+            for check, message, link in problems:
+                self.find(check, message, **link.where(device))
+                results[link.epoch].findings += 1
+        for device, chain in self.report.devices.items():
+            epochs = {lk.seq: lk.epoch for lk in self.links[device] if lk.rejected is not None}
+            self.report.rejections.extend(
+                Rejection(epoch=epochs[seq], device=device, seq=seq, reason=reason) for seq, reason in chain.rejected
+            )
+        self.report.rejections.sort(key=lambda r: (r.epoch, r.device, r.seq))
+
+    def silent_devices(self, last: ChainCheckpoint) -> None:
+        """Every device registered on chain by the window's last checkpoint, not revoked before the
+        window, that shows no message at all in it: a finding (named by its id's hash, all the
+        chain knows of it)."""
+        start_block = self.window_start_block
+        heard = {device_id_hash(d) for d in self.links} | {device_id_hash(d) for d in self.publishers}
+        for registered in self.chain.registered_devices(to_block=last.block_number):
+            if registered.device_hash in heard:
+                continue
+            if registered.revoked_block is not None and registered.revoked_block <= start_block:
+                continue
+            self.find(
+                "silent",
+                f"registered on chain in block {registered.block_number} but sent nothing in epochs"
+                f" {self.report.first}..{self.report.last} (neither a reading nor a quarantined message)",
+                device="0x" + registered.device_hash.hex(),
+            )
 
     def check_signatures(self, epoch: int, work: list[tuple[Message, VerifyingKey, int]]) -> None:
         chunks = [work[i : i + _SIG_CHUNK] for i in range(0, len(work), _SIG_CHUNK)]
@@ -512,10 +595,11 @@ class _Auditor:
         if meta is None:
             return
         try:
-            digests = quarantine_digests(read_json(self.source, epoch, "quarantine.json"))
+            export = QuarantineExport.from_json(read_json(self.source, epoch, "quarantine.json"))
         except VerificationError as exc:
             self.find("bad_export", f"quarantine.json: {exc}", epoch=epoch)
             return
+        digests = list(export.digests)
         if len(digests) != meta.quarantine_count or quarantine_root(digests) != meta.quarantine_root:
             self.find(
                 "quarantine_mismatch",
@@ -523,6 +607,63 @@ class _Auditor:
                 f" {meta.quarantine_count} and root",
                 epoch=epoch,
             )
+        self.report.quarantined += len(digests)
+        for message in export.messages:
+            if message.publisher is not None:
+                self.publishers.add(message.publisher)
+            if message.complete and hashlib.sha256(message.raw).digest() != message.digest:
+                self.find(
+                    "quarantine_digest",
+                    f"the quarantined payload does not hash to its listed digest {message.digest.hex()}",
+                    epoch=epoch,
+                    device=message.publisher,
+                    seq=message.seq,
+                )
+                continue
+            if message.chained:
+                self.chained_rejection(epoch, message)
+
+    def chained_rejection(self, epoch: int, entry: QuarantineMessage) -> None:
+        """Check a chained rejection as a link of its device's chain: the whole payload, the
+        device and seq it is listed under, a signature by the key the chain says was in force."""
+        where: dict[str, Any] = {"epoch": epoch, "device": entry.device, "seq": entry.seq}
+        if not entry.complete:
+            self.find("bad_chained", "a chained rejection must be exported whole (raw is truncated)", **where)
+            return
+        try:
+            message = decode_message(entry.raw)
+        except VerificationError as exc:
+            self.find("bad_chained", f"the chained rejection is not a valid message ({exc.reason}): {exc}", **where)
+            return
+        body = message.body
+        if (body.device, body.seq) != (entry.device, entry.seq):
+            self.find(
+                "bad_chained",
+                f"the payload is {body.device}#{body.seq}; the quarantine lists it as {entry.device}#{entry.seq}",
+                **where,
+            )
+            return
+        on_chain = self.device(body.device)
+        key = on_chain.key_at(body.ts_ms // 1000) if on_chain is not None else None
+        if on_chain is None:
+            self.find("unknown_device", "the device is not in the DeviceRegistry", **where)
+            return
+        if key is None:
+            refusal = key_refusal(body.device, on_chain.keys, body.ts_ms // 1000)
+            self.find(refusal.reason, str(refusal), **where)
+            return
+        if self.verify_signatures:
+            try:
+                on_chain.verifier(key).verify(message=message.signed_bytes, signature=message.signature)
+            except VerificationError as exc:
+                self.find(
+                    "bad_signature",
+                    f"the chained rejection's signature does not verify with the key registered on chain: {exc}",
+                    **where,
+                )
+                return
+            self.report.signatures_checked += 1
+        self.link(message, key=key, epoch=epoch, leaf_index=None, rejected=entry.reason)
 
 
 def verify_chunk(work: list[tuple[Message, VerifyingKey, int]]) -> list[tuple[Message, int, str]]:

@@ -67,6 +67,7 @@ __all__ = [
     "KeyRecord",
     "OnchainReason",
     "OnchainVerdict",
+    "RegisteredDevice",
     "RegistrationConflictError",
     "TxReceipt",
     "asset_id_hash",
@@ -202,6 +203,17 @@ class KeyRecord:
     def valid_at(self, timestamp: int) -> bool:
         """Whether the key was in force at block time ``timestamp`` (seconds)."""
         return self.from_time <= timestamp and (self.until_time is None or timestamp < self.until_time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisteredDevice:
+    """A ``DeviceRegistered`` event: the chain knows a device only by its id's hash."""
+
+    device_hash: bytes
+    asset_id: bytes
+    block_number: int
+    revoked_block: int | None = None
+    """The block of its ``DeviceRevoked`` event up to the same block, if any."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -601,6 +613,30 @@ class ChainReader:
                 for log in logs
             )
         return found
+
+    def registered_devices(self, *, to_block: int | None = None) -> list[RegisteredDevice]:
+        """Every device registered up to ``to_block`` (inclusive; default: the latest block), from
+        the DeviceRegistry's ``DeviceRegistered`` and ``DeviceRevoked`` events (an auditor's list
+        of who should speak)."""
+        events = self._contract("DeviceRegistry").events
+        last = self.block_number() if to_block is None else to_block
+        registered: list[Any] = []
+        revoked: dict[bytes, int] = {}
+        for start in range(self.deployment.device_registry.block, last + 1, _LOG_CHUNK):
+            end = min(last, start + _LOG_CHUNK - 1)
+            with _edge():
+                registered.extend(events.DeviceRegistered.get_logs(from_block=start, to_block=end))
+                for log in events.DeviceRevoked.get_logs(from_block=start, to_block=end):
+                    revoked.setdefault(_b(log["args"]["deviceId"]), log["blockNumber"])
+        return [
+            RegisteredDevice(
+                device_hash=_b(log["args"]["deviceId"]),
+                asset_id=_b(log["args"]["asset"]),
+                block_number=log["blockNumber"],
+                revoked_block=revoked.get(_b(log["args"]["deviceId"])),
+            )
+            for log in registered
+        ]
 
     # one reading, verified by the chain
 

@@ -122,7 +122,10 @@ class AnvilNode:
         if self.state_file is not None:
             argv += ["--state", str(self.state_file)]
         self._log = tempfile.TemporaryFile(prefix="anvil-")  # noqa: SIM115 - closed in _reap
-        self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)  # noqa: S603
+        # Its own session: a terminal's Ctrl-C reaches only our process, which anchors, then stops it.
+        self._process = subprocess.Popen(  # noqa: S603
+            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + _START_TIMEOUT_S
         while True:
             if self._process.poll() is not None:

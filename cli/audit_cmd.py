@@ -106,10 +106,14 @@ def audit(
     signatures: Annotated[
         bool, typer.Option("--signatures/--no-signatures", help="Re-verify every reading's signature.")
     ] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON (every finding).")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="List every finding and rejection, not the first few of each kind.")
+    ] = False,
 ) -> None:
     """Audit epochs against the chain alone: roots, consistency, metaHash, per-asset totals,
-    signatures and every device's completeness. Exit 0 passed, 1 findings, 2 unusable input."""
+    signatures, every device's chain (accepted readings and chained rejections), loss per device
+    and silent devices. Exit 0 passed, 1 findings, 2 unusable input."""
     from auditor.audit import audit_epochs
     from auditor.sources import SourceError, open_source
     from chain.errors import ChainError
@@ -127,6 +131,6 @@ def audit(
     if as_json:
         typer.echo(json.dumps(report.to_json()))
     else:
-        typer.echo(report.render())
+        typer.echo(report.render(examples=None if show_all else 5))
     if not report.ok:
         raise typer.Exit(EXIT_INVALID)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -60,6 +62,7 @@ def demo(
         broker=broker.value,
     )
     stack = DemoStack(options, say=lambda line: console.print(f"[dim]·[/] {line}"))
+    interrupted = _first_ctrl_c_drains()
     try:
         try:
             with console.status("starting broker, chain, contracts, fleet, gateway, attestor, API ..."):
@@ -71,7 +74,7 @@ def demo(
         deadline = None if seconds is None else time.monotonic() + seconds
         try:
             with Live(console=console, refresh_per_second=2, transient=False) as live:
-                while deadline is None or time.monotonic() < deadline:
+                while not interrupted.is_set() and (deadline is None or time.monotonic() < deadline):
                     snap = stack.snapshot()
                     live.update(
                         render(
@@ -84,17 +87,38 @@ def demo(
                     )
                     if (failure := stack.failed()) is not None:
                         raise DemoError(f"a service failed: {failure}")
-                    time.sleep(1.0)
-        except KeyboardInterrupt:
-            console.print("stopping: letting the fleet's last readings be stored and anchored ...")
+                    interrupted.wait(1.0)
         except DemoError as exc:
             console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(1) from None
+        if interrupted.is_set():
+            console.print(
+                "stopping (Ctrl-C): letting the fleet's last readings be stored and anchored ..."
+                " (Ctrl-C again forces the stop)"
+            )
         with console.status("draining: every signed reading stored, every epoch anchored ..."):
             summary = stack.finish()
         console.print(summary_table(summary))
         console.print(f"summary written to {home / 'summary.json'}; logs in {home.parent / 'demo.log'}")
         if not summary.ok:
             raise typer.Exit(1)
+    except KeyboardInterrupt:
+        console.print("[bold red]forced stop[/] (second Ctrl-C): services stopped without draining; result not checked")
+        raise typer.Exit(130) from None
     finally:
         stack.close()
+
+
+def _first_ctrl_c_drains() -> threading.Event:
+    """SIGINT handling for the demo: the first Ctrl-C sets the returned event (set-up completes,
+    then the demo drains and stops its services itself, which run in their own sessions and so
+    never see the terminal's signal); a second one raises KeyboardInterrupt to force the stop."""
+    interrupted = threading.Event()
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    return interrupted

@@ -1,4 +1,4 @@
-"""``assetproof devices``: provision, list, revoke and rotate device identities.
+"""``assetproof devices``: provision, list, revoke, rotate and resync device identities.
 
 Provisioning is three steps that must agree: keys in the keystore (private keys stay there,
 mode 0600), the devices in the store (what the gateway verifies against), and the broker's
@@ -153,7 +153,9 @@ def list_(
     if as_json:
         typer.echo(json.dumps([{**r, "public_key": bytes(r["public_key"]).hex()} for r in rows]))
         return
-    table = Table("device", "kind", "asset", "alg", "status", "last seq", "readings", "quarantined", "last seen")
+    table = Table(
+        "device", "kind", "asset", "alg", "status", "last seq", "readings", "quarantined", "dropped", "last seen"
+    )
     for r in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["last_seen_ms"] / 1000)) if r["last_seen_ms"] else "-"
         table.add_row(
@@ -164,7 +166,8 @@ def list_(
             r["status"],
             str(r["last_seq"]),
             str(r["readings"]),
-            str(r["quarantined"]),
+            f"{r['quarantined']} ({r['rejected']} chained)" if r["rejected"] else str(r["quarantined"]),
+            str(r["dropped"]),
             seen,
         )
     console.print(table)
@@ -240,6 +243,41 @@ def rotate(
     finally:
         engine.dispose()
     console.print(f"rotated the key of {device_id}")
+
+
+@app.command()
+def resync(
+    device_id: str,
+    database: DatabaseOption,
+    keystore: KeystoreOption,
+    deployment: ChainDeploymentOption,
+    rpc: RpcOption,
+    key: ChainKeyOption = None,
+) -> None:
+    """For a device that lost its state (seq counter and last hash): a key rotation whose new
+    key starts a new chain. Its first reading carries a seq above the printed head and prev =
+    32 zero bytes; the gateway accepts exactly that, once. On chain it is the key rotation."""
+    from device_sim.keystore import Keystore
+    from protocol.errors import AssetproofError
+    from store.devices import resync_device
+
+    engine = _engine(database)
+    try:
+        credentials = Keystore(keystore).rotate(device_id)
+        head = resync_device(
+            engine, device_id=device_id, alg=credentials.alg, public_key=credentials.public_key, now_ms=_now_ms()
+        )
+        chain = _chain(deployment, rpc, key)
+        if chain is not None:
+            chain.rotate(device_id=device_id, public_key=credentials.public_key)
+    except AssetproofError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(
+        f"resynchronised {device_id}: a new key starts a new chain; its first reading must carry"
+        f" seq > {head} and prev = 32 zero bytes"
+    )
 
 
 def provision_fleet(

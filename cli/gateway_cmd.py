@@ -23,6 +23,9 @@ from cli.common import (
     stop_on_signals,
 )
 
+if TYPE_CHECKING:
+    from gateway.batch import QuarantineBudget
+
 
 def gateway(
     database: DatabaseOption,
@@ -60,6 +63,7 @@ def gateway(
         batch_size=batch_size,
         hold_ms=int(hold_seconds * 1000),
         tls=_tls_files(tls_ca, tls_cert, tls_key),
+        quarantine_budget=_quarantine_budget(),
     )
     if metrics_port:
         start_http_server(metrics_port, addr="127.0.0.1")
@@ -98,3 +102,12 @@ def _provisioned_login(password: str | None) -> tuple[str | None, str | None]:
         return str(login["username"]), str(login["password"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise fail(f"{path} is not a gateway login: {exc}") from None
+
+
+def _quarantine_budget() -> QuarantineBudget:
+    from gateway.batch import QuarantineBudget
+
+    s = settings()
+    return QuarantineBudget(
+        messages=s.quarantine_budget_messages, bytes=s.quarantine_budget_bytes, window_s=s.quarantine_budget_window_s
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -38,12 +39,20 @@ def simulate(
         int | None, typer.Option(help="Share N connections among all devices (load tests) instead of one each.")
     ] = None,
     seed: Annotated[int, typer.Option()] = 0,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="Simulated start, ISO 8601 with a UTC offset (2026-06-01T02:00:00Z), in the past; "
+            "default: derived from --seconds and --accelerate as above."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Sign and publish readings from simulated devices (store-and-forward while the broker is away).
 
     An accelerated clock starts in the past, so that readings never run ahead of the gateway's
     clock: with --seconds S it starts S x (X - 1) seconds ago, without it one simulated day ago.
+    --start fixes it instead (tests and demos whose figures must not depend on the time of day).
     """
     from device_sim.fleet import FleetDevice, FleetRunner, SimClock
     from device_sim.keystore import Keystore
@@ -52,6 +61,7 @@ def simulate(
     from protocol.errors import AssetproofError
 
     configure_logging(verbose)
+    start_ms = None if start is None else _parse_start(start, now_ms=time.time_ns() // 1_000_000)
     host, port = parse_broker(broker)
     store = Keystore(keystore)
     ids = device or store.ids()
@@ -72,7 +82,7 @@ def simulate(
     )
     outbox.parent.mkdir(parents=True, exist_ok=True)
     box = Outbox(outbox)
-    clock = SimClock.resuming(box, start_ms=now - ahead_ms, acceleration=accelerate)
+    clock = SimClock.resuming(box, start_ms=now - ahead_ms if start_ms is None else start_ms, acceleration=accelerate)
     passwords = {c.device_id: c.mqtt_password for c in credentials}
     tls = None
     if tls_ca is not None:
@@ -117,3 +127,21 @@ def simulate(
         f"{published.published} published, {published.rejected} refused by the broker, "
         f"{publisher.pending()} still queued{'' if drained else ' (broker unreachable: they go out on the next run)'}"
     )
+
+
+def _parse_start(text: str, *, now_ms: int) -> int:
+    """``--start`` in ms since the epoch; exits 2 on a time without an offset (whose instant would
+    depend on the machine's zone) or one in the future (the gateway would refuse its readings)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        typer.echo(f"error: --start {text!r} is not an ISO 8601 time", err=True)
+        raise typer.Exit(2) from None
+    if moment.tzinfo is None:
+        typer.echo(f"error: --start {text!r} has no UTC offset (add Z or +08:00)", err=True)
+        raise typer.Exit(2)
+    start_ms = int(moment.timestamp() * 1000)
+    if start_ms > now_ms:
+        typer.echo(f"error: --start {text!r} is in the future", err=True)
+        raise typer.Exit(2)
+    return start_ms

@@ -83,6 +83,13 @@ class Settings(BaseModel):
     )
     gateway_group: str = Field("assetproof-gateway", description="The shared-subscription group gateways join.")
     gateway_metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus port of the gateway.")
+    quarantine_budget_messages: int = Field(
+        1_000, ge=0, description="Quarantined messages stored per publishing device and window; past it, counted only."
+    )
+    quarantine_budget_bytes: int = Field(
+        4 * 1024 * 1024, ge=0, description="Quarantined bytes stored per publishing device and window."
+    )
+    quarantine_budget_window_s: int = Field(3_600, ge=1, description="The quarantine budget's window in seconds.")
     tariff: Path | None = Field(None, description="Tariff JSON file (default: the bundled HK tariff).")
     rpc: str = Field("http://127.0.0.1:8545", description="The chain's JSON-RPC URL.")
     deployment: Path = Field(

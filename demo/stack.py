@@ -102,6 +102,8 @@ class Snapshot:
     unanchored_readings: int
     coverage: dict[str, float]
     first_anchor_s: float | None
+    chained: int = 0
+    """Quarantined chained: genuine readings rejected for their content (signed, so not lost)."""
 
 
 @dataclass
@@ -121,6 +123,8 @@ class Summary:
     chain: str
     broker: str
     dashboard: str
+    chained: int = 0
+    """Of the quarantined, genuine readings rejected for their content (they count as signed)."""
 
     @property
     def ok(self) -> bool:
@@ -386,6 +390,7 @@ class DemoStack:
             quarantined: dict[str, int] = dict(
                 conn.execute(select(QUARANTINE.c.reason, func.count()).group_by(QUARANTINE.c.reason)).all()
             )
+            chained = int(conn.execute(select(func.count()).where(QUARANTINE.c.chained)).scalar_one())
             epochs = conn.execute(
                 select(
                     EPOCH.c.number,
@@ -444,11 +449,17 @@ class DemoStack:
             unanchored_readings=unanchored,
             coverage={a: (min(1.0, g / e) if e else 0.0) for a, (g, e) in sorted(coverage.items())},
             first_anchor_s=first_anchor,
+            chained=chained,
         )
 
     @property
     def _wall_started(self) -> float:
         return time.time() - (time.monotonic() - self.started)
+
+    @staticmethod
+    def _settled(snap: Snapshot) -> int:
+        """Signed readings the store accounts for: accepted, or rejected for content but chained."""
+        return snap.accepted + snap.chained
 
     def signed(self) -> int:
         return sum(state.seq for state in Outbox(self.home / "outbox.sqlite").device_states().values())
@@ -462,7 +473,8 @@ class DemoStack:
             self.publisher.wait_until_drained(timeout_s)
         signed = self.signed()
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.snapshot().accepted < signed and not self.failed():
+        # Every signed reading ends accepted or quarantined chained (the fleet's chained faults).
+        while time.monotonic() < deadline and self._settled(self.snapshot()) < signed and not self.failed():
             time.sleep(0.2)
         self._halt("gateway")
         deadline = time.monotonic() + max(timeout_s, self.options.epoch_seconds * 4)
@@ -475,7 +487,7 @@ class DemoStack:
             accepted=snap.accepted,
             quarantined=snap.quarantined,
             faults_injected=self.faults,
-            lost=max(0, signed - snap.accepted),
+            lost=max(0, signed - self._settled(snap)),
             epochs_anchored=snap.epochs_anchored,
             epochs_not_anchored=snap.epochs_closed - snap.epochs_anchored,
             unanchored_readings=snap.unanchored_readings,
@@ -485,6 +497,7 @@ class DemoStack:
             chain=self.chain_label,
             broker=self.broker_label,
             dashboard=self.dashboard_url,
+            chained=snap.chained,
         )
         (self.home / "summary.json").write_text(json.dumps(summary.to_json(), indent=1) + "\n")
         return summary

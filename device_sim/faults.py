@@ -1,9 +1,20 @@
 """Faulty messages, one per call, for testing that the gateway quarantines each kind of bad input.
 
-Every fault is built from a snapshot of a device's genuine chain (:class:`DeviceSnapshot`) and
-never advances it: after any fault, the device's next genuine reading is still accepted. Faults
-that must get past the decoder are properly signed and chained except for the one thing they
-break, so the gateway's reason is the expected one and not an earlier check.
+Every fault is built from a snapshot of a device's genuine chain (:class:`DeviceSnapshot`).
+Faults that must get past the decoder are properly signed and chained except for the one thing
+they break, so the gateway's reason is the expected one and not an earlier check.
+
+Two kinds:
+
+- Most faults never take a link of the chain (bad signature, replay, fork, junk, ...): the
+  gateway rejects them without advancing anything, and the device's next genuine reading still
+  follows its last one.
+- :data:`CHAINED` faults are "genuine but rejected": readings signed by the device and linked to
+  its chain (seq = last + 1, prev = hash of the last message) whose content is rejected
+  (implausible, clock skew either way). The gateway quarantines them *chained*: they advance the
+  device's chain, so the sender must advance too (:attr:`FaultMessage.seq` is set: the next
+  reading follows it, ``prev`` = ``chain_hash(payload)``), and they count as quarantined, never
+  as lost.
 
 Each fault is returned with the topic to publish it on, because two of them (``unknown_device``,
 ``topic_mismatch``) only make sense on a topic other than the device's own. With the broker's
@@ -32,7 +43,16 @@ from protocol.errors import AssetproofError
 from protocol.signing import DeviceKey
 from protocol.topics import telemetry_topic
 
-__all__ = ["BROKER_REFUSED", "EXPECTED_REASON", "FAULTS", "DeviceSnapshot", "FaultError", "FaultMessage", "make_fault"]
+__all__ = [
+    "BROKER_REFUSED",
+    "CHAINED",
+    "EXPECTED_REASON",
+    "FAULTS",
+    "DeviceSnapshot",
+    "FaultError",
+    "FaultMessage",
+    "make_fault",
+]
 
 HOUR_MS: Final = 3_600_000
 
@@ -53,7 +73,7 @@ class DeviceSnapshot:
     prev: bytes
     """The ``prev`` its next genuine reading will carry (hash of the last message)."""
     ts_ms: int
-    """A device time for the faulty reading, no earlier than the last reading's."""
+    """A device time for the faulty reading, no earlier than the last accepted reading's."""
     window_s: int
     metrics: Mapping[str, int]
     """Plausible metrics for one reading of this device (its last reading's, say)."""
@@ -67,6 +87,14 @@ class FaultMessage:
     fault: str
     topic: str
     payload: bytes = field(repr=False)
+    seq: int | None = None
+    """Set for a :data:`CHAINED` fault: the seq it takes in the device's chain. The sender's
+    next reading must carry ``seq + 1`` and ``prev = chain_hash(payload)``."""
+
+    @property
+    def advances(self) -> bool:
+        """Whether the device's chain moves on to this message."""
+        return self.seq is not None
 
 
 def _canonical(obj: Any) -> bytes:
@@ -94,6 +122,11 @@ def _signed(s: DeviceSnapshot, **changes: Any) -> bytes:
 
 def _message(name: str, s: DeviceSnapshot, payload: bytes) -> FaultMessage:
     return FaultMessage(name, telemetry_topic(s.device_id), payload)
+
+
+def _chained(name: str, s: DeviceSnapshot, **changes: Any) -> FaultMessage:
+    """The device's next link, signed, with ``changes`` that make the gateway reject its content."""
+    return FaultMessage(name, telemetry_topic(s.device_id), _signed(s, **changes), s.seq + 1)
 
 
 def _rewrite(raw: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
@@ -188,19 +221,25 @@ def unsupported_alg(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
 
 
 def clock_skew(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
-    """The next reading stamped an hour ahead of the gateway's clock."""
+    """CHAINED: the next reading stamped an hour ahead of the gateway's clock (so its bytes
+    depend on the wall clock, and so do the device's later readings, which link to it)."""
     now = s.ts_ms if s.now_ms is None else max(s.ts_ms, s.now_ms)
-    return _message("clock_skew", s, _signed(s, ts_ms=now + HOUR_MS + rng.randrange(60_000)))
+    return _chained("clock_skew", s, ts_ms=now + HOUR_MS + rng.randrange(60_000))
+
+
+def clock_skew_past(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """CHAINED: the next reading stamped a window or more before the last reading."""
+    return _chained("clock_skew_past", s, ts_ms=max(0, s.ts_ms - s.window_s * 1000 - 1 - rng.randrange(60_000)))
 
 
 def implausible(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
-    """The next reading claiming 100 times the energy the device's rating allows."""
+    """CHAINED: the next reading claiming 100 times the energy the device's rating allows."""
     rated_w = int(s.rating.get("rated_power_w", 10_000))
     metrics = dict(s.metrics)
     metrics["energy_wh"] = rated_w * s.window_s * 100 // 3600 + 1
     if "grid_wh" in metrics:  # keep the charger's own balance consistent: only the size is wrong
         metrics["grid_wh"] = max(metrics["grid_wh"], metrics["energy_wh"])
-    return _message("implausible", s, _signed(s, metrics=metrics))
+    return _chained("implausible", s, metrics=metrics)
 
 
 Fault = Callable[[DeviceSnapshot, random.Random], FaultMessage]
@@ -219,6 +258,7 @@ FAULTS: Final[Mapping[str, Fault]] = MappingProxyType(
         "oversized": oversized,
         "unsupported_alg": unsupported_alg,
         "clock_skew": clock_skew,
+        "clock_skew_past": clock_skew_past,
         "implausible": implausible,
     }
 )
@@ -237,9 +277,14 @@ EXPECTED_REASON: Final[Mapping[str, str]] = MappingProxyType(
         "oversized": "oversized",
         "unsupported_alg": "unsupported_alg",
         "clock_skew": "clock_skew",
+        "clock_skew_past": "clock_skew",
         "implausible": "implausible",
     }
 )
+
+CHAINED: Final = frozenset({"clock_skew", "clock_skew_past", "implausible"})
+"""Genuine but rejected: signed and linked, so they advance the device's chain (see the module
+docstring); the gateway quarantines them ``chained``."""
 
 BROKER_REFUSED: Final = frozenset({"unknown_device", "topic_mismatch"})
 """Faults a broker with per-device ACLs refuses before they reach the gateway."""

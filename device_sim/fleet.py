@@ -5,7 +5,8 @@ Time: each device reports one reading per ``window_s`` of *simulated* time. Wind
 of multiples of ``window_s`` (UTC), and a reading's ``ts_ms`` is the end of its window. Readings
 are therefore a function of (fleet seed, device id, window start) only, not of when the wall
 clock happened to wake the runner: a seeded fleet produces the same bytes every run (injected
-``clock_skew`` faults excepted: they must be ahead of the gateway's wall clock).
+``clock_skew`` faults excepted: they must be ahead of the gateway's wall clock; being chained,
+so are the later readings of their device, which link to them).
 
 An accelerated clock runs ahead of the wall clock; the gateway refuses readings more than five
 minutes in the future (``clock_skew``), so an accelerated run should start in the past
@@ -35,7 +36,7 @@ from device_sim.models import DeviceModel, build_model
 from device_sim.outbox import ChainState, Outbox, OutboxMessage
 from device_sim.publisher import Publisher
 from protocol.cashflow import Tariff
-from protocol.envelope import GENESIS_PREV, Body, DeviceKind, sign_body
+from protocol.envelope import GENESIS_PREV, Body, DeviceKind, chain_hash, sign_body
 from protocol.errors import AssetproofError
 from protocol.signing import DeviceKey
 from protocol.topics import telemetry_topic
@@ -115,7 +116,10 @@ def device_seed(fleet_seed: int, device_id: str) -> int:
 @dataclass(slots=True)
 class FleetStats:
     readings: int = 0
+    """Genuine readings signed (chained faults not included)."""
     faults: Counter[str] = field(default_factory=Counter)
+    chained: int = 0
+    """Of the faults, those that took a link of their device's chain (``faults.CHAINED``)."""
     skipped_windows: int = 0
 
 
@@ -134,7 +138,8 @@ class FleetRunner:
     """Runs ``devices`` on ``clock``; see the module docstring.
 
     ``fault_rate`` is the probability, per genuine reading, of also queueing one faulty message
-    (of a kind drawn from ``faults``, all by default) right after it. ``max_backlog_windows``
+    (of a kind drawn from ``faults``, all by default) right after it; a chained fault
+    (``faults.CHAINED``) takes the device's next link, and its chain goes on from it. ``max_backlog_windows``
     bounds catching up: a device further behind than that (a runner stopped for a simulated day)
     skips ahead, leaving a gap in time but never in its seq. ``publisher``, if given, is only
     woken after each batch; starting and stopping it is the caller's business.
@@ -273,7 +278,24 @@ class FleetRunner:
             if rng.random() < self.fault_rate:
                 name = rng.choice(self._faults)
                 fault = make_fault(name, self._snapshot(live, now_ms=int(time.time() * 1000)), rng)
-                out.append(OutboxMessage(live.device.id, fault.topic, fault.payload))
+                if fault.seq is None:
+                    out.append(OutboxMessage(live.device.id, fault.topic, fault.payload))
+                else:
+                    # Genuine but rejected: it takes the next link, and the chain goes on from it
+                    # (same model state and window: the next genuine reading is unchanged but
+                    # for its seq and prev).
+                    out.append(
+                        OutboxMessage(
+                            live.device.id,
+                            fault.topic,
+                            fault.payload,
+                            fault.seq,
+                            live.prev,
+                            {"model": live.model.state_json(), "next_ms": live.next_start_ms},
+                        )
+                    )
+                    live.seq, live.prev = fault.seq, chain_hash(fault.payload)
+                    stats.chained += 1
                 stats.faults[name] += 1
         return out
 

@@ -105,6 +105,7 @@ class AmqttBroker(LocalBroker):
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 env=env,
+                start_new_session=True,  # Ctrl-C reaches only our process, which drains, then stops it
             )
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout_s

@@ -201,8 +201,12 @@ class Mosquitto(LocalBroker):
         if binary is None:
             raise BrokerError("mosquitto is not installed (Debian: apt-get install mosquitto)")
         self.write_config()
+        # Its own session: a terminal's Ctrl-C reaches only our process, which drains, then stops it.
         self.process = subprocess.Popen(  # noqa: S603 (our own binary and config)
-            [binary, "-c", str(self.config_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [binary, "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -39,7 +39,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from config.mqtt_tls import TLSFiles, client_context
 from gateway import metrics
-from gateway.batch import BatchProcessor, BatchResult, Incoming
+from gateway.batch import BatchProcessor, BatchResult, Incoming, QuarantineBudget
 from gateway.tariff import record_tariff
 from protocol.cashflow import Tariff
 from protocol.topics import SUBSCRIPTION, shared_subscription
@@ -80,6 +80,7 @@ class GatewayConfig:
     queue_size: int = 4000
     hold_ms: int = 30_000
     max_future_skew_ms: int = 300_000
+    quarantine_budget: QuarantineBudget = field(default_factory=QuarantineBudget)
     sweep_interval_s: float = 1.0
     drain_quiet_s: float = 0.3
     migrate: bool = True
@@ -102,6 +103,7 @@ class GatewayStats:
     duplicates: int = 0
     held: int = 0
     quarantined: int = 0
+    dropped: int = 0
     batches: int = 0
 
     def add(self, result: BatchResult, *, batch: bool = True) -> None:
@@ -116,6 +118,9 @@ class GatewayStats:
         for reason, n in result.quarantined.items():
             metrics.MESSAGES.labels("quarantined").inc(n)
             metrics.QUARANTINED.labels(reason).inc(n)
+        self.dropped += sum(result.dropped.values())
+        for n in result.dropped.values():
+            metrics.MESSAGES.labels("dropped").inc(n)  # over the publisher's quarantine budget
 
 
 class Gateway:
@@ -141,6 +146,7 @@ class Gateway:
             clock_ms=clock_ms,
             hold_ms=config.hold_ms,
             max_future_skew_ms=config.max_future_skew_ms,
+            budget=config.quarantine_budget,
         )
         self.client = self._make_client()
 

@@ -6,7 +6,7 @@ under ``/v1/export/``)::
     epoch-000003/checkpoint.json   an :class:`EpochCheckpoint` (JSON)
     epoch-000003/metadata.json     the epoch metadata's exact RFC 8785 bytes
     epoch-000003/leaves            the epoch's messages in log order, one per line
-    epoch-000003/quarantine.json   {"digests": [hex SHA-256 of each quarantined payload]}
+    epoch-000003/quarantine.json   a :class:`QuarantineExport`: {"digests": [...], "messages": [...]}
 
 A canonical (RFC 8785) message never contains a raw newline byte (JSON escapes control
 characters in strings), so a line of ``leaves`` is exactly one leaf's bytes.
@@ -18,17 +18,22 @@ the anchored one shows the leaves are the log's.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Any, Final
 
 from protocol._strict import require_int, require_object
+from protocol.envelope import validate_device_id
 from protocol.errors import VerificationError
 
 __all__ = [
     "EXPORT_FILES",
     "EpochCheckpoint",
     "ExportFormatError",
+    "QuarantineExport",
+    "QuarantineMessage",
     "epoch_dir_name",
     "quarantine_digests",
     "split_leaves",
@@ -132,7 +137,123 @@ def split_leaves(data: bytes) -> list[bytes]:
     return data[:-1].split(b"\n")
 
 
+_MESSAGE_KEYS: Final = frozenset({"digest", "reason", "chained", "publisher", "device", "seq", "raw_size", "raw"})
+_REASON = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantineMessage:
+    """One quarantined message of ``quarantine.json``: what the operator says about it. Nothing
+    here is checked against anything but its own shape; an auditor checks ``raw`` against
+    ``digest`` (when ``complete``) and, for a ``chained`` one, its signature and links."""
+
+    digest: bytes
+    """SHA-256 of the whole payload as received (the quarantine root's leaf)."""
+    reason: str
+    chained: bool
+    """Signed by the device's key and linked into its chain, which it advanced."""
+    publisher: str | None
+    """The device whose topic carried it (the broker login that sent it); None: no device topic."""
+    device: str | None
+    """The device its body names, when it decoded."""
+    seq: int | None
+    raw_size: int
+    """The payload's whole size."""
+    raw: bytes
+    """The stored bytes: the whole payload when ``complete``, else its first bytes."""
+
+    @property
+    def complete(self) -> bool:
+        return len(self.raw) == self.raw_size
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest.hex(),
+            "reason": self.reason,
+            "chained": self.chained,
+            "publisher": self.publisher,
+            "device": self.device,
+            "seq": self.seq,
+            "raw_size": self.raw_size,
+            "raw": base64.b64encode(self.raw).decode("ascii"),
+        }
+
+    @classmethod
+    def from_json(cls, obj: object, path: str = "message") -> QuarantineMessage:
+        top = require_object(obj, _MESSAGE_KEYS, path, error=_error)
+        digest = _hashes([top["digest"]], f"{path}.digest")[0]
+        if not isinstance(top["reason"], str) or not _REASON.fullmatch(top["reason"]):
+            raise ExportFormatError(f"{path}.reason must be a reason name (lowercase, digits, _)")
+        if type(top["chained"]) is not bool:
+            raise ExportFormatError(f"{path}.chained must be true or false")
+        ids: dict[str, str | None] = {}
+        for name in ("publisher", "device"):
+            value = top[name]
+            if value is not None:
+                if not isinstance(value, str):
+                    raise ExportFormatError(f"{path}.{name} must be a device id or null")
+                try:
+                    validate_device_id(value, field_name=f"{path}.{name}")
+                except VerificationError as exc:
+                    raise ExportFormatError(str(exc)) from None
+            ids[name] = value
+        seq = None if top["seq"] is None else require_int(top, "seq", path, error=_error, minimum=1)
+        raw_size = require_int(top, "raw_size", path, error=_error)
+        if not isinstance(top["raw"], str) or not _BASE64.fullmatch(top["raw"]):
+            raise ExportFormatError(f"{path}.raw must be standard base64")
+        try:
+            raw = base64.b64decode(top["raw"], validate=True)
+        except binascii.Error:
+            raise ExportFormatError(f"{path}.raw is not valid base64") from None
+        if len(raw) > raw_size:
+            raise ExportFormatError(f"{path}.raw holds {len(raw)} bytes, more than raw_size {raw_size}")
+        if top["chained"] and (seq is None or ids["device"] is None or ids["publisher"] != ids["device"]):
+            raise ExportFormatError(f"{path}: a chained message names its device (as publisher too) and seq")
+        return cls(
+            digest=digest,
+            reason=top["reason"],
+            chained=top["chained"],
+            publisher=ids["publisher"],
+            device=ids["device"],
+            seq=seq,
+            raw_size=raw_size,
+            raw=raw,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantineExport:
+    """``quarantine.json``: the digests the epoch's quarantine root is computed over, in order,
+    and ``messages[i]`` describing ``digests[i]``. An export from before messages were exported
+    has none (an empty tuple)."""
+
+    digests: tuple[bytes, ...]
+    messages: tuple[QuarantineMessage, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digests": [d.hex() for d in self.digests], "messages": [m.to_json() for m in self.messages]}
+
+    @classmethod
+    def from_json(cls, obj: object) -> QuarantineExport:
+        if isinstance(obj, dict) and "messages" not in obj:
+            top = require_object(obj, {"digests"}, "quarantine", error=_error)
+            return cls(digests=_hashes(top["digests"], "quarantine.digests"))
+        top = require_object(obj, {"digests", "messages"}, "quarantine", error=_error)
+        digests = _hashes(top["digests"], "quarantine.digests")
+        if not isinstance(top["messages"], list):
+            raise ExportFormatError("quarantine.messages must be a list")
+        messages = tuple(
+            QuarantineMessage.from_json(m, f"quarantine.messages[{i}]") for i, m in enumerate(top["messages"])
+        )
+        if len(messages) != len(digests):
+            raise ExportFormatError(f"quarantine lists {len(digests)} digests but {len(messages)} messages")
+        for i, (digest, message) in enumerate(zip(digests, messages, strict=True)):
+            if message.digest != digest:
+                raise ExportFormatError(f"quarantine.messages[{i}].digest differs from digests[{i}]")
+        return cls(digests=digests, messages=messages)
+
+
 def quarantine_digests(obj: object) -> list[bytes]:
-    """The digests listed in ``quarantine.json``."""
-    top = require_object(obj, {"digests"}, "quarantine", error=_error)
-    return list(_hashes(top["digests"], "quarantine.digests"))
+    """The digests listed in ``quarantine.json`` (either form: see :class:`QuarantineExport`)."""
+    return list(QuarantineExport.from_json(obj).digests)

@@ -6,16 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import BigInteger, Engine, cast, func, insert, select, update
 
 from protocol.envelope import GENESIS_PREV
 from protocol.errors import AssetproofError
-from store.tables import Asset, Device, DeviceKey, DeviceState
+from store.tables import Asset, Device, DeviceKey, DeviceState, QuarantineDropped
 
 ASSET = Asset.__table__  # type: ignore[attr-defined]
 DEVICE = Device.__table__  # type: ignore[attr-defined]
 KEY = DeviceKey.__table__  # type: ignore[attr-defined]
 STATE = DeviceState.__table__  # type: ignore[attr-defined]
+DROPPED = QuarantineDropped.__table__  # type: ignore[attr-defined]
 
 
 class RegistryError(AssetproofError):
@@ -103,21 +104,49 @@ def revoke_device(engine: Engine, *, device_id: str, now_ms: int) -> None:
         _end_current_key(conn, device_id=device_id, now_ms=now_ms, ended_by="revoked")
 
 
+def _rotate(conn: Any, *, device_id: str, alg: str, public_key: bytes, now_ms: int, new_chain: bool) -> None:
+    status = conn.execute(select(DEVICE.c.status).where(DEVICE.c.id == device_id)).scalar()
+    if status is None:
+        raise RegistryError(f"unknown device {device_id!r}")
+    if status != "active":
+        raise RegistryError(f"device {device_id!r} is {status}: only active devices rotate keys")
+    _end_current_key(conn, device_id=device_id, now_ms=now_ms, ended_by="rotated")
+    conn.execute(
+        insert(KEY).values(
+            device_id=device_id, alg=alg, public_key=public_key, valid_from_ms=now_ms, new_chain=new_chain
+        )
+    )
+    conn.execute(update(DEVICE).where(DEVICE.c.id == device_id).values(alg=alg, public_key=public_key))
+
+
 def rotate_key(engine: Engine, *, device_id: str, alg: str, public_key: bytes, now_ms: int) -> None:
-    """Give an active device a new key; the old one stops being accepted now."""
+    """Give an active device a new key; the old one stops being accepted now. The device's chain
+    goes on: the new key signs the next seq, linked to the last message."""
     with engine.begin() as conn:
-        status = conn.execute(select(DEVICE.c.status).where(DEVICE.c.id == device_id)).scalar()
-        if status is None:
-            raise RegistryError(f"unknown device {device_id!r}")
-        if status != "active":
-            raise RegistryError(f"device {device_id!r} is {status}: only active devices rotate keys")
-        _end_current_key(conn, device_id=device_id, now_ms=now_ms, ended_by="rotated")
-        conn.execute(insert(KEY).values(device_id=device_id, alg=alg, public_key=public_key, valid_from_ms=now_ms))
-        conn.execute(update(DEVICE).where(DEVICE.c.id == device_id).values(alg=alg, public_key=public_key))
+        _rotate(conn, device_id=device_id, alg=alg, public_key=public_key, now_ms=now_ms, new_chain=False)
+
+
+def resync_device(engine: Engine, *, device_id: str, alg: str, public_key: bytes, now_ms: int) -> int:
+    """Resynchronise a device that lost its chain state (seq counter and last hash): a key
+    rotation whose new key may start a new chain. The gateway then accepts, once, the new key's
+    reading with ``prev`` = 32 zero bytes and any ``seq`` above the head (a reading linked to
+    the head as usual is accepted too); nothing else starts a chain. Returns the head's seq."""
+    with engine.begin() as conn:
+        _rotate(conn, device_id=device_id, alg=alg, public_key=public_key, now_ms=now_ms, new_chain=True)
+        conn.execute(update(STATE).where(STATE.c.device_id == device_id).values(resync_pending=True))
+        return int(conn.execute(select(STATE.c.last_seq).where(STATE.c.device_id == device_id)).scalar_one())
 
 
 def list_devices(engine: Engine, *, asset: str | None = None) -> list[dict[str, Any]]:
-    """Devices with their chain heads, for ``assetproof devices list`` and the API."""
+    """Devices with their chain heads, for ``assetproof devices list`` and the API: readings,
+    quarantined (stored), rejected (of those, chained) and dropped (over the quarantine budget:
+    counted, not stored)."""
+    dropped = (
+        # cast: PostgreSQL sums BIGINT as NUMERIC (a Decimal in Python)
+        select(DROPPED.c.device_id, cast(func.sum(DROPPED.c.messages), BigInteger).label("dropped"))
+        .group_by(DROPPED.c.device_id)
+        .subquery()
+    )
     query = (
         select(
             DEVICE.c.id,
@@ -134,8 +163,11 @@ def list_devices(engine: Engine, *, asset: str | None = None) -> list[dict[str, 
             STATE.c.readings,
             STATE.c.quarantined,
             STATE.c.duplicates,
+            STATE.c.rejected,
+            func.coalesce(dropped.c.dropped, 0).label("dropped"),
         )
         .join(STATE, STATE.c.device_id == DEVICE.c.id)
+        .outerjoin(dropped, dropped.c.device_id == DEVICE.c.id)
         .order_by(DEVICE.c.id)
     )
     if asset is not None:

@@ -9,11 +9,11 @@ transaction is serialised by ``BEGIN IMMEDIATE``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, select, tuple_
+from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from store.tables import (
@@ -21,6 +21,8 @@ from store.tables import (
     DeviceState,
     HeldReading,
     Quarantine,
+    QuarantineDropped,
+    QuarantineWindow,
     Reading,
 )
 
@@ -29,6 +31,8 @@ STATE = DeviceState.__table__  # type: ignore[attr-defined]
 READING = Reading.__table__  # type: ignore[attr-defined]
 HELD = HeldReading.__table__  # type: ignore[attr-defined]
 QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
+WINDOW = QuarantineWindow.__table__  # type: ignore[attr-defined]
+DROPPED = QuarantineDropped.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +49,9 @@ class DeviceInfo:
 
 @dataclass(slots=True)
 class ChainHead:
-    """A device's accepted chain head, updated in memory while a batch is classified, with the
-    device's status and key as they are in this transaction."""
+    """A device's chain head (its last accepted or chained-rejected message), updated in memory
+    while a batch is classified, with the device's status and key as they are in this
+    transaction."""
 
     device_id: str
     status: str
@@ -59,6 +64,8 @@ class ChainHead:
     readings: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    rejected: int = 0
+    resync_pending: bool = False
     dirty: bool = False
 
 
@@ -71,6 +78,18 @@ class BatchWrites:
     held: list[dict[str, Any]] = field(default_factory=list)
     released: list[tuple[str, int]] = field(default_factory=list)
     hourly: dict[tuple[str, int, str], dict[str, Any]] = field(default_factory=dict)
+    window_ms: int = 0
+    """The quarantine budget window ``usage`` belongs to."""
+    usage: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per publisher: (messages, bytes) quarantined in the window, after this batch."""
+    dropped: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    """Per (publisher, reason): [count, bytes, last received_ms] the budget did not store."""
+
+    def add_dropped(self, *, publisher: str, reason: str, size: int, received_ms: int) -> None:
+        tally = self.dropped.setdefault((publisher, reason), [0, 0, received_ms])
+        tally[0] += 1
+        tally[1] += size
+        tally[2] = max(tally[2], received_ms)
 
     def add_hourly(self, *, device_id: str, asset: str, hour_ms: int, tariff_id: str, **sums: int) -> None:
         key = (device_id, hour_ms, tariff_id)
@@ -136,18 +155,62 @@ def lock_heads(conn: Connection, ids: Iterable[str]) -> dict[str, ChainHead]:
             r.readings,
             r.quarantined,
             r.duplicates,
+            r.rejected,
+            bool(r.resync_pending),
         )
         for r in conn.execute(query)
     }
 
 
 def stored_raw(conn: Connection, *, device_id: str, seq: int) -> bytes | None:
-    """The raw bytes of the stored reading ``(device_id, seq)``, or of the held one."""
+    """The raw bytes of the stored reading ``(device_id, seq)``, of the held one, or of the
+    chained rejection that took that link."""
     for table in (READING, HELD):
         raw = conn.execute(select(table.c.raw).where(and_(table.c.device_id == device_id, table.c.seq == seq))).scalar()
         if raw is not None:
             return bytes(raw)
-    return None
+    raw = conn.execute(
+        select(QUARANTINE.c.raw).where(
+            QUARANTINE.c.device_id == device_id, QUARANTINE.c.seq == seq, QUARANTINE.c.chained
+        )
+    ).scalar()
+    return None if raw is None else bytes(raw)
+
+
+def lock_quarantine_usage(conn: Connection, publishers: Iterable[str], *, window_ms: int) -> dict[str, tuple[int, int]]:
+    """Per publisher (``''`` for a topic naming no device): (messages, bytes) quarantined in the
+    budget window starting at ``window_ms``. On PostgreSQL the rows are created if missing and
+    locked in publisher order (after the chain heads, which every worker locks first), so
+    workers sharing a publisher decide its budget one after the other."""
+    wanted = sorted(set(publishers))
+    if not wanted:
+        return {}
+    if conn.dialect.name == "postgresql":
+        _insert_ignoring_conflicts(
+            conn, WINDOW, [{"device_id": p, "window_ms": window_ms, "messages": 0, "bytes": 0} for p in wanted]
+        )
+    query = (
+        select(WINDOW.c.device_id, WINDOW.c.messages, WINDOW.c.bytes)
+        .where(WINDOW.c.window_ms == window_ms, WINDOW.c.device_id.in_(wanted))
+        .order_by(WINDOW.c.device_id)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {r.device_id: (r.messages, r.bytes) for r in conn.execute(query)}
+
+
+def prune_quarantine_windows(conn: Connection, *, before_ms: int) -> None:
+    """Forget every publisher's quarantine budget windows that started before ``before_ms``."""
+    conn.execute(delete(WINDOW).where(WINDOW.c.window_ms < before_ms))
+
+
+def quarantine_dropped(conn: Connection, *, device_id: str | None = None) -> list[Any]:
+    """What the quarantine budget counted but did not store: (device_id, reason, messages, bytes,
+    last_ms) rows, per publishing device and reason."""
+    query = select(DROPPED).order_by(DROPPED.c.device_id, DROPPED.c.reason)
+    if device_id is not None:
+        query = query.where(DROPPED.c.device_id == device_id)
+    return list(conn.execute(query))
 
 
 def held_successors(conn: Connection, heads: Sequence[ChainHead]) -> list[Any]:
@@ -189,7 +252,17 @@ _ROW_COLUMNS = (  # from each reading's row; stored_ms is the batch's commit tim
     "received_ms",
 )
 _READING_COLUMNS = (*_ROW_COLUMNS, "stored_ms")
-_STATE_COLUMNS = ("last_seq", "last_hash", "last_ts_ms", "last_seen_ms", "readings", "quarantined", "duplicates")
+_STATE_COLUMNS = (
+    "last_seq",
+    "last_hash",
+    "last_ts_ms",
+    "last_seen_ms",
+    "readings",
+    "quarantined",
+    "duplicates",
+    "rejected",
+    "resync_pending",
+)
 _SUMMED = ("readings", "energy_wh", "revenue", "cost", "online_s", "active_s")
 _HOURLY_COLUMNS = ("device_id", "hour_ms", "tariff_id", "asset", *_SUMMED)
 
@@ -216,8 +289,8 @@ _SQL = {name: _statements(name) for name in ("sqlite", "postgresql")}
 
 
 def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead], *, stored_ms: int) -> None:
-    """Apply a classified batch: readings (stamped ``stored_ms``, the commit time), quarantine,
-    held changes, chain heads, hourly sums."""
+    """Apply a classified batch: readings (stamped ``stored_ms``, the commit time), quarantine
+    and its budget's tallies, held changes, chain heads, hourly sums."""
     reading_sql, state_sql, hourly_sql = _SQL[conn.dialect.name]
     if writes.readings:
         conn.exec_driver_sql(
@@ -232,12 +305,27 @@ def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead
         )
     if writes.quarantine:
         conn.execute(insert(QUARANTINE), writes.quarantine)
+    if writes.usage:
+        _write_usage(conn, writes)
+    if writes.dropped:
+        _write_dropped(conn, writes)
     if writes.released:
         conn.execute(delete(HELD).where(tuple_(HELD.c.device_id, HELD.c.seq).in_(writes.released)))
     if writes.held:
         _insert_ignoring_conflicts(conn, HELD, writes.held)
     changed = [
-        (h.last_seq, h.last_hash, h.last_ts_ms, h.last_seen_ms, h.readings, h.quarantined, h.duplicates, h.device_id)
+        (
+            h.last_seq,
+            h.last_hash,
+            h.last_ts_ms,
+            h.last_seen_ms,
+            h.readings,
+            h.quarantined,
+            h.duplicates,
+            h.rejected,
+            h.resync_pending,
+            h.device_id,
+        )
         for h in heads
         if h.dirty
     ]
@@ -245,3 +333,55 @@ def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead
         conn.exec_driver_sql(state_sql, changed)
     if writes.hourly:
         conn.exec_driver_sql(hourly_sql, [tuple(row[c] for c in _HOURLY_COLUMNS) for row in writes.hourly.values()])
+
+
+def _upsert(
+    conn: Connection,
+    table: Any,
+    rows: list[dict[str, Any]],
+    *,
+    keys: tuple[str, ...],
+    set_: Callable[[Any], dict[str, Any]],
+) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=set_(stmt.excluded)), rows)
+
+
+def _write_usage(conn: Connection, writes: BatchWrites) -> None:
+    """The window's new totals (absolute: the rows were locked, or the transaction is SQLite's
+    only writer), and the publishers' older windows removed: one live row per publisher."""
+    rows = [
+        {"device_id": p, "window_ms": writes.window_ms, "messages": n, "bytes": size}
+        for p, (n, size) in sorted(writes.usage.items())
+    ]
+    _upsert(
+        conn,
+        WINDOW,
+        rows,
+        keys=("device_id", "window_ms"),
+        set_=lambda new: {"messages": new.messages, "bytes": new.bytes},
+    )
+    conn.execute(
+        delete(WINDOW).where(WINDOW.c.device_id.in_(sorted(writes.usage)), WINDOW.c.window_ms < writes.window_ms)
+    )
+
+
+def _write_dropped(conn: Connection, writes: BatchWrites) -> None:
+    rows = [
+        {"device_id": p, "reason": reason, "messages": n, "bytes": size, "last_ms": last}
+        for (p, reason), (n, size, last) in sorted(writes.dropped.items())
+    ]
+    _upsert(
+        conn,
+        DROPPED,
+        rows,
+        keys=("device_id", "reason"),
+        set_=lambda new: {
+            "messages": DROPPED.c.messages + new.messages,
+            "bytes": DROPPED.c.bytes + new.bytes,
+            "last_ms": func.max(DROPPED.c.last_ms, new.last_ms)
+            if conn.dialect.name == "sqlite"
+            else func.greatest(DROPPED.c.last_ms, new.last_ms),
+        },
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, LargeBinary, false, text
 from sqlmodel import Field, SQLModel
 
 # SQLite assigns ids only to INTEGER PRIMARY KEY (the rowid); BIGINT elsewhere.
@@ -46,10 +46,17 @@ class DeviceKey(SQLModel, table=True):
     valid_from_ms: int = Field(sa_type=BigInteger)
     valid_until_ms: int | None = Field(default=None, sa_type=BigInteger)
     ended_by: str | None = Field(default=None, max_length=16, description="rotated or revoked")
+    new_chain: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=false()),
+        description="issued by a resynchronisation: the key's first reading starts a new chain",
+    )
 
 
 class DeviceState(SQLModel, table=True):
-    """The head of each device's hash chain as the gateway has accepted it."""
+    """The head of each device's hash chain as the gateway has followed it: ``last_seq`` and
+    ``last_hash`` include chained rejections (readings signed and linked but rejected for their
+    content), ``last_ts_ms`` only accepted readings."""
 
     __tablename__ = "device_state"
 
@@ -61,6 +68,12 @@ class DeviceState(SQLModel, table=True):
     readings: int = Field(default=0, sa_type=BigInteger)
     quarantined: int = Field(default=0, sa_type=BigInteger)
     duplicates: int = Field(default=0, sa_type=BigInteger)
+    rejected: int = Field(default=0, sa_type=BigInteger, description="chained rejections")
+    resync_pending: bool = Field(
+        default=False,
+        sa_column=Column(Boolean, nullable=False, server_default=false()),
+        description="set by a resynchronisation until the device's new chain starts",
+    )
 
 
 class Reading(SQLModel, table=True):
@@ -112,7 +125,24 @@ class HeldReading(SQLModel, table=True):
 
 class Quarantine(SQLModel, table=True):
     """A message that was not accepted, with why. ``raw`` keeps at most the first
-    ``QUARANTINE_RAW_LIMIT`` bytes; ``raw_size`` and ``raw_sha256`` describe the whole."""
+    ``QUARANTINE_RAW_LIMIT`` bytes; ``raw_size`` and ``raw_sha256`` describe the whole.
+
+    ``device_id`` is the device whose topic carried the message (the broker login that published
+    it; NULL only for a topic that names no device), ``body_device`` the device its body names
+    (when it decoded). ``chained``: signed by the device's current key and linked to its chain
+    head, so it advanced the chain although its content was rejected; never in cash flow, never
+    a Merkle leaf, never dropped by the quarantine budget."""
+
+    __table_args__ = (
+        Index(
+            "ix_quarantine_chained_link",
+            "device_id",
+            "seq",
+            unique=True,
+            sqlite_where=text("chained"),
+            postgresql_where=text("chained"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
     received_ms: int = Field(sa_type=BigInteger, index=True)
@@ -125,6 +155,33 @@ class Quarantine(SQLModel, table=True):
     raw_size: int
     raw_sha256: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     epoch: int | None = Field(default=None, sa_type=BigInteger, index=True)
+    body_device: str | None = Field(default=None, max_length=63)
+    chained: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+
+
+class QuarantineWindow(SQLModel, table=True):
+    """Per publishing device (``''``: a topic naming no device) and budget window: the
+    quarantined messages stored, for the per-device quarantine budget. Old windows are pruned."""
+
+    __tablename__ = "quarantine_window"
+
+    device_id: str = Field(primary_key=True, max_length=63)
+    window_ms: int = Field(primary_key=True, sa_type=BigInteger)
+    messages: int = Field(default=0, sa_type=BigInteger)
+    bytes: int = Field(default=0, sa_type=BigInteger, description="raw bytes stored")
+
+
+class QuarantineDropped(SQLModel, table=True):
+    """Per publishing device and reason: messages the quarantine budget counted but did not
+    store (their device was over its budget)."""
+
+    __tablename__ = "quarantine_dropped"
+
+    device_id: str = Field(primary_key=True, max_length=63)
+    reason: str = Field(primary_key=True, max_length=32)
+    messages: int = Field(default=0, sa_type=BigInteger)
+    bytes: int = Field(default=0, sa_type=BigInteger, description="their whole sizes")
+    last_ms: int = Field(sa_type=BigInteger, description="when the last one arrived")
 
 
 class CashflowHourly(SQLModel, table=True):

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -66,3 +67,53 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     engine.dispose()
     yield url
     drop_pg_database(admin, url)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A writer engine on ``db_url``'s database."""
+    engine = make_engine(db_url)
+    yield engine
+    engine.dispose()
+
+
+_TRAVELLER: pytest.StashKey[Any] = pytest.StashKey()
+
+
+# --- a fake wall clock for the whole session ------------------------------------------------------
+# ``--fake-now=2026-06-15T23:59:50Z`` moves this process's wall clock (time.time, datetime.now, ...)
+# to that instant for the session, ticking on from there, so a test whose result depends on the
+# hour or the date fails here on purpose rather than in CI at some hour. Monotonic clocks and the
+# processes the tests start (brokers, gateways, anvil) keep the real time: tests/test_any_hour.py
+# runs only modules whose clock-dependent parts live in this process.
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--fake-now", default=None, help="ISO 8601 instant with offset: travel the wall clock there.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    fake = config.getoption("--fake-now")
+    if fake is None:
+        return
+    from datetime import datetime
+
+    import time_machine
+
+    moment = datetime.fromisoformat(fake.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise pytest.UsageError(f"--fake-now {fake!r} needs a UTC offset (Z or +08:00)")
+    traveller = time_machine.travel(moment, tick=True)
+    traveller.start()
+    config.stash[_TRAVELLER] = traveller
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    traveller = config.stash.get(_TRAVELLER, None)
+    if traveller is not None:
+        traveller.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    fake = config.getoption("--fake-now")
+    return None if fake is None else f"fake wall clock from {fake}"

@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.context import Ctx
+from api.models import DEPLOYMENT_UNREADABLE
 from api.routes import PREFIX
 
 router = APIRouter(prefix=PREFIX, tags=["epochs and checkpoints"])
@@ -48,7 +49,12 @@ class ChainInfo(BaseModel):
     signatures: dict[str, str] = Field(description="The Solidity signature each selector is the Keccak of.")
 
 
-@router.get("/chain", summary="Where to check anchored checkpoints", response_model=ChainInfo)
+@router.get(
+    "/chain",
+    summary="Where to check anchored checkpoints",
+    response_model=ChainInfo,
+    responses=DEPLOYMENT_UNREADABLE,
+)
 def chain_info(ctx: Ctx) -> ChainInfo:
     """The chain id, a JSON-RPC URL a browser may call, the AnchorRegistry address and the
     selectors of `verifyCheckpoint(epoch, treeSize, root, metaHash, blockNumber, timestamp)` and

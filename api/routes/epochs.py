@@ -10,18 +10,19 @@ from api import queries
 from api.context import Ctx, Cursor, Limit
 from api.convert import checkpoint_out, epoch_out
 from api.errors import ApiError, not_found
-from api.models import CheckpointList, ConsistencyOut, EpochOut, EpochPage, Problem, TreeHead
+from api.models import DEPLOYMENT_UNREADABLE, CheckpointList, ConsistencyOut, EpochOut, EpochPage, Problem, TreeHead
 from api.pagination import decode_cursor, encode_cursor
+from api.params import StoreInt
 from api.routes import PREFIX
 from attestor.log_store import DbNodeStore
 from protocol.merkle import MerkleLog
 
 router = APIRouter(prefix=PREFIX, tags=["epochs and checkpoints"])
 
-EpochNumber = Annotated[int, Path(ge=0, description="Epoch number.", examples=[7])]
+EpochNumber = Annotated[StoreInt, Path(ge=0, description="Epoch number.", examples=[7])]
 
 
-@router.get("/epochs", summary="Epochs, newest first", response_model=EpochPage)
+@router.get("/epochs", summary="Epochs, newest first", response_model=EpochPage, responses=DEPLOYMENT_UNREADABLE)
 def list_epochs(
     ctx: Ctx,
     status: Annotated[
@@ -40,7 +41,12 @@ def list_epochs(
     return EpochPage(items=items, next_cursor=encode_cursor("epochs", items[-1].number) if len(rows) > limit else None)
 
 
-@router.get("/epochs/{number}", summary="One epoch", response_model=EpochOut, responses={404: {"model": Problem}})
+@router.get(
+    "/epochs/{number}",
+    summary="One epoch",
+    response_model=EpochOut,
+    responses={404: {"model": Problem}, **DEPLOYMENT_UNREADABLE},
+)
 def get_epoch(ctx: Ctx, number: EpochNumber) -> EpochOut:
     with ctx.reader.connect() as conn:
         row = queries.epoch(conn=conn, number=number)
@@ -49,7 +55,12 @@ def get_epoch(ctx: Ctx, number: EpochNumber) -> EpochOut:
     return epoch_out(row, ctx.anchors.get())
 
 
-@router.get("/checkpoints", summary="Anchored checkpoints, newest first", response_model=CheckpointList)
+@router.get(
+    "/checkpoints",
+    summary="Anchored checkpoints, newest first",
+    response_model=CheckpointList,
+    responses=DEPLOYMENT_UNREADABLE,
+)
 def list_checkpoints(ctx: Ctx, limit: Limit = 100, cursor: Cursor = None) -> CheckpointList:
     """What the AnchorRegistry holds for each anchored epoch (tree size, root, metadata hash)
     and where it was anchored."""
@@ -72,10 +83,10 @@ def list_checkpoints(ctx: Ctx, limit: Limit = 100, cursor: Cursor = None) -> Che
 )
 def consistency(
     ctx: Ctx,
-    from_epoch: Annotated[int | None, Query(alias="from", ge=0, description="Older checkpoint, by epoch.")] = None,
-    to_epoch: Annotated[int | None, Query(alias="to", ge=0, description="Newer checkpoint, by epoch.")] = None,
-    from_size: Annotated[int | None, Query(ge=0, description="Older tree, by size (instead of from).")] = None,
-    to_size: Annotated[int | None, Query(ge=0, description="Newer tree, by size (instead of to).")] = None,
+    from_epoch: Annotated[StoreInt | None, Query(alias="from", ge=0, description="Older checkpoint, by epoch.")] = None,
+    to_epoch: Annotated[StoreInt | None, Query(alias="to", ge=0, description="Newer checkpoint, by epoch.")] = None,
+    from_size: Annotated[StoreInt | None, Query(ge=0, description="Older tree, by size (instead of from).")] = None,
+    to_size: Annotated[StoreInt | None, Query(ge=0, description="Newer tree, by size (instead of to).")] = None,
 ) -> ConsistencyOut:
     """The RFC 9162 proof that the newer tree extends the older one, with both roots. Name the
     trees by epoch (`from`, `to`) or by tree size (`from_size`, `to_size`)."""

@@ -13,7 +13,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.context import Ctx
 from api.errors import ApiError, not_found
-from api.models import Problem
+from api.models import DEPLOYMENT_UNREADABLE, Problem
+from api.params import in_store_range
 from api.routes import PREFIX
 from attestor.export import (
     EXPORT_FILES,
@@ -35,14 +36,17 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"application/json": {}, "application/octet-stream": {}},
     },
     404: {"model": Problem, "description": "No such epoch folder or file (or the epoch is not closed)."},
+    **DEPLOYMENT_UNREADABLE,
 }
 
 
 def _epoch_of(directory: str) -> int:
     match = _EPOCH_DIR.fullmatch(directory)
-    if match is None or epoch_dir_name(int(match.group(1))) != directory:
+    # An epoch beyond the store's integers cannot exist: 404 here, not an overflow in the query.
+    epoch = None if match is None else int(match.group(1))
+    if epoch is None or not in_store_range(epoch) or epoch_dir_name(epoch) != directory:
         raise ApiError(404, f"{directory!r} is not an epoch folder (epoch-NNNNNN)", reason="not_found")
-    return int(match.group(1))
+    return epoch
 
 
 @router.get("/export/{directory}/{name}", summary="One file of an epoch's export", responses=RESPONSES)

@@ -12,11 +12,13 @@ from api.convert import quarantine_fields, quarantine_out
 from api.errors import not_found
 from api.models import Problem, QuarantineDetail, QuarantinePage, QuarantineReasons, ReasonCount
 from api.pagination import decode_cursor, encode_cursor
+from api.params import StoreInt
 from api.routes import PREFIX
 from store.tables import QUARANTINE_RAW_LIMIT
 
 router = APIRouter(prefix=PREFIX, tags=["quarantine"])
 
+ItemId = Annotated[StoreInt, Path(ge=1, description="The quarantined message's id.")]
 DeviceFilter = Annotated[str | None, Query(max_length=63, description="Only messages naming this device.")]
 
 
@@ -67,7 +69,7 @@ def quarantine_reasons(
     response_model=QuarantineDetail,
     responses={404: {"model": Problem}},
 )
-def get_quarantined(ctx: Ctx, item_id: Annotated[int, Path(ge=1)]) -> QuarantineDetail:
+def get_quarantined(ctx: Ctx, item_id: ItemId) -> QuarantineDetail:
     with ctx.reader.connect() as conn:
         row = queries.quarantine_item(conn=conn, item_id=item_id)
     if row is None:

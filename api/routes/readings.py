@@ -11,16 +11,17 @@ from api import queries
 from api.context import Ctx, Cursor, FromMs, Limit, ToMs, check_range
 from api.convert import reading_fields, reading_out
 from api.errors import ApiError, not_found
-from api.models import BundleDoc, Problem, ReadingDetail, ReadingPage
+from api.models import DEPLOYMENT_UNREADABLE, BundleDoc, Problem, ReadingDetail, ReadingPage
 from api.pagination import decode_cursor, encode_cursor
+from api.params import StoreInt
 from api.routes import PREFIX
 from attestor.bundles import BundleUnavailableError, build_bundle
 
 router = APIRouter(prefix=PREFIX, tags=["readings and proofs"])
 
 DeviceId = Annotated[str, Path(max_length=63, description="Device id.", examples=["sol-hk-rooftops-0001"])]
-Seq = Annotated[int, Path(ge=1, description="The reading's seq (per device, from 1).", examples=[42])]
-LogIndex = Annotated[int, Path(ge=0, description="The reading's position in the Merkle log.", examples=[41])]
+Seq = Annotated[StoreInt, Path(ge=1, description="The reading's seq (per device, from 1).", examples=[42])]
+LogIndex = Annotated[StoreInt, Path(ge=0, description="The reading's position in the Merkle log.", examples=[41])]
 
 BUNDLE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": BundleDoc, "description": "The bundle, exactly the file `assetproof verify` takes."},
@@ -29,6 +30,7 @@ BUNDLE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "model": Problem,
         "description": "The reading is stored but not yet in a closed epoch (`reason`: `pending`): retry later.",
     },
+    **DEPLOYMENT_UNREADABLE,
 }
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from chain.node import AnvilNode
 from device_sim.outbox import Outbox
 from gateway.mosquitto import Mosquitto, free_port
 from store.db import make_engine
-from store.tables import Epoch, Reading
+from store.tables import Epoch, Quarantine, Reading
 from tests.chain.conftest import funded_account
 from tests.mqtt_helpers import REPO, count_rows, start_gateway, stop_process, wait_for, wait_subscribed
 
@@ -47,6 +48,11 @@ CHROMIUM_MISSING = (
     " download (`playwright install`) cannot work on these machines."
 )
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+SUNNY_UTC_HOUR = 2
+"""10:00 in Hong Kong: the simulated fleet starts then, so the rooftops produce (and each asset's
+net varies from hour to hour) whatever the hour the tests run at."""
 FLEET = (
     ("solar", "hk-rooftops", "ed25519", 3),
     ("charger", "kowloon-hub", "es256", 2),
@@ -71,6 +77,11 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
 def http_json(url: str, *, timeout: float = 5) -> Any:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def _chained(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).where(Quarantine.__table__.c.chained)).scalar_one())
 
 
 def _logged(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -147,13 +158,18 @@ class Stack:
         )
         wait_subscribed(self.log("gateway"))
 
-    def simulate(self, *, accelerate: float, seconds: float, fault_rate: float = 0.0) -> None:
+    def simulate(
+        self, *, accelerate: float, seconds: float, fault_rate: float = 0.0, start_ms: int | None = None
+    ) -> None:
         """Run the fleet and wait until the gateway has stored every reading it signed (faulty
-        extra messages go to quarantine)."""
+        extra messages go to quarantine). ``start_ms``: the simulated start (default: the
+        simulator's, which depends on the wall clock)."""
         assert self.broker is not None
         outbox = self.home / "outbox.sqlite"
+        start = [] if start_ms is None else ["--start", iso_utc(start_ms)]
         run_cli(
             "simulate",
+            *start,
             "--keystore",
             str(self.keys),
             "--broker",
@@ -170,7 +186,11 @@ class Stack:
         signed = sum(state.seq for state in Outbox(outbox).device_states().values())
         engine = make_engine(self.db_url)
         try:
-            wait_for(lambda: count_rows(engine, Reading) == signed, what=f"all {signed} signed readings stored")
+            # A signed reading is accepted, or chained in quarantine (genuine but rejected for its content).
+            wait_for(
+                lambda: count_rows(engine, Reading) + _chained(engine) == signed,
+                what=f"all {signed} signed readings stored or chained",
+            )
         finally:
             engine.dispose()
 
@@ -240,6 +260,19 @@ class Stack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+
+
+def iso_utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def sunny_start(*, now_ms: int, span_ms: int) -> int:
+    """The latest 10:00 Hong Kong time from which ``span_ms`` of simulated readings end before
+    ``now_ms``: within the dashboard's 48-hour range, starting on a whole hour, in daylight."""
+    start = now_ms - now_ms % DAY_MS + SUNNY_UTC_HOUR * HOUR_MS
+    while start + span_ms > now_ms:
+        start -= DAY_MS
+    return start
 
 
 def new_stack(home: Path, node: AnvilNode) -> Stack:

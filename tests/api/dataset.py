@@ -5,7 +5,7 @@ batch processor, appended and closed into epochs by the Attestor and anchored on
 eth-tester chain by its Anchorer; then more readings that stay pending, and quarantined
 messages of several reasons.
 
-Timeline (device time, minutes from ``t0``, an hour boundary three hours before now):
+Timeline (device time, minutes from ``T0``, a fixed hour boundary):
 
 - 0..119: every device reports each minute; the Attestor closes epochs of 300 leaves (0, 1)
   and anchors them;
@@ -18,7 +18,6 @@ Timeline (device time, minutes from ``t0``, an hour boundary three hours before 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +44,9 @@ from tests.gateway.helpers import TARIFF
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
-REAL_NOW_MS = time.time_ns() // 1_000_000
-T0 = REAL_NOW_MS - REAL_NOW_MS % HOUR_MS - 3 * HOUR_MS
+T0 = 1_780_275_600_000
+"""2026-06-01 01:00 UTC, 09:00 in Hong Kong: fixed, so the rooftops' output (and every figure
+built on it) is the same at whatever hour the tests run; it lies in the past, as readings must."""
 API_NOW_MS = T0 + 180 * MINUTE_MS + 30_000
 """The API's clock in these tests: half a minute after the last readings."""
 EPOCH_LEAVES = 300
@@ -146,7 +146,7 @@ def build(url: str, workdir: Path) -> Dataset:
         )
         devices.update((s.id, s) for s in sims)
 
-    processor = BatchProcessor(engine=engine, reader=reader, tariff=TARIFF, clock_ms=lambda: REAL_NOW_MS)
+    processor = BatchProcessor(engine=engine, reader=reader, tariff=TARIFF, clock_ms=lambda: API_NOW_MS)
 
     def ingest(minutes: range, *, skip: frozenset[str] = frozenset()) -> None:
         for minute in minutes:

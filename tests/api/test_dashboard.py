@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,11 @@ from tests.api.dashboard_helpers import (
     CHROMIUM,
     CHROMIUM_ARGS,
     CHROMIUM_MISSING,
+    HOUR_MS,
     Stack,
     http_json,
     new_stack,
+    sunny_start,
     unanchored_readings,
 )
 from tests.chain.conftest import anvil_node
@@ -59,8 +62,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, anvil_node: AnvilNode) -> It
     try:
         stack.start_ingest()
         stack.api_url = stack.start_api("api", public_rpc_url=anvil_node.url)
-        # Three simulated hours in three seconds, with a few faulty messages for the fleet view.
-        stack.simulate(accelerate=3600, seconds=3, fault_rate=0.02)
+        # Three simulated hours in three seconds, with a few faulty messages for the fleet view,
+        # from a fixed time of day: at night the rooftops earn nothing and their net line is flat.
+        start = sunny_start(now_ms=time.time_ns() // 1_000_000, span_ms=3 * HOUR_MS)
+        stack.simulate(accelerate=3600, seconds=3, fault_rate=0.02, start_ms=start)
+        # Then the last quarter of an hour up to now (the devices skip the hours between), for the
+        # fleet view's readings per minute of recent device time.
+        stack.simulate(accelerate=900, seconds=1)
         yield stack
     finally:
         stack.stop()
@@ -244,11 +252,11 @@ def test_investor_view_turns_pending_into_attested_live(stack: Stack, page: Page
 
     stack.start_attestor()  # the page is not reloaded: polling must bring the anchors in
     page.wait_for_function(
-        "document.querySelector('[data-testid=latest-checkpoint]')?.dataset.epoch !== ''", timeout=TIMEOUT_MS
+        "() => document.querySelector('[data-testid=latest-checkpoint]')?.dataset.epoch !== ''", timeout=TIMEOUT_MS
     )
     wait_for(lambda: unanchored_readings(stack.db_url) == 0, timeout_s=60, what="every reading anchored")
     page.wait_for_function(
-        "[...document.querySelectorAll('.pending-col .money')].every((m) => m.title.startsWith('0 minor'))",
+        "() => [...document.querySelectorAll('.pending-col .money')].every((m) => m.title.startsWith('0 minor'))",
         timeout=TIMEOUT_MS,
     )
     assert _minor(page, "kowloon-hub", "Net, attested") > 0
@@ -277,6 +285,10 @@ def test_fleet_view(anchored: Stack, page: Page) -> None:
     reasons = http_json(anchored.api_url + "/v1/quarantine/reasons")
     assert reasons["total"] > 0, "the simulator injected faults"
     assert _drawn(page, 'svg[data-chart="hbars"]')["marks"] == len(reasons["reasons"])
+    loss = http_json(anchored.api_url + "/v1/fleet/health")["loss"]
+    assert page.locator("[data-loss]").count() == len(loss)
+    if not loss:  # every device delivered: the card says so rather than staying blank
+        assert "None" in page.locator('[data-testid="loss"]').inner_text()
     _shot(page, "fleet")
 
 
@@ -286,7 +298,7 @@ def test_auditor_view_checks_consistency_and_the_chain_in_the_page(anchored: Sta
     _open(page, anchored.api_url, "auditor")
     page.wait_for_selector(".checkpoints-table tbody tr")
     page.wait_for_function(
-        f"document.querySelectorAll('.consistency-cell .check-chip.pass').length === {len(epochs)}"
+        f"() => document.querySelectorAll('.consistency-cell .check-chip.pass').length === {len(epochs)}"
         f" && document.querySelectorAll('.chain-cell .check-chip.pass').length === {len(epochs)}",
         timeout=TIMEOUT_MS,
     )

@@ -31,7 +31,8 @@ def test_devices_list_status_keys_and_online(client: TestClient, dataset: Datase
         "active",
     )
     assert solar["public_key"] == sim.key.public_key.hex()
-    assert (solar["last_seq"], solar["readings"], solar["quarantined"]) == (180, 180, 1)
+    # quarantined: the forged reading and the junk, both published on its topic (filed by publisher)
+    assert (solar["last_seq"], solar["readings"], solar["quarantined"]) == (180, 180, 2)
     assert devices["evc-kowloon-hub-0001"]["alg"] == "es256"
     assert devices[REVOKED]["status"] == "revoked"
     assert devices[REVOKED]["revoked_ms"] is not None
@@ -204,7 +205,8 @@ def test_quarantine_by_reason_device_and_time(client: TestClient, dataset: Datas
     assert len(revoked) == 30
     assert {q["device_id"] for q in revoked} == {REVOKED}
     rooftop = client.get("/v1/quarantine", params={"device": "sol-hk-rooftops-0001"}).json()["items"]
-    assert [q["reason"] for q in rooftop] == ["bad_signature"]  # junk names no device
+    # Filed under the device whose topic carried it: the junk is the rooftop's too (newest first).
+    assert [q["reason"] for q in rooftop] == ["bad_signature", "malformed"]
     received = T0 + 150 * 60_000
     early = client.get("/v1/quarantine", params={"from": received, "to": received + 10}).json()["items"]
     assert sorted(q["reason"] for q in early) == ["bad_signature", "malformed", "unknown_device"]

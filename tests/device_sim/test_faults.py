@@ -1,6 +1,7 @@
 """Every fault is rejected the way it is meant to be: by the protocol decoder and verifier where
 that can tell, and by the gateway's batch classifier (real SQLite) for the expected reason, with
-the device's genuine chain still intact afterwards."""
+the device's genuine chain still intact afterwards (through the chained faults, which take a
+link of it)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy import Engine, select
 
 from device_sim.faults import (
     BROKER_REFUSED,
+    CHAINED,
     EXPECTED_REASON,
     FAULTS,
     DeviceSnapshot,
@@ -31,6 +33,7 @@ from protocol.envelope import (
     Body,
     DeviceKind,
     Message,
+    chain_hash,
     decode_and_verify,
     decode_message,
     sign_body,
@@ -46,7 +49,7 @@ from protocol.signing import DeviceKey
 from protocol.topics import device_from_topic, telemetry_topic
 from store.db import make_engine, migrate
 from store.devices import NewDevice, ensure_asset, register_devices
-from store.tables import Quarantine
+from store.tables import DeviceState, Quarantine
 from tests.gateway.helpers import TARIFF
 
 NOW_MS = int(time.time() * 1000)
@@ -82,6 +85,11 @@ class Device:
         self.seq, self.prev, self.metrics = body.seq, message.chain_hash, metrics
         return message
 
+    def follow(self, fault: FaultMessage) -> None:
+        """A chained fault took the next link: the device's chain goes on from it."""
+        if fault.seq is not None:
+            self.seq, self.prev = fault.seq, chain_hash(fault.payload)
+
     def snapshot(self) -> DeviceSnapshot:
         return DeviceSnapshot(
             device_id=self.id,
@@ -99,7 +107,8 @@ class Device:
 
 def test_every_fault_has_an_expected_reason() -> None:
     assert set(FAULTS) == set(EXPECTED_REASON)
-    assert set(FAULTS) >= BROKER_REFUSED
+    assert set(FAULTS) >= BROKER_REFUSED | CHAINED
+    assert not BROKER_REFUSED & CHAINED
     with pytest.raises(FaultError):
         make_fault("no_such_fault", Device(DeviceKind.SOLAR, "ed25519").snapshot(), random.Random(0))
     fresh = Device(DeviceKind.SOLAR, "ed25519")
@@ -179,13 +188,21 @@ def test_faults_fail_protocol_checks_as_intended(kind: DeviceKind, alg: str) -> 
     with pytest.raises(UnsupportedAlgorithmError):
         decode_message(fault("unsupported_alg").payload)
 
-    skew = verified(fault("clock_skew").payload)
-    assert skew.body.ts_ms >= NOW_MS + 3_600_000
-
+    # Genuine but rejected: signed, linked to the chain's head, and marked as taking that link.
+    snap = device.snapshot()
+    for name in ("clock_skew", "clock_skew_past", "implausible"):
+        made = fault(name)
+        assert made.seq == device.seq + 1
+        assert made.advances
+        linked = verified(made.payload)
+        assert (linked.body.seq, linked.body.prev) == (device.seq + 1, device.prev)
+    assert verified(fault("clock_skew").payload).body.ts_ms >= NOW_MS + 3_600_000
+    assert verified(fault("clock_skew_past").payload).body.ts_ms < genuine_next.body.ts_ms
     heavy = verified(fault("implausible").payload)
     with pytest.raises(ImplausibleError, match="energy_wh"):
         check_plausible(heavy.body, device.model.rating_json())
     check_plausible(genuine_next.body, device.model.rating_json())
+    assert not any(fault(name).advances for name in sorted(set(FAULTS) - CHAINED))
 
 
 def test_faults_are_deterministic_for_a_seed() -> None:
@@ -236,6 +253,8 @@ def test_gateway_quarantines_each_fault_for_the_expected_reason(
             made = make_fault(name, device.snapshot(), rng)
             result = processor.process([Incoming(made.topic, made.payload, NOW_MS)])
             assert dict(result.quarantined) == {EXPECTED_REASON[name]: 1}, name
+            assert result.chained == (name in CHAINED), name
+            device.follow(made)
         # After every fault the genuine chain still continues.
         assert processor.process([Incoming(telemetry_topic(device.id), device.next().raw, NOW_MS)]).accepted == 1
     finally:
@@ -244,3 +263,6 @@ def test_gateway_quarantines_each_fault_for_the_expected_reason(
         query = select(Quarantine.reason).order_by(Quarantine.id)  # type: ignore[call-overload]
         reasons = list(conn.execute(query).scalars())
     assert reasons == [EXPECTED_REASON[name] for name in FAULTS]
+    with engine.connect() as conn:
+        state = conn.execute(select(DeviceState)).one()
+    assert (state.last_seq, state.rejected) == (len(FAULTS) + 1 + len(CHAINED), len(CHAINED))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from device_sim.broker_auth import Login, write_broker_auth
-from device_sim.faults import EXPECTED_REASON
+from device_sim.faults import CHAINED, EXPECTED_REASON
 from device_sim.fleet import FleetDevice, FleetError, FleetRunner, SimClock, pregenerate
 from device_sim.keystore import Keystore
 from device_sim.outbox import Outbox
@@ -41,9 +41,12 @@ def fleet(n: int = 6) -> list[FleetDevice]:
 
 
 def chains(box: Outbox, devices: list[FleetDevice], *, grid: bool = True) -> dict[str, list[Message]]:
-    """Every queued genuine reading, verified, per device (fault messages are left out)."""
+    """Every queued genuine reading, verified, per device (fault messages are left out). The chain
+    is followed through chained faults (signed and linked, so they take a link), which are left
+    out of the list too: they are off the window grid."""
     keys = {d.id: d.key for d in devices}
     out: dict[str, list[Message]] = defaultdict(list)
+    heads: dict[str, Message] = {}
     for _, topic, raw in box.peek(1_000_000):
         try:
             message = decode_message(raw)
@@ -51,14 +54,16 @@ def chains(box: Outbox, devices: list[FleetDevice], *, grid: bool = True) -> dic
             decode_and_verify(raw, alg=key.alg, public_key=key.public_key)
         except (VerificationError, KeyError):
             continue
-        chain = out[message.body.device]
-        expected_seq = chain[-1].body.seq + 1 if chain else 1
+        head = heads.get(message.body.device)
+        expected_seq = head.body.seq + 1 if head else 1
         if message.body.seq != expected_seq or topic != telemetry_topic(message.body.device):
             continue  # a properly signed fault (replay, gap, fork, ...)
-        if message.body.prev != (chain[-1].chain_hash if chain else GENESIS_PREV):
+        if message.body.prev != (head.chain_hash if head else GENESIS_PREV):
             continue
+        heads[message.body.device] = message
+        chain = out[message.body.device]
         if grid and chain and message.body.ts_ms != chain[-1].body.ts_ms + 60_000:
-            continue  # signed and chained, but off the window grid: clock_skew or implausible
+            continue  # chained but off the window grid: clock_skew, or implausible (the last time again)
         chain.append(message)
     return dict(out)
 
@@ -145,14 +150,26 @@ def test_fault_injection_leaves_genuine_chains_intact(tmp_path: Path) -> None:
     assert set(faults) <= set(EXPECTED_REASON)
     assert box.pending() == 120 + sum(faults.values())
     assert {d: len(c) for d, c in chains(box, devices).items()} == {d.id: 20 for d in devices}
-    # Same seed, same faults in the same places; the bytes too, except clock_skew, which is
-    # stamped an hour after the *wall* clock.
+    # Chained faults took links: each device's head is past its genuine readings by that many.
+    chained = sum(faults[name] for name in CHAINED)
+    assert chained == stats.chained > 0  # type: ignore[attr-defined]
+    assert sum(state.seq for state in box.device_states().values()) == 120 + chained
+    # Same seed, same faults in the same places; the bytes too, except from a clock_skew fault on
+    # (it is stamped an hour after the *wall* clock, and the device's later readings link to it).
     again = Outbox(tmp_path / "again.sqlite")
     _, stats2 = run(again, devices, readings=120, fault_rate=0.25)
     assert stats2.faults == faults  # type: ignore[attr-defined]
-    first, second = [p for _, _, p in box.peek(1000)], [p for _, _, p in again.peek(1000)]
-    differing = [i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b]
-    assert len(differing) == faults["clock_skew"]
+    skewed_at = START_MS + DAY_MS  # any clock_skew fault is dated after this; no genuine reading is
+    unaffected = 0
+    for device in devices:
+        first = [e.payload for e in box.entries(device_id=device.id, limit=1000)]
+        second = [e.payload for e in again.entries(device_id=device.id, limit=1000)]
+        differing = [i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b]
+        if differing:
+            assert decode_message(first[differing[0]]).body.ts_ms > skewed_at
+        else:
+            unaffected += 1
+    assert unaffected > 0
 
     only = Outbox(tmp_path / "only.sqlite")
     _, stats3 = run(only, devices, readings=30, fault_rate=1.0, faults=["wrong_prev"])

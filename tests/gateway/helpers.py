@@ -33,6 +33,16 @@ RATING = {"rated_power_w": 5_000}
 NOW_MS = int(time.time() * 1000)
 
 
+class Clock:
+    """A clock the test moves by hand (milliseconds), starting at ``NOW_MS``."""
+
+    def __init__(self) -> None:
+        self.now = NOW_MS
+
+    def __call__(self) -> int:
+        return self.now
+
+
 def solar_metrics(energy_wh: int = 80) -> dict[str, int]:
     return {"energy_wh": energy_wh, "power_w": energy_wh * 60, "irradiance_wm2": 700, "temp_dc": 350}
 

@@ -1,5 +1,6 @@
 """Every fault kind, published through a real Mosquitto to a running gateway process, ends in
-its own quarantine reason, while the same device's genuine readings keep being accepted."""
+its own quarantine reason, while the same device's genuine readings keep being accepted (the
+chained faults take a link of its chain, and it goes on from them)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from device_sim.faults import EXPECTED_REASON, FAULTS, DeviceSnapshot, make_fault
+from device_sim.faults import CHAINED, EXPECTED_REASON, FAULTS, DeviceSnapshot, make_fault
 from gateway.mosquitto import Mosquitto
-from protocol.envelope import DeviceKind
+from protocol.envelope import DeviceKind, chain_hash
 from store.db import make_engine
 from store.devices import revoke_device
 from store.tables import DeviceState, Quarantine, Reading
@@ -54,6 +55,8 @@ def test_every_fault_is_quarantined_with_its_reason(db_url: str, tmp_path: Path)
                     )
                     fault = make_fault(name, snapshot, rng)
                     items.append((fault.topic, fault.payload))
+                    if fault.seq is not None:  # genuine but rejected: the chain goes on from it
+                        dev.seq, dev.prev = fault.seq, chain_hash(fault.payload)
                 items.append((dev.topic, dev.next().raw))
                 publish_all(client, items)
                 wait_for(
@@ -71,9 +74,12 @@ def test_every_fault_is_quarantined_with_its_reason(db_url: str, tmp_path: Path)
             assert stop_process(gw) == 0, log.read_text()[-2000:]
     with engine.connect() as conn:
         reasons = Counter(conn.execute(select(Quarantine.reason)).scalars())
-        head = conn.execute(select(DeviceState.last_seq)).scalar_one()
+        chained = Counter(conn.execute(select(Quarantine.reason).where(Quarantine.chained)).scalars())
+        head = conn.execute(select(DeviceState.last_seq, DeviceState.rejected)).one()
     expected = Counter(EXPECTED_REASON.values())
     expected["revoked_device"] += 1
     assert reasons == expected
-    assert head == len(FAULTS) + 1  # every genuine reading accepted, in order
+    assert chained == Counter(EXPECTED_REASON[name] for name in CHAINED)
+    # Every genuine reading accepted, in order, with the chained faults' links between them.
+    assert tuple(head) == (len(FAULTS) + 1 + len(CHAINED), len(CHAINED))
     engine.dispose()

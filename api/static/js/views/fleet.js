@@ -17,6 +17,7 @@ export function mount(el) {
       </div>
     </div>
     <div class="fleet-kpis"></div>
+    <div class="card" data-testid="loss"><h2>Loss <small class="muted">readings the devices signed that never arrived, and devices gone quiet</small></h2><div class="loss"></div></div>
     <div class="grid two">
       <div class="card"><h2>Readings per minute <small class="muted">device time, last 15 minutes</small></h2><div class="rpm"></div></div>
       <div class="card"><h2>Rejected messages by reason</h2><div class="rejects"></div></div>
@@ -30,7 +31,7 @@ export async function refresh(el) {
     get("/v1/devices", { limit: MAX_ROWS }),
     get("/v1/quarantine/reasons"),
   ]);
-  const key = JSON.stringify([health.devices, health.readings_per_minute, health.rejects, devices, reasons]);
+  const key = JSON.stringify([health.devices, health.readings_per_minute, health.rejects, health.loss, devices, reasons]);
   const now = health.now_ms;
   if (key !== lastKey) {
     lastKey = key;
@@ -56,6 +57,8 @@ function render(el, health, devices, reasons, now) {
       <div class="kpi"><label>Rejected, all time</label><strong>${num(reasons.total)}</strong>
         <small>kept in quarantine with their bytes</small></div>
     </div>`;
+
+  el.querySelector(".loss").innerHTML = lossTable(health.loss);
 
   const minute = 60_000;
   const end = now - (now % minute);
@@ -95,4 +98,29 @@ function render(el, health, devices, reasons, now) {
         )
         .join("")}</tbody>
     </table>`;
+}
+
+function seqRanges(ranges) {
+  return ranges.map(([a, b]) => (a === b ? `${a}` : `${a}–${b}`)).join(", ");
+}
+
+function lossTable(loss) {
+  if (!loss.length) return `<p class="empty">None: every active device is reporting and no signed reading is missing.</p>`;
+  return `
+    <table class="table">
+      <thead><tr><th>State</th><th>Device</th><th>Asset</th><th class="num">Missing</th><th>Missing seqs</th>
+        <th class="num">Waiting</th><th class="num">Chain head</th><th>Last seen</th></tr></thead>
+      <tbody>${loss
+        .map(
+          (d) => `<tr data-loss="${esc(d.state)}">
+          <td><strong class="bad-text">${d.state === "stalled" ? "stalled" : "silent"}</strong></td>
+          <td><code>${esc(d.device_id)}</code></td><td>${esc(d.asset)}</td>
+          <td class="num">${num(d.missing)}</td><td>${esc(seqRanges(d.missing_ranges)) || "—"}</td>
+          <td class="num">${num(d.waiting)}</td><td class="num">${num(d.head_seq)}</td>
+          <td data-seen="${d.last_seen_ms ?? ""}">${esc(ago(d.last_seen_ms))}</td></tr>`,
+        )
+        .join("")}</tbody>
+    </table>
+    <p class="muted small">Stalled: the device's chain shows readings it signed that the gateway cannot accept until
+    the missing ones arrive (or the device is resynchronised: <code>assetproof devices resync</code>).</p>`;
 }

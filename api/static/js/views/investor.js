@@ -54,6 +54,14 @@ export async function refresh(el) {
   el.querySelector(".assets").innerHTML = assets.items.length
     ? assets.items.map((a, i) => assetCard(a, flows[i], epochs.items, currency, r.granularity, now)).join("")
     : `<div class="card empty">No assets yet: provision devices with <code>assetproof devices provision</code>.</div>`;
+  applyStyles(el);
+}
+
+// Colours and widths go through the CSSOM, not style="" attributes: the page's CSP refuses
+// inline styles (style-src 'self'), and a value set here is never parsed as CSS text.
+function applyStyles(root) {
+  for (const e of root.querySelectorAll("[data-color]")) e.style.background = e.dataset.color;
+  for (const e of root.querySelectorAll("[data-width]")) e.style.width = `${e.dataset.width}%`;
 }
 
 function summary(assets, epochs, flows, currency) {
@@ -122,7 +130,7 @@ function summary(assets, epochs, flows, currency) {
         <ul class="mix-legend">
           ${kinds
             .map(
-              (k) => `<li><i class="dot" style="background:${COLORS.kinds[k.kind] || "#999"}"></i>
+              (k) => `<li><i class="dot" data-color="${COLORS.kinds[k.kind] || "#999"}"></i>
               <span class="mix-name">${esc(KIND_LABEL[k.kind] || k.kind)}</span>
               <span class="mix-share">${totalRevenue ? pct(k.revenue / totalRevenue) : "—"}</span>
               <small>${k.assets} asset${k.assets === 1 ? "" : "s"} · ${k.devices} device${k.devices === 1 ? "" : "s"}</small></li>`,
@@ -136,7 +144,7 @@ function summary(assets, epochs, flows, currency) {
 
 function meter(ratio) {
   const v = Math.max(0, Math.min(1, ratio || 0));
-  return `<span class="meter" title="${pct(v, 1)}"><span style="width:${(v * 100).toFixed(1)}%"></span></span>`;
+  return `<span class="meter" title="${pct(v, 1)}"><span data-width="${(v * 100).toFixed(1)}"></span></span>`;
 }
 
 function assetCard(asset, flow, epochs, currency, granularity, now) {
@@ -149,7 +157,7 @@ function assetCard(asset, flow, epochs, currency, granularity, now) {
   return `
   <article class="card asset" data-asset="${esc(asset.name)}">
     <header class="asset-head">
-      <i class="dot" style="background:${color}"></i>
+      <i class="dot" data-color="${color}"></i>
       <h2>${esc(asset.name)}</h2>
       <span class="chip">${esc(KIND_LABEL[asset.kind] || asset.kind)}</span>
       <span class="muted">${asset.devices} devices${asset.revoked_devices ? ` · ${asset.revoked_devices} revoked` : ""}${

@@ -1,0 +1,34 @@
+"""The demo counts the simulator's genuine-but-rejected readings (chained faults) as quarantined,
+never as lost: with many faults injected, every signed reading is accepted or quarantined
+chained, and the run is OK."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from demo.stack import DemoOptions, DemoStack
+
+SECONDS = 10.0
+
+
+def test_chained_faults_are_quarantined_not_lost(tmp_path: Path) -> None:
+    stack = DemoStack(
+        DemoOptions(seconds=SECONDS, home=tmp_path / "demo", api_port=0, epoch_seconds=3.0, fault_rate=0.3),
+        say=lambda _line: None,
+    )
+    try:
+        stack.start()
+        deadline = time.monotonic() + SECONDS
+        while time.monotonic() < deadline:
+            assert stack.failed() is None
+            time.sleep(0.5)
+        summary = stack.finish()
+    finally:
+        stack.close()
+    assert stack.failed() is None
+    assert summary.chained > 0
+    assert summary.chained <= summary.quarantined.get("implausible", 0) + summary.quarantined.get("clock_skew", 0)
+    assert summary.accepted + summary.chained == summary.signed
+    assert summary.lost == 0
+    assert summary.ok, summary
