@@ -236,7 +236,17 @@ def test_quarantine_counts_by_reason(client: TestClient, dataset: Dataset) -> No
 def test_fleet_health(client: TestClient) -> None:
     body = client.get("/v1/fleet/health", params={"minutes": 10, "devices": 3}).json()
     assert body["now_ms"] == API_NOW_MS
-    assert body["devices"] == {"total": 8, "active": 7, "revoked": 1, "online": 5, "never_seen": 1}
+    assert body["devices"] == {
+        "total": 8,
+        "active": 7,
+        "revoked": 1,
+        "online": 5,
+        "never_seen": 1,
+        "stalled": 0,
+        "silent": 2,
+    }
+    # Active and quiet for more than three windows: a finding each, stalest first; revoked is not.
+    assert [(d["device_id"], d["state"]) for d in body["loss"]] == [(NEVER_SEEN, "silent"), (SILENT, "silent")]
     # In the last ten minutes of device time the five online devices reported once a minute each.
     assert body["readings_per_minute_avg"] == pytest.approx(5.0, abs=0.6)
     assert all(m["readings"] == 5 for m in body["readings_per_minute"])
