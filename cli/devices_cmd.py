@@ -225,24 +225,32 @@ def rotate(
     key: ChainKeyOption = None,
 ) -> None:
     """Give a device a new key; the old one stops being accepted now."""
+    from store.devices import rotate_key
+
+    _new_key(device_id, database=database, keystore=keystore, chain_args=(deployment, rpc, key), record=rotate_key)
+    console.print(f"rotated the key of {device_id}")
+
+
+def _new_key(device_id: str, *, database: str, keystore: Path, chain_args: tuple[Any, ...], record: Any) -> Any:
+    """Rotate a device's key in the keystore, record it in the store with ``record`` (returning
+    what it returns) and, when contracts are deployed, on chain."""
     from device_sim.keystore import Keystore
     from protocol.errors import AssetproofError
-    from store.devices import rotate_key
 
     engine = _engine(database)
     try:
         credentials = Keystore(keystore).rotate(device_id)
-        rotate_key(
+        recorded = record(
             engine, device_id=device_id, alg=credentials.alg, public_key=credentials.public_key, now_ms=_now_ms()
         )
-        chain = _chain(deployment, rpc, key)
+        chain = _chain(*chain_args)
         if chain is not None:
             chain.rotate(device_id=device_id, public_key=credentials.public_key)
     except AssetproofError as exc:
         raise fail(str(exc)) from None
     finally:
         engine.dispose()
-    console.print(f"rotated the key of {device_id}")
+    return recorded
 
 
 @app.command()
@@ -257,23 +265,11 @@ def resync(
     """For a device that lost its state (seq counter and last hash): a key rotation whose new
     key starts a new chain. Its first reading carries a seq above the printed head and prev =
     32 zero bytes; the gateway accepts exactly that, once. On chain it is the key rotation."""
-    from device_sim.keystore import Keystore
-    from protocol.errors import AssetproofError
     from store.devices import resync_device
 
-    engine = _engine(database)
-    try:
-        credentials = Keystore(keystore).rotate(device_id)
-        head = resync_device(
-            engine, device_id=device_id, alg=credentials.alg, public_key=credentials.public_key, now_ms=_now_ms()
-        )
-        chain = _chain(deployment, rpc, key)
-        if chain is not None:
-            chain.rotate(device_id=device_id, public_key=credentials.public_key)
-    except AssetproofError as exc:
-        raise fail(str(exc)) from None
-    finally:
-        engine.dispose()
+    head = _new_key(
+        device_id, database=database, keystore=keystore, chain_args=(deployment, rpc, key), record=resync_device
+    )
     console.print(
         f"resynchronised {device_id}: a new key starts a new chain; its first reading must carry"
         f" seq > {head} and prev = 32 zero bytes"
