@@ -74,11 +74,16 @@ restore shared subscriptions from persistence). Publishers keep such messages an
 
 
 @contextmanager
-def publisher(port: int, *, client_id: str = "test-publisher", inflight: int = 200) -> Iterator[mqtt.Client]:
+def publisher(
+    port: int, *, client_id: str = "test-publisher", inflight: int = 200, login: tuple[str, str] | None = None
+) -> Iterator[mqtt.Client]:
+    """A v5 publisher (``login``: user name and password) that records each PUBACK's reason code."""
     reasons: dict[int, int] = {}
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5, userdata=reasons
     )
+    if login is not None:
+        client.username_pw_set(*login)
     client.on_publish = lambda _c, userdata, mid, reason, _p: userdata.__setitem__(mid, reason.value)
     client.max_inflight_messages_set(inflight)
     client.connect("127.0.0.1", port)

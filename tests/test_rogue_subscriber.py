@@ -15,12 +15,10 @@ import secrets
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
 from device_sim.broker_auth import BrokerAuthDir, Login, write_broker_auth
@@ -31,27 +29,24 @@ from store.devices import revoke_device
 from store.tables import Quarantine, Reading
 from tests.broker_helpers import NOT_AUTHORIZED, MqttLogin
 from tests.gateway.helpers import NOW_MS, register
-from tests.mqtt_helpers import REPO, count_rows, start_gateway, stop_process, wait_for, wait_published, wait_subscribed
+from tests.mqtt_helpers import (
+    REPO,
+    count_rows,
+    publisher,
+    start_gateway,
+    stop_process,
+    wait_for,
+    wait_published,
+    wait_subscribed,
+)
 
 DEVICES, PER_DEVICE = 40, 500  # 20,000 readings
 GROUP = "assetproof-gateway"
 ROGUE_FILTERS = ("#", SUBSCRIPTION, shared_subscription(GROUP), f"$share/{GROUP}/#", shared_subscription("rogues"))
 
 
-@contextmanager
-def load_writer(port: int, login: Login, *, inflight: int = 500) -> Iterator[mqtt.Client]:
-    reasons: dict[int, int] = {}
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="load-writer", protocol=mqtt.MQTTv5, userdata=reasons)
-    client.username_pw_set(login.username, login.password)
-    client.on_publish = lambda _c, userdata, mid, reason, _p: userdata.__setitem__(mid, reason.value)
-    client.max_inflight_messages_set(inflight)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    try:
-        yield client
-    finally:
-        client.disconnect()
-        client.loop_stop()
+def load_writer(port: int, login: Login, *, inflight: int = 500) -> AbstractContextManager[mqtt.Client]:
+    return publisher(port, client_id="load-writer", inflight=inflight, login=(login.username, login.password))
 
 
 def test_rogue_subscribers_cannot_take_readings(db_url: str, tmp_path: Path) -> None:
