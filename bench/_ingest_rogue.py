@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._ingest_load import Load
-from device_sim.broker_auth import BrokerAuthDir, Login, write_broker_auth
+from devstack.broker_auth import BrokerAuthDir, Login, write_broker_auth
 from protocol.topics import SUBSCRIPTION, shared_subscription
 
 GROUP = "assetproof-gateway"  # the gateway's default share group

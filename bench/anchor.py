@@ -51,7 +51,7 @@ from protocol.merkle import MerkleLog, leaf_hash, verify_inclusion
 
 if TYPE_CHECKING:
     from chain.client import ChainClient
-    from chain.node import AnvilNode
+    from devstack.anvil import AnvilNode
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES = [1, 2, 10, 100, 1_000, 10_000, 100_000, 500_000, 1_000_000, 1_010_000]
@@ -134,7 +134,7 @@ def _client(node: AnvilNode) -> ChainClient:
     from eth_account import Account
 
     from chain.client import ChainClient
-    from chain.node import dev_fund
+    from chain.devchain import dev_fund
 
     w3 = node.web3()
     account = Account.create()
@@ -165,7 +165,7 @@ def _fresh_epoch(node: AnvilNode, log: MerkleLog, size1: int, size2: int) -> dic
 
 
 def run_chain(log: MerkleLog, *, anchors: int, epoch_samples: int, seed: int) -> dict[str, Any]:
-    from chain.node import start_anvil
+    from devstack.anvil import start_anvil
 
     result: dict[str, Any] = {}
     with start_anvil() as node:

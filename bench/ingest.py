@@ -90,7 +90,7 @@ def _publish(
 
 
 def run_ceiling(load: Load, load_file: Path, work: Path, *, rate: float | None, connections: int) -> dict[str, Any]:
-    from gateway.mosquitto import Mosquitto
+    from devstack.mosquitto import Mosquitto
 
     with Mosquitto(work / "broker-ceiling") as broker:
         sub = _run_module("bench._ingest_subscriber", "--port", str(broker.port), "--load", str(load_file))
@@ -123,7 +123,7 @@ def run_gateway(
     ``tls``: publisher and gateways use the broker's TLS listener with provisioned certificates."""
     from sqlalchemy import func, select, text
 
-    from gateway.mosquitto import Mosquitto
+    from devstack.mosquitto import Mosquitto
     from store.db import make_engine, migrate
     from store.devices import NewDevice, ensure_asset, register_devices
     from store.tables import DeviceState, HeldReading, Quarantine, Reading
@@ -281,7 +281,7 @@ def run_gateway(
 
 
 def _tls_material(directory: Path) -> Any:
-    from device_sim.broker_tls import BrokerTLSDir, issue_client, issue_server
+    from devstack.broker_tls import BrokerTLSDir, issue_client, issue_server
 
     tls = BrokerTLSDir(directory)
     issue_server(tls)

@@ -24,7 +24,7 @@ from pathlib import Path
 from device_sim.fleet import FleetDevice, pregenerate
 from device_sim.outbox import Outbox, OutboxMessage
 from device_sim.publisher import Publisher
-from gateway.mosquitto import Mosquitto
+from devstack.mosquitto import Mosquitto
 from protocol.envelope import DeviceKind
 from protocol.signing import DeviceKey
 from protocol.topics import SUBSCRIPTION, device_from_topic

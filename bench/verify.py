@@ -41,8 +41,8 @@ from auditor.audit import audit_epochs, verify_chunk
 from auditor.sources import DirectorySource
 from auditor.verify import verify_bundle, verify_bundles_offline
 from chain.client import ChainClient, ChainReader, DeviceRegistration
-from chain.node import start_anvil
-from cli.chain_cmd import ANVIL_DEV_KEY
+from config import ANVIL_DEV_KEY
+from devstack.anvil import start_anvil
 from gateway.tariff import load_tariff
 from protocol import merkle
 from protocol.bundle import Checkpoint, ProofBundle, verify_bundle_offline

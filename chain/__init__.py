@@ -5,7 +5,8 @@
   DeviceRegistry (device keys and when each was valid).
 - :mod:`chain.compile`: ``python -m chain.compile [--check]`` with the npm solc pinned in
   ``chain/package.json``; the artifacts in ``chain/artifacts/`` are committed.
-- :mod:`chain.node`: anvil (from npm: ``npm ci --prefix chain``) and in-process eth-tester.
+- :mod:`chain.devchain`: web3 helpers for development chains (in-process eth-tester, funding,
+  block time); the anvil process itself is :mod:`devstack.anvil`.
 - :mod:`chain.client`: :class:`~chain.client.ChainReader` (auditors) and
   :class:`~chain.client.ChainClient` (attestor, admin). The only web3 user in assetproof.
 - :mod:`chain.deployment`: the deployment file.

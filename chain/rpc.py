@@ -14,7 +14,12 @@ from chain.client import ChainReader
 from chain.deployment import Deployment, read_deployment
 from chain.errors import ChainUnavailableError
 
-__all__ = ["connect_reader"]
+__all__ = ["connect_reader", "http_web3"]
+
+
+def http_web3(rpc_url: str, *, timeout_s: float = 10.0) -> Web3:
+    """A web3 on the node at ``rpc_url`` over HTTP (no check that it answers)."""
+    return Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
 
 
 def connect_reader(rpc_url: str, *, deployment: Deployment | Path | str, timeout_s: float = 10.0) -> ChainReader:
@@ -26,7 +31,7 @@ def connect_reader(rpc_url: str, *, deployment: Deployment | Path | str, timeout
         raise ChainUnavailableError(f"expected an http(s):// JSON-RPC URL, got {rpc_url!r}")
     if not isinstance(deployment, Deployment):
         deployment = read_deployment(deployment)
-    web3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout_s}))
+    web3 = http_web3(rpc_url, timeout_s=timeout_s)
     reader = ChainReader(web3, deployment=deployment)
     reader.verify_deployment()
     return reader

@@ -27,9 +27,9 @@ KeyOption = Annotated[
 
 
 def connect(rpc: str):  # type: ignore[no-untyped-def]
-    from web3 import Web3
+    from chain.rpc import http_web3
 
-    return Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 10}))
+    return http_web3(rpc)
 
 
 @app.command()
@@ -84,7 +84,7 @@ def node(
 ) -> None:
     """Run a local anvil node until interrupted (the npm-installed binary; see scripts/bootstrap)."""
     from chain.errors import NodeError
-    from chain.node import start_anvil
+    from devstack.anvil import start_anvil
 
     try:
         anvil = start_anvil(port=port, state_file=state)

@@ -2,19 +2,18 @@
 
 Provisioning is three steps that must agree: keys in the keystore (private keys stay there,
 mode 0600), the devices in the store (what the gateway verifies against), and the broker's
-logins and access rules (Mosquitto's dynamic-security config, :mod:`device_sim.broker_auth`:
+logins and access rules (Mosquitto's dynamic-security config, :mod:`devstack.broker_auth`:
 each device may publish only on its own topic and subscribe to nothing). Keys created for a
 batch the store then refuses are removed again.
 
 A running broker owns its config file, so logins are added and removed through its ``$CONTROL``
 topic when it answers at ``--broker``, and in the file when it does not
-(:mod:`device_sim.broker_control`); the commands say which happened.
+(:mod:`devstack.broker_control`); the commands say which happened.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,14 +72,6 @@ def _chain(deployment: Path, rpc: str, key: str | None):  # type: ignore[no-unty
     return ChainClient(connect(rpc), account=key or secret("require_chain_key"), deployment=read_deployment(deployment))
 
 
-def broker_files(directory: Path) -> tuple[Path, Path]:
-    """The broker's dynamic-security config and the gateway's login beside it."""
-    from device_sim.broker_auth import BrokerAuthDir
-
-    auth = BrokerAuthDir(directory)
-    return auth.config, auth.gateway_login_file
-
-
 @app.command()
 def provision(
     kind: Annotated[str, typer.Option(help="solar, charger or miner")],
@@ -102,6 +93,7 @@ def provision(
     on chain, where auditors learn them), and give each a broker login that may publish on its own
     topic only (through the running broker's $CONTROL when it answers at --broker, else in the
     broker's config file)."""
+    from devstack.fleet import provision_fleet
     from protocol.errors import AssetproofError
 
     engine = _engine(database)
@@ -187,8 +179,8 @@ def revoke(
     on chain, and its broker login is removed (through the running broker's $CONTROL, which also
     disconnects it, when the broker answers at --broker; else in the broker's config file). Run
     again on a revoked device, it removes a broker login left behind."""
-    from device_sim.broker_auth import BrokerAuthDir
-    from device_sim.broker_control import remove_device_login
+    from devstack.broker_auth import BrokerAuthDir
+    from devstack.broker_control import remove_device_login
     from protocol.errors import AssetproofError
     from store.devices import list_devices, revoke_device
 
@@ -274,105 +266,3 @@ def resync(
         f"resynchronised {device_id}: a new key starts a new chain; its first reading must carry"
         f" seq > {head} and prev = 32 zero bytes"
     )
-
-
-def provision_fleet(
-    *,
-    engine: Any,
-    keystore: Path,
-    broker_auth: Path,
-    chain: Any,
-    kind: str,
-    count: int,
-    asset: str,
-    alg: str = "ed25519",
-    window: int = 60,
-    seed: int = 0,
-    broker: str | None = None,
-    share_group: str = "assetproof-gateway",
-    on_broker_change: Any = None,
-    broker_tls_ca: Path | None = None,
-) -> list[Any]:
-    """Provision ``count`` devices of ``kind`` in ``asset``: keys in ``keystore``, rows in the store
-    behind ``engine``, keys on chain when ``chain`` (a ``ChainClient``) is given, and broker logins
-    in the dynamic-security config in ``broker_auth``: written fresh (with the gateway login for
-    ``share_group`` and the admin login) the first time, later added through the broker at
-    ``broker`` (HOST:PORT) when it answers, else in the file. ``on_broker_change`` receives the
-    ``device_sim.broker_control.BrokerChange``. Raises ``AssetproofError`` with what went wrong.
-    Returns the ``device_sim.provision.ProvisionedDevice`` list."""
-    from device_sim.broker_auth import ADMIN_USER, GATEWAY_USER, BrokerAuthDir, Login, write_broker_auth
-    from device_sim.broker_control import BrokerChange, add_device_logins
-    from device_sim.keystore import Keystore
-    from device_sim.provision import provision as make_devices
-    from protocol.envelope import DeviceKind
-    from protocol.epoch import validate_asset_name
-    from protocol.errors import AssetproofError, MalformedError
-    from store.devices import NewDevice, ensure_asset, register_devices
-
-    try:
-        device_kind = DeviceKind(kind)
-    except ValueError:
-        raise MalformedError(f"kind must be solar, charger or miner, got {kind!r}") from None
-    validate_asset_name(asset)
-    store = Keystore(keystore)
-    broker_auth.mkdir(mode=0o700, parents=True, exist_ok=True)
-    auth = BrokerAuthDir(broker_auth)
-    ensure_asset(engine, name=asset, kind=device_kind.value, now_ms=_now_ms())
-    devices = make_devices(store, kind=device_kind, count=count, asset=asset, alg=alg, window_s=window, seed=seed)
-    try:
-        register_devices(
-            engine,
-            asset=asset,
-            devices=[
-                NewDevice(
-                    id=d.id, kind=d.kind.value, alg=d.alg, public_key=d.public_key, rating=d.rating, window_s=d.window_s
-                )
-                for d in devices
-            ],
-            now_ms=_now_ms(),
-        )
-    except AssetproofError as exc:
-        for d in devices:
-            store.path(d.id).unlink(missing_ok=True)
-        raise AssetproofError(f"{exc} (the new keys were removed again)") from None
-
-    if chain is not None:
-        from chain.client import DeviceRegistration
-        from chain.errors import ChainError
-
-        try:
-            # Before any device signs: a key is valid on chain from its registration block on.
-            chain.register_devices(
-                DeviceRegistration(device_id=d.id, asset=asset, alg=d.alg, public_key=d.public_key) for d in devices
-            )
-        except ChainError as exc:
-            raise ChainError(
-                f"registered in the store but not on chain: {exc}. Run the same provision again after fixing the chain;"
-                " devices already on chain are skipped"
-            ) from None
-
-    credentials = {d.id: d.mqtt_password for d in devices}
-    if auth.config.exists():
-        change = add_device_logins(auth, devices=credentials, broker=broker, tls_ca=broker_tls_ca)
-    else:
-        gateway = Login(GATEWAY_USER, secrets.token_urlsafe(24))
-        admin = Login(ADMIN_USER, secrets.token_urlsafe(24))
-        # Logins first: the config names them, and a config without its admin login could only
-        # be changed by stopping the broker.
-        auth.write_login(auth.gateway_login_file, gateway)
-        auth.write_login(auth.admin_login_file, admin)
-        write_broker_auth(path=auth.config, devices=credentials, gateway=gateway, admin=admin, share_group=share_group)
-        change = BrokerChange("file", f"wrote {auth.config} (start the broker with it)")
-    if on_broker_change is not None:
-        on_broker_change(change)
-    from device_sim.broker_tls import BrokerTLSDir, provision_broker_tls
-
-    # Beside the logins: the broker's TLS CA (kept across runs), its certificate, one client
-    # certificate per device (in the keystore) and per service login.
-    provision_broker_tls(
-        BrokerTLSDir(broker_auth / "tls"),
-        keystore=store,
-        device_ids=[d.id for d in devices],
-        logins=[GATEWAY_USER, ADMIN_USER],
-    )
-    return devices

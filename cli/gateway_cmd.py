@@ -74,13 +74,11 @@ def gateway(
 def _tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> TLSFiles | None:
     """TLS when a CA is given; the client certificate defaults to the gateway login's that
     ``devices provision`` wrote (``$ASSETPROOF_BROKER_AUTH/tls/clients/``), like the login."""
-    from config.mqtt_tls import TLSFiles
-    from device_sim.broker_auth import GATEWAY_USER
-    from device_sim.broker_tls import BrokerTLSDir
+    from config.mqtt_tls import GATEWAY_LOGIN, TLSFiles, provisioned_client
 
     if ca is None:
         return None
-    provisioned = BrokerTLSDir(settings().broker_auth / "tls").client(GATEWAY_USER)
+    provisioned = provisioned_client(settings().broker_auth / "tls", GATEWAY_LOGIN)
     files = TLSFiles(ca=ca, cert=cert or provisioned.cert, key=key or provisioned.key)
     for path in (files.ca, files.cert, files.key):
         if not path.is_file():

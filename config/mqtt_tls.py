@@ -1,7 +1,7 @@
 """How an MQTT client speaks TLS to the broker: which files, and the one SSL context it builds.
 
 Shared by the gateway, the simulator's publisher and the broker control client (none of which
-may import another's package); :mod:`device_sim.broker_tls` generates the files.
+may import another's package); :mod:`devstack.broker_tls` generates the files.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from pathlib import Path
 
 from protocol.errors import AssetproofError
 
-__all__ = ["MqttTLSError", "TLSFiles", "client_context"]
+__all__ = ["GATEWAY_LOGIN", "MqttTLSError", "TLSFiles", "client_context", "provisioned_client"]
+
+GATEWAY_LOGIN = "assetproof-gateway"
+"""The broker login (and client certificate name) provisioning gives the gateway."""
 
 
 class MqttTLSError(AssetproofError):
@@ -38,3 +41,11 @@ def client_context(files: TLSFiles) -> ssl.SSLContext:
         raise MqttTLSError(f"cannot load TLS files {files}: {exc}") from None
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return ctx
+
+
+def provisioned_client(tls_dir: Path, name: str) -> TLSFiles:
+    """Where provisioning (:mod:`devstack.broker_tls`) writes ``name``'s client certificate and
+    key under ``tls_dir``, with the CA beside them: one layout for the writer and the readers."""
+    return TLSFiles(
+        ca=tls_dir / "ca.crt", cert=tls_dir / "clients" / f"{name}.crt", key=tls_dir / "clients" / f"{name}.key"
+    )

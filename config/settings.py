@@ -38,7 +38,7 @@ ANVIL_DEV_KEY: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d
 """anvil's first development account: fine for a local chain, never for a real one."""
 
 # Variables that share the prefix without being settings: the settings file's own name, the
-# anvil binary that chain/node.py looks up where it starts a node, and the test suite's knobs.
+# anvil binary that devstack/anvil.py looks up where it starts a node, and the test suite's knobs.
 _NOT_SETTINGS: Final = frozenset({FILE_VARIABLE, "ASSETPROOF_ANVIL"})
 _NOT_SETTINGS_PREFIXES: Final = ("ASSETPROOF_TEST_",)
 _HOST_PORT = re.compile(r"[^\s:]+:\d{1,5}")

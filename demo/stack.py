@@ -6,7 +6,7 @@ of this process (so the in-process eth-tester chain, the fallback when anvil is 
 them all). Everything lives under ``home`` (``var/demo`` by default), recreated on every run.
 
 The broker is Mosquitto (MQTT v5) when it is installed, otherwise the embedded amqtt broker
-(:mod:`gateway.amqtt_broker`), which speaks MQTT 3.1.1 only: the gateway and the fleet then
+(:mod:`devstack.amqtt_broker`), which speaks MQTT 3.1.1 only: the gateway and the fleet then
 connect with 3.1.1 (one gateway worker, a plain persistent subscription). Both brokers enforce
 the provisioned device passwords and per-device topic ACL.
 """
@@ -29,17 +29,18 @@ from attestor.epochs import EpochPolicy
 from attestor.service import Attestor
 from chain.client import ChainClient
 from chain.deployment import write_deployment
-from chain.node import AnvilNode, dev_fund, eth_tester_web3, find_anvil, start_anvil
-from cli.chain_cmd import ANVIL_DEV_KEY
-from cli.devices_cmd import broker_files, provision_fleet
-from device_sim.broker_auth import GATEWAY_USER
-from device_sim.broker_tls import BrokerTLSDir, device_files
+from chain.devchain import dev_fund, eth_tester_web3
+from config import ANVIL_DEV_KEY
 from device_sim.fleet import FleetDevice, FleetRunner, SimClock
 from device_sim.keystore import Keystore
 from device_sim.outbox import Outbox
 from device_sim.publisher import Publisher
-from gateway.amqtt_broker import AmqttBroker, amqtt_available
-from gateway.mosquitto import Mosquitto, find_mosquitto
+from devstack.amqtt_broker import AmqttBroker, amqtt_available
+from devstack.anvil import AnvilNode, find_anvil, start_anvil
+from devstack.broker_auth import GATEWAY_USER
+from devstack.broker_tls import BrokerTLSDir, device_files
+from devstack.fleet import broker_files, provision_fleet
+from devstack.mosquitto import Mosquitto, find_mosquitto
 from gateway.service import Gateway, GatewayConfig, MqttProtocol
 from gateway.tariff import load_tariff
 from protocol.errors import AssetproofError

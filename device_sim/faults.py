@@ -18,7 +18,7 @@ Two kinds:
 
 Each fault is returned with the topic to publish it on, because two of them (``unknown_device``,
 ``topic_mismatch``) only make sense on a topic other than the device's own. With the broker's
-per-device ACL (:mod:`device_sim.broker_auth`) those two never reach the gateway: the broker
+per-device ACL (:mod:`devstack.broker_auth`) those two never reach the gateway: the broker
 refuses them (PUBACK "not authorized") and the publisher counts them as rejected. They reach the
 gateway in the publisher's multiplexed mode or on a broker without ACLs.
 

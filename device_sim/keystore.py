@@ -139,7 +139,7 @@ class Keystore:
 
     def tls_paths(self, device_id: str) -> tuple[Path, Path, Path]:
         """Where the device's broker TLS files live (CA certificate, client certificate, client
-        key), beside its signing key: :mod:`device_sim.broker_tls` writes them at provisioning."""
+        key), beside its signing key: :mod:`devstack.broker_tls` writes them at provisioning."""
         base = self.path(device_id)
         return self.directory / "broker-ca.crt", base.with_suffix(".crt"), base.with_suffix(".key")
 

@@ -1,7 +1,7 @@
 """Provision simulated devices: ids, keys, broker passwords and nameplate ratings.
 
 No database here: the CLI registers the returned devices (``store.devices.register_devices``)
-and writes the broker's files (:mod:`device_sim.broker_auth`). The keystore keeps each device's
+and writes the broker's files (:mod:`devstack.broker_auth`). The keystore keeps each device's
 kind, asset, rating and window as metadata, so a simulator can be restarted from the keystore
 alone (:meth:`device_sim.fleet.FleetDevice.from_credentials`).
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from device_sim.outbox import Outbox
-from gateway.mosquitto import Mosquitto
+from devstack.mosquitto import Mosquitto
 from store.db import make_engine
 from store.tables import DeviceState, Quarantine, Reading
 from tests.mqtt_helpers import REPO, count_rows, start_gateway, stop_process, wait_for, wait_subscribed

@@ -21,8 +21,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from sqlalchemy import func, select
 
-from device_sim.broker_auth import BrokerAuthDir, Login, write_broker_auth
-from gateway.mosquitto import Mosquitto
+from devstack.broker_auth import BrokerAuthDir, Login, write_broker_auth
+from devstack.mosquitto import Mosquitto
 from protocol.topics import SUBSCRIPTION, shared_subscription, telemetry_topic
 from store.db import make_engine
 from store.devices import revoke_device

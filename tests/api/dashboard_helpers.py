@@ -24,9 +24,9 @@ from sqlalchemy import func, select
 
 from chain.client import ChainClient
 from chain.deployment import Deployment, write_deployment
-from chain.node import AnvilNode
 from device_sim.outbox import Outbox
-from gateway.mosquitto import Mosquitto, free_port
+from devstack.anvil import AnvilNode
+from devstack.mosquitto import Mosquitto, free_port
 from store.db import make_engine
 from store.tables import Epoch, Quarantine, Reading
 from tests.chain.conftest import funded_account

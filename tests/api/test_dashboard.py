@@ -22,7 +22,7 @@ from eth_utils.abi import function_signature_to_4byte_selector
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from api.routes.chain_info import SELECTORS, SIGNATURES
-from chain.node import AnvilNode
+from devstack.anvil import AnvilNode
 from protocol import merkle
 from tests.api.dashboard_helpers import (
     ARTIFACTS,

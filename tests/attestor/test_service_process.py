@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from chain.node import start_anvil
+from devstack.anvil import start_anvil
 from protocol import merkle
 from store.db import make_engine
 from store.tables import Epoch, Reading
@@ -104,7 +104,7 @@ def test_chain_outage_kill_9_and_failover(db_url: str, tmp_path: Path) -> None:
     assert reader["chainId"] == 31337
     from chain.client import ChainReader
     from chain.deployment import read_deployment
-    from chain.node import start_anvil as restart
+    from devstack.anvil import start_anvil as restart
 
     anvil = restart(port=anvil.port, state_file=tmp_path / "anvil-state.json")
     try:

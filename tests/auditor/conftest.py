@@ -26,9 +26,9 @@ from attestor.anchoring import Anchorer
 from attestor.epochs import EpochBuilder, EpochPolicy
 from chain.client import ChainClient, ChainReader
 from chain.deployment import Deployment, write_deployment
-from chain.node import AnvilNode
 from device_sim.outbox import Outbox
-from gateway.mosquitto import Mosquitto
+from devstack.anvil import AnvilNode
+from devstack.mosquitto import Mosquitto
 from store.db import make_engine
 from store.tables import Epoch, Reading
 from tests.chain.conftest import anvil_node, funded_account

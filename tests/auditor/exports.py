@@ -17,7 +17,7 @@ from pathlib import Path
 import rfc8785
 
 from chain.client import ChainClient, ChainReader, DeviceRegistration
-from chain.node import AnvilNode
+from devstack.anvil import AnvilNode
 from protocol import merkle
 from protocol.cashflow import reading_cash_flow
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, Message, sign_body

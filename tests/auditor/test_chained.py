@@ -17,7 +17,7 @@ from auditor.audit import AuditReport, audit_epochs
 from auditor.sources import DirectorySource
 from chain.client import device_id_hash
 from chain.deployment import write_deployment
-from chain.node import AnvilNode
+from devstack.anvil import AnvilNode
 from protocol.envelope import GENESIS_PREV
 from tests.auditor.exports import Epoch, Fleet, Quarantined, edited, rejected
 from tests.mqtt_helpers import REPO

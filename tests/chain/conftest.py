@@ -18,7 +18,8 @@ from web3 import Web3
 
 from chain.client import ChainClient, ChainReader
 from chain.deployment import Deployment
-from chain.node import AnvilNode, dev_fund, eth_tester_web3, find_anvil, start_anvil
+from chain.devchain import dev_fund, eth_tester_web3
+from devstack.anvil import AnvilNode, find_anvil, start_anvil
 
 ANVIL_MISSING = "anvil is not installed: run `npm ci --prefix chain` (installs the pinned @foundry-rs/anvil binary)"
 

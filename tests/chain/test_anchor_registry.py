@@ -12,8 +12,8 @@ from eth_utils.crypto import keccak
 
 from chain._artifacts import load_artifact
 from chain.client import AnchoredEvent, ChainClient, ChainReader, Checkpoint, checkpoint_commitment
+from chain.devchain import mine, set_next_block_timestamp
 from chain.errors import CheckpointMismatchError, ConfirmationTimeoutError, ContractRevert
-from chain.node import mine, set_next_block_timestamp
 from protocol.errors import VerificationError
 from protocol.merkle import MerkleLog, leaf_hash, verify_consistency
 from tests.chain.conftest import Chain

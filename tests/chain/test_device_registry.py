@@ -16,7 +16,7 @@ from chain.client import (
     device_id_hash,
     key_to_chain,
 )
-from chain.node import set_next_block_timestamp
+from chain.devchain import set_next_block_timestamp
 from protocol.errors import InvalidKeyError, MalformedError
 from protocol.signing import DeviceKey, verify_signature
 from tests.chain.conftest import Chain

@@ -14,8 +14,9 @@ from chain import compile as chain_compile
 from chain._artifacts import load_artifact
 from chain.client import ChainClient, ChainReader
 from chain.deployment import Deployment, read_deployment, write_deployment
+from chain.devchain import dev_fund
 from chain.errors import ChainUnavailableError, DeploymentError, NodeError
-from chain.node import ANVIL_ENV, dev_fund, find_anvil, start_anvil
+from devstack.anvil import ANVIL_ENV, find_anvil, start_anvil
 from protocol.merkle import MerkleLog
 from tests.chain.conftest import Chain, funded_account, require_anvil
 from tests.chain.helpers import grow, meta

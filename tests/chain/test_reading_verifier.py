@@ -19,8 +19,9 @@ from web3.contract import Contract
 from chain._artifacts import load_artifact
 from chain.client import ChainClient, ChainReader, Checkpoint, DeviceRegistration, OnchainReason, OnchainVerdict
 from chain.deployment import Deployment, read_deployment, write_deployment
+from chain.devchain import eth_tester_web3, set_next_block_timestamp
 from chain.errors import DeploymentError, NotDeployedError, P256UnavailableError
-from chain.node import AnvilNode, eth_tester_web3, set_next_block_timestamp
+from devstack.anvil import AnvilNode
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, decode_message, sign_body
 from protocol.errors import VerificationError
 from protocol.merkle import MerkleLog

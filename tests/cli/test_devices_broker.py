@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from device_sim.keystore import Keystore
-from gateway.mosquitto import Mosquitto, free_port
+from devstack.mosquitto import Mosquitto, free_port
 from protocol.topics import telemetry_topic
 from tests.broker_helpers import MqttLogin
 from tests.mqtt_helpers import REPO

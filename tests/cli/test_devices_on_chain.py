@@ -9,8 +9,8 @@ from pathlib import Path
 
 from chain.client import ChainReader
 from chain.deployment import read_deployment
-from chain.node import start_anvil
 from device_sim.keystore import Keystore
+from devstack.anvil import start_anvil
 from tests.chain.conftest import require_anvil
 from tests.mqtt_helpers import REPO
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from chain.client import ChainReader
 from chain.deployment import read_deployment
-from chain.node import start_anvil
 from device_sim.keystore import Keystore
+from devstack.anvil import start_anvil
 from store.db import make_engine
 from store.tables import DeviceKey, DeviceState
 from tests.chain.conftest import require_anvil

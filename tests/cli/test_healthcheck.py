@@ -6,7 +6,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from cli.main import app
-from gateway.mosquitto import free_port
+from devstack.mosquitto import free_port
 
 
 def test_no_metrics_port_is_a_settings_error() -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from chain.node import find_anvil
-from gateway.mosquitto import find_mosquitto
+from devstack.anvil import find_anvil
+from devstack.mosquitto import find_mosquitto
 from tests.mqtt_helpers import REPO, wait_for
 
 

@@ -22,9 +22,9 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from chain.node import start_anvil
 from config import SettingsError, load_settings
-from gateway.mosquitto import find_dynsec_plugin, find_mosquitto, free_port
+from devstack.anvil import start_anvil
+from devstack.mosquitto import find_dynsec_plugin, find_mosquitto, free_port
 from tests.conftest import drop_pg_database, new_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from gateway.mosquitto import Mosquitto, find_mosquitto
+from devstack.mosquitto import Mosquitto, find_mosquitto
 from protocol.topics import SUBSCRIPTION
 
 

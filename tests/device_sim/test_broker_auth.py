@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from device_sim.broker_auth import (
+from devstack.broker_auth import (
     BrokerAuthError,
     Login,
     add_devices,
@@ -24,7 +24,7 @@ from device_sim.broker_auth import (
     remove_device,
     write_broker_auth,
 )
-from gateway.mosquitto import Mosquitto
+from devstack.mosquitto import Mosquitto
 from protocol.topics import SUBSCRIPTION, shared_subscription, telemetry_topic
 from tests.broker_helpers import NOT_AUTHORIZED, V311_SUBACK_FAILURE, MqttLogin
 

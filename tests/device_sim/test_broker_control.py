@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from device_sim.broker_auth import BrokerAuthDir, Login, read_config, write_broker_auth
-from device_sim.broker_control import (
+from devstack.broker_auth import BrokerAuthDir, Login, read_config, write_broker_auth
+from devstack.broker_control import (
     BrokerControlError,
     add_device_logins,
     parse_address,
     remove_device_login,
 )
-from gateway.mosquitto import Mosquitto, free_port
+from devstack.mosquitto import Mosquitto, free_port
 from protocol.topics import telemetry_topic
 from tests.broker_helpers import MqttLogin
 

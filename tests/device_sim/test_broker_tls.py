@@ -10,7 +10,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from config.mqtt_tls import MqttTLSError, TLSFiles, client_context
-from device_sim.broker_tls import BrokerTLSDir, issue_client, issue_server
+from devstack.broker_tls import BrokerTLSDir, issue_client, issue_server
 
 
 def _cn(path: Path) -> str:
@@ -69,8 +69,8 @@ def test_missing_files_are_a_specific_error(tmp_path: Path) -> None:
 
 
 def test_provisioning_puts_device_certificates_in_the_keystore(tmp_path: Path) -> None:
-    from device_sim.broker_tls import device_files, provision_broker_tls
     from device_sim.keystore import Keystore
+    from devstack.broker_tls import device_files, provision_broker_tls
 
     keystore = Keystore(tmp_path / "keys")
     tls = BrokerTLSDir(tmp_path / "tls")

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from device_sim.broker_auth import Login, write_broker_auth
 from device_sim.faults import CHAINED, EXPECTED_REASON
 from device_sim.fleet import FleetDevice, FleetError, FleetRunner, SimClock, pregenerate
 from device_sim.keystore import Keystore
 from device_sim.outbox import Outbox
 from device_sim.provision import provision
 from device_sim.publisher import Publisher
-from gateway.mosquitto import Mosquitto
+from devstack.broker_auth import Login, write_broker_auth
+from devstack.mosquitto import Mosquitto
 from protocol.envelope import GENESIS_PREV, DeviceKind, Message, chain_hash, decode_and_verify, decode_message
 from protocol.errors import VerificationError
 from protocol.signing import DeviceKey

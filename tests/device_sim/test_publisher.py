@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from device_sim.broker_auth import Login, write_broker_auth
 from device_sim.outbox import Outbox, OutboxMessage
 from device_sim.publisher import Publisher
-from gateway.mosquitto import Mosquitto
+from devstack.broker_auth import Login, write_broker_auth
+from devstack.mosquitto import Mosquitto
 from protocol.topics import SUBSCRIPTION, telemetry_topic
 from tests.device_sim.conftest import Subscriber
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from device_sim.broker_auth import BrokerAuthDir, Login, remove_device, write_broker_auth
-from device_sim.broker_control import remove_device_login
 from device_sim.outbox import Outbox, OutboxMessage
 from device_sim.publisher import Publisher
-from gateway.amqtt_broker import AmqttBroker
-from gateway.dynsec import DynsecError, load_policy, parse_policy
-from gateway.mosquitto import BrokerError, Mosquitto
+from devstack.amqtt_broker import AmqttBroker
+from devstack.broker_auth import BrokerAuthDir, Login, remove_device, write_broker_auth
+from devstack.broker_control import remove_device_login
+from devstack.dynsec import DynsecError, load_policy, parse_policy
+from devstack.mosquitto import BrokerError, Mosquitto
 from gateway.service import Gateway, GatewayConfig
 from protocol.topics import SUBSCRIPTION, shared_subscription, telemetry_topic
 from store.db import make_engine, migrate

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from gateway.mosquitto import Mosquitto
+from devstack.mosquitto import Mosquitto
 from protocol.envelope import GENESIS_PREV
 from protocol.signing import DeviceKey
 from store import ingest

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from device_sim.faults import CHAINED, EXPECTED_REASON, FAULTS, DeviceSnapshot, make_fault
-from gateway.mosquitto import Mosquitto
+from devstack.mosquitto import Mosquitto
 from protocol.envelope import DeviceKind, chain_hash
 from store.db import make_engine
 from store.devices import revoke_device

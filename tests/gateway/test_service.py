@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from gateway.mosquitto import Mosquitto
+from devstack.mosquitto import Mosquitto
 from store.db import make_engine
 from store.tables import DeviceState, Quarantine, Reading
 from tests.gateway.helpers import NOW_MS, register

@@ -24,12 +24,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config.mqtt_tls import TLSFiles, client_context
-from device_sim.broker_auth import ADMIN_USER, GATEWAY_USER, BrokerAuthDir, Login, write_broker_auth
-from device_sim.broker_control import remove_device_login
-from device_sim.broker_tls import BrokerTLSDir, issue_client, issue_server
 from device_sim.outbox import Outbox, OutboxMessage
 from device_sim.publisher import Publisher
-from gateway.mosquitto import Mosquitto
+from devstack.broker_auth import ADMIN_USER, GATEWAY_USER, BrokerAuthDir, Login, write_broker_auth
+from devstack.broker_control import remove_device_login
+from devstack.broker_tls import BrokerTLSDir, issue_client, issue_server
+from devstack.mosquitto import Mosquitto
 from store.db import make_engine, migrate
 from store.tables import Reading
 from tests.gateway.helpers import NOW_MS, register

@@ -5,13 +5,13 @@ properties or reason codes. Clients must connect in 3.1.1 mode (``GatewayConfig(
 ``Publisher(protocol="3.1.1")``), with exactly one gateway worker. It moves a few thousand
 messages a second: enough for the demo, not for load (use Mosquitto, EMQX or HiveMQ for that).
 
-The broker runs in a child process (``python -m gateway.amqtt_broker CONFIG``), so its event
+The broker runs in a child process (``python -m devstack.amqtt_broker CONFIG``), so its event
 loop and the GIL it holds do not slow the demo's threads, and listens on 127.0.0.1 only.
 
 Authentication and access control come from the same file Mosquitto uses: the
-dynamic-security config that :mod:`device_sim.broker_auth` writes (``dynsec_file``), decided as
-Mosquitto's plugin decides (:mod:`gateway.dynsec`) by two small amqtt plugins (in
-:mod:`gateway._amqtt`):
+dynamic-security config that :mod:`devstack.broker_auth` writes (``dynsec_file``), decided as
+Mosquitto's plugin decides (:mod:`devstack.dynsec`) by two small amqtt plugins (in
+:mod:`devstack._amqtt`):
 
 - a client whose user name and password are not in the file is refused (CONNACK 5);
 - a SUBSCRIBE the file does not grant is refused (SUBACK 0x80): a device can never subscribe;
@@ -28,7 +28,7 @@ only, and the gateway verifies every reading's signature anyway); sessions stay 
 way, because amqtt keeps nothing for sessions it considers anonymous.
 
 amqtt 0.12.1 drops a QoS 1 message sent to a subscriber when the PUBACK takes longer than 5 s or
-the connection closes before it, and never redelivers it. :mod:`gateway._amqtt` replaces that
+the connection closes before it, and never redelivers it. :mod:`devstack._amqtt` replaces that
 one step in the child process so the broker behaves as MQTT 3.1.1 requires and Mosquitto does: a
 message stays in the session until its PUBACK and is sent again after a reconnect. The broker
 keeps its state in memory only: a broker restart loses queued messages and sessions.
@@ -46,14 +46,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.mosquitto import BrokerError, LocalBroker
+from devstack.mosquitto import BrokerError, LocalBroker
 
 __all__ = ["AmqttBroker", "amqtt_available"]
 
 READY_LINE = "amqtt-ready"
 SESSION_EXPIRY_S = 24 * 3600
 """Persistent sessions of disconnected clients are kept this long (Mosquitto's
-``persistent_client_expiration 1d`` in :mod:`gateway.mosquitto`)."""
+``persistent_client_expiration 1d`` in :mod:`devstack.mosquitto`)."""
 
 
 def amqtt_available() -> bool:
@@ -66,7 +66,7 @@ def amqtt_available() -> bool:
 @dataclass
 class AmqttBroker(LocalBroker):
     """An amqtt broker process on 127.0.0.1:``port`` with its config and log in ``directory``;
-    the same shape as :class:`gateway.mosquitto.Mosquitto`, except that a restart loses sessions
+    the same shape as :class:`devstack.mosquitto.Mosquitto`, except that a restart loses sessions
     and queued messages (amqtt keeps no state on disk).
 
     With ``dynsec_file`` set, clients must log in and may only do what their roles in it grant;
@@ -100,7 +100,7 @@ class AmqttBroker(LocalBroker):
         # stderr goes to the log file: a pipe nobody reads would block the broker once full.
         with self.log_path.open("ab") as stderr:
             self.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                [sys.executable, "-m", "gateway.amqtt_broker", str(self.config_path)],
+                [sys.executable, "-m", "devstack.amqtt_broker", str(self.config_path)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -129,12 +129,12 @@ class AmqttBroker(LocalBroker):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The child process: ``python -m gateway.amqtt_broker CONFIG.json``."""
+    """The child process: ``python -m devstack.amqtt_broker CONFIG.json``."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m gateway.amqtt_broker CONFIG.json", file=sys.stderr)
+        print("usage: python -m devstack.amqtt_broker CONFIG.json", file=sys.stderr)
         return 2
-    from gateway._amqtt import serve
+    from devstack._amqtt import serve
 
     return serve(json.loads(Path(args[0]).read_text()), ready_line=READY_LINE)
 

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from config.mqtt_tls import MqttTLSError, TLSFiles, client_context
+from config.mqtt_tls import MqttTLSError, TLSFiles, client_context, provisioned_client
 from device_sim.keystore import Keystore, write_private_file
 
 __all__ = [
@@ -78,11 +78,7 @@ class BrokerTLSDir:
         return self.directory / "server.key"
 
     def client(self, name: str) -> TLSFiles:
-        return TLSFiles(
-            ca=self.ca_cert,
-            cert=self.directory / "clients" / f"{name}.crt",
-            key=self.directory / "clients" / f"{name}.key",
-        )
+        return provisioned_client(self.directory, name)
 
 
 def _now() -> dt.datetime:

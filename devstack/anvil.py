@@ -1,4 +1,4 @@
-"""Local chains: an anvil process on a free loopback port, or web3's in-process eth-tester.
+"""A local anvil process on a free loopback port: what the demo, benchmarks and tests start.
 
 anvil comes from npm (``npm ci --prefix chain`` installs ``@foundry-rs/anvil-linux-amd64``); the
 binary is run directly, not through npm's node wrapper, so the process we hold is anvil itself
@@ -20,26 +20,17 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
-
-from web3 import Web3
-from web3.providers.eth_tester import EthereumTesterProvider
-from web3.types import Wei
+from typing import IO, TYPE_CHECKING, Any
 
 from chain.errors import NodeError
+from chain.rpc import http_web3
 
-__all__ = [
-    "ANVIL_ENV",
-    "AnvilNode",
-    "dev_fund",
-    "eth_tester_web3",
-    "find_anvil",
-    "mine",
-    "set_next_block_timestamp",
-    "start_anvil",
-]
+if TYPE_CHECKING:
+    from web3 import Web3
 
-CHAIN_DIR = Path(__file__).resolve().parent
+__all__ = ["ANVIL_ENV", "AnvilNode", "find_anvil", "start_anvil"]
+
+CHAIN_DIR = Path(__file__).resolve().parents[1] / "chain"
 ANVIL_ENV = "ASSETPROOF_ANVIL"
 """Environment variable naming an anvil binary to use instead of the npm one."""
 _NPM_PLATFORMS = {
@@ -109,7 +100,7 @@ class AnvilNode:
 
     def web3(self) -> Web3:
         """A new web3 connected over HTTP."""
-        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 10}))
+        return http_web3(self.url)
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
         """One raw JSON-RPC call (``anvil_*``, ``evm_*``...)."""
@@ -217,44 +208,3 @@ def start_anvil(
     )
     node.start()
     return node
-
-
-def eth_tester_web3() -> Web3:
-    """A web3 on a fresh in-process eth-tester chain (py-evm, Prague rules, auto-mining)."""
-    return Web3(EthereumTesterProvider())
-
-
-# --- test-chain helpers (anvil and eth-tester both) ---------------------------------------------
-
-
-def _is_eth_tester(w3: Web3) -> bool:
-    return isinstance(w3.provider, EthereumTesterProvider)
-
-
-def dev_fund(w3: Web3, address: str, wei: int = 10**19) -> None:
-    """Give ``address`` ``wei`` on a development chain: ``anvil_setBalance`` on anvil (no
-    account drains over a long session), a transfer from the first unlocked account on
-    eth-tester."""
-    target = Web3.to_checksum_address(address)
-    if not _is_eth_tester(w3):
-        w3.provider.make_request("anvil_setBalance", [target, hex(wei)])  # type: ignore[arg-type]
-        return
-    funder = w3.eth.accounts[0]
-    tx_hash = w3.eth.send_transaction({"from": funder, "to": target, "value": Wei(wei)})
-    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.01)
-
-
-def set_next_block_timestamp(w3: Web3, timestamp: int) -> None:
-    """Make the next block's timestamp ``timestamp`` (it must not go back in time)."""
-    if _is_eth_tester(w3):
-        w3.provider.make_request("testing_timeTravel", [timestamp])  # type: ignore[arg-type]
-    else:
-        w3.provider.make_request("evm_setNextBlockTimestamp", [timestamp])  # type: ignore[arg-type]
-
-
-def mine(w3: Web3, blocks: int = 1) -> None:
-    """Mine ``blocks`` empty blocks."""
-    if _is_eth_tester(w3):
-        w3.provider.make_request("evm_mine", [blocks])  # type: ignore[arg-type]
-    else:
-        w3.provider.make_request("anvil_mine", [hex(blocks)])  # type: ignore[arg-type]

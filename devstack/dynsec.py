@@ -1,8 +1,8 @@
 """Mosquitto's dynamic-security config, read and decided as the plugin decides: the embedded amqtt
-broker (:mod:`gateway.amqtt_broker`) enforces the same file as Mosquitto, so the demo's fallback
+broker (:mod:`devstack.amqtt_broker`) enforces the same file as Mosquitto, so the demo's fallback
 broker refuses a device's SUBSCRIBE and a foreign publish just as Mosquitto does.
 
-Pure functions over the file's JSON (written by ``device_sim.broker_auth``, which the gateway may
+Pure functions over the file's JSON (written by ``devstack.broker_auth``, which the gateway may
 not import). What is decided, as Mosquitto 2.0's plugin does:
 
 - a login: the client exists, is not ``disabled``, and PBKDF2-HMAC-SHA512(password, salt,

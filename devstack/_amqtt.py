@@ -1,10 +1,11 @@
-"""The amqtt broker process itself (imported only in the child :mod:`gateway.amqtt_broker` starts):
+"""The amqtt broker process itself (imported only in the child :mod:`devstack.amqtt_broker` starts):
 authentication and access plugins that enforce Mosquitto's dynamic-security config, and the QoS 1
 delivery fix for amqtt 0.12.1."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import os
 import signal
@@ -19,8 +20,8 @@ from amqtt.mqtt.protocol.handler import ProtocolHandler
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import OUTGOING, OutgoingApplicationMessage, Session
 
-from gateway.dynsec import Action as PolicyAction
-from gateway.dynsec import DynsecError, DynsecPolicy, load_policy
+from devstack.dynsec import Action as PolicyAction
+from devstack.dynsec import DynsecError, DynsecPolicy, load_policy
 
 log = logging.getLogger("assetproof.amqtt")
 
@@ -68,7 +69,7 @@ def _policy_file(path: str) -> _PolicyFile:
 
 class DynsecAuth(BaseAuthPlugin):  # type: ignore[misc]  # amqtt is untyped
     """Refuses a client whose user name and password are not a client of the dynamic-security
-    config (as Mosquitto's plugin decides: :mod:`gateway.dynsec`); with no file, accepts every
+    config (as Mosquitto's plugin decides: :mod:`devstack.dynsec`); with no file, accepts every
     client. Never marks a session anonymous: amqtt queues nothing for anonymous sessions, and the
     gateway's persistent session must be kept."""
 
@@ -181,7 +182,19 @@ async def _retry_deliveries(self: Any) -> None:
         task.add_done_callback(tasks.discard)
 
 
-def patch_amqtt() -> None:
+PATCHED_VERSION = "0.12.1"
+"""The amqtt release whose private ``ProtocolHandler`` methods the two replacements above were
+written against; another release may have changed them, so the broker refuses to start."""
+
+
+def patch_amqtt(installed: str | None = None) -> None:
+    """Replace the two QoS 1 methods, after checking the installed amqtt is the one they fit."""
+    installed = installed if installed is not None else importlib.metadata.version("amqtt")
+    if installed != PATCHED_VERSION:
+        raise RuntimeError(
+            f"amqtt {installed} is installed; the embedded broker's QoS 1 patch fits amqtt {PATCHED_VERSION} only"
+            " (pip install 'assetproof[local]' with constraints.txt)"
+        )
     ProtocolHandler._handle_qos1_message_flow = _qos1_flow
     ProtocolHandler._retry_deliveries = _retry_deliveries
 
@@ -206,7 +219,11 @@ def serve(config: dict[str, Any], *, ready_line: str) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     log.setLevel(logging.INFO)
-    patch_amqtt()
+    try:
+        patch_amqtt()
+    except RuntimeError as exc:
+        print(f"amqtt failed to start: {exc}", file=sys.stderr)
+        return 1
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:

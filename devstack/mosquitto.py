@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Self
 from protocol.errors import AssetproofError
 
 if TYPE_CHECKING:  # only its paths are read: the broker launcher needs no crypto
-    from device_sim.broker_tls import BrokerTLSDir
+    from devstack.broker_tls import BrokerTLSDir
 
 MAX_QUEUED_MESSAGES = 2_000_000
 MAX_INFLIGHT = 1_000
@@ -78,7 +78,7 @@ def find_mosquitto() -> str | None:
 class LocalBroker:
     """What every broker process the project starts on 127.0.0.1 shares: where it keeps its
     config and log, its port (0: a free one), the dynamic-security config that holds its logins
-    and access rules (:mod:`device_sim.broker_auth` writes it), and stopping. Subclasses write
+    and access rules (:mod:`devstack.broker_auth` writes it), and stopping. Subclasses write
     their config and start the process."""
 
     directory: Path
@@ -141,7 +141,7 @@ class Mosquitto(LocalBroker):
     SUBSCRIBE (a refused subscription never joins a shared group). The plugin rewrites the file
     when its ``$CONTROL`` topic changes a login, so its directory must be writable.
 
-    With ``tls`` set (a :class:`device_sim.broker_tls.BrokerTLSDir`), a second listener on
+    With ``tls`` set (a :class:`devstack.broker_tls.BrokerTLSDir`), a second listener on
     ``tls_port`` speaks TLS 1.2+ only and requires a client certificate signed by the CA;
     the plaintext listener stays on loopback for tests and local tools.
     """

@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from config.mqtt_tls import TLSFiles, client_context
-from device_sim.broker_auth import (
+from devstack.broker_auth import (
     ADMIN_USER,
     CONTROL_TOPIC,
     BrokerAuthDir,
@@ -40,7 +40,7 @@ from device_sim.broker_auth import (
     known_users,
     remove_device,
 )
-from device_sim.broker_tls import BrokerTLSDir
+from devstack.broker_tls import BrokerTLSDir
 from protocol.errors import AssetproofError
 
 __all__ = [

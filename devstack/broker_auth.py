@@ -14,7 +14,7 @@ What the file grants (everything else is refused by ``defaultACLAccess``):
   no shared subscriptions), receive telemetry; it may not publish;
 - the admin login (role ``assetproof-admin``): ``$CONTROL/dynamic-security/#`` only, the plugin's
   control topic, through which a running broker's logins are added and removed
-  (:mod:`device_sim.broker_control`);
+  (:mod:`devstack.broker_control`);
 - optionally a load-test writer (role ``assetproof-load-writer``): publish on every device's
   topic (the publisher's multiplexed benchmark mode; never give it to a device).
 
@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from config.mqtt_tls import GATEWAY_LOGIN
 from device_sim.keystore import write_private_file
 from protocol.errors import AssetproofError
 from protocol.topics import SUBSCRIPTION, shared_subscription, telemetry_topic
@@ -67,7 +68,7 @@ ITERATIONS = 101
 SALT_BYTES = 12
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 ADMIN_USER = "assetproof-admin"
-GATEWAY_USER = "assetproof-gateway"
+GATEWAY_USER = GATEWAY_LOGIN
 ADMIN_ROLE = "assetproof-admin"
 GATEWAY_ROLE = "assetproof-gateway"
 LOAD_ROLE = "assetproof-load-writer"
