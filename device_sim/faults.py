@@ -38,8 +38,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from protocol.envelope import GENESIS_PREV, MAX_MESSAGE_BYTES, Body, DeviceKind, sign_body
+from protocol.envelope import GENESIS_PREV, MAX_MESSAGE_BYTES, Body, DeviceKind, canonical_json, sign_body
 from protocol.errors import AssetproofError
+from protocol.plausibility import plausible_maxima
+from protocol.quarantine import QuarantineReason
 from protocol.signing import DeviceKey
 from protocol.topics import telemetry_topic
 
@@ -55,6 +57,7 @@ __all__ = [
 ]
 
 HOUR_MS: Final = 3_600_000
+_FALLBACK_RATING: Final = MappingProxyType({"rated_power_w": 10_000, "rated_hashrate_ghs": 1})
 
 
 class FaultError(AssetproofError, ValueError):
@@ -97,11 +100,6 @@ class FaultMessage:
         return self.seq is not None
 
 
-def _canonical(obj: Any) -> bytes:
-    # Same compact sorted encoding as protocol.envelope (RFC 8785 for the schema's values).
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def _body(s: DeviceSnapshot, **changes: Any) -> Body:
     fields: dict[str, Any] = {
         "device": s.device_id,
@@ -132,7 +130,7 @@ def _chained(name: str, s: DeviceSnapshot, **changes: Any) -> FaultMessage:
 def _rewrite(raw: bytes, change: Callable[[dict[str, Any]], None]) -> bytes:
     obj = json.loads(raw)
     change(obj)
-    return _canonical(obj)
+    return canonical_json(obj)
 
 
 def tampered_metric(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
@@ -206,7 +204,7 @@ def oversized(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
 
     def pad(obj: dict[str, Any]) -> None:
         obj["pad"] = ""
-        obj["pad"] = "x" * (size - len(_canonical(obj)))
+        obj["pad"] = "x" * (size - len(canonical_json(obj)))
 
     return _message("oversized", s, _rewrite(_signed(s), pad))
 
@@ -233,10 +231,11 @@ def clock_skew_past(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
 
 
 def implausible(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
-    """CHAINED: the next reading claiming 100 times the energy the device's rating allows."""
-    rated_w = int(s.rating.get("rated_power_w", 10_000))
+    """CHAINED: the next reading claiming 100 times the energy protocol.plausibility allows for
+    the device's rating (a 10 kW device if the snapshot has no rating)."""
+    rating = {**_FALLBACK_RATING, **s.rating}
     metrics = dict(s.metrics)
-    metrics["energy_wh"] = rated_w * s.window_s * 100 // 3600 + 1
+    metrics["energy_wh"] = plausible_maxima(s.kind, rating, window_s=s.window_s)["energy_wh"] * 100
     if "grid_wh" in metrics:  # keep the charger's own balance consistent: only the size is wrong
         metrics["grid_wh"] = max(metrics["grid_wh"], metrics["energy_wh"])
     return _chained("implausible", s, metrics=metrics)
@@ -263,22 +262,22 @@ FAULTS: Final[Mapping[str, Fault]] = MappingProxyType(
     }
 )
 
-EXPECTED_REASON: Final[Mapping[str, str]] = MappingProxyType(
+EXPECTED_REASON: Final[Mapping[str, QuarantineReason]] = MappingProxyType(
     {
-        "tampered_metric": "bad_signature",
-        "bad_signature": "bad_signature",
-        "replayed_seq": "replay",
-        "skipped_seq": "gap",
-        "wrong_prev": "bad_prev",
-        "unknown_device": "unknown_device",
-        "topic_mismatch": "topic_mismatch",
-        "non_canonical": "non_canonical",
-        "malformed_json": "malformed",
-        "oversized": "oversized",
-        "unsupported_alg": "unsupported_alg",
-        "clock_skew": "clock_skew",
-        "clock_skew_past": "clock_skew",
-        "implausible": "implausible",
+        "tampered_metric": QuarantineReason.BAD_SIGNATURE,
+        "bad_signature": QuarantineReason.BAD_SIGNATURE,
+        "replayed_seq": QuarantineReason.REPLAY,
+        "skipped_seq": QuarantineReason.GAP,
+        "wrong_prev": QuarantineReason.BAD_PREV,
+        "unknown_device": QuarantineReason.UNKNOWN_DEVICE,
+        "topic_mismatch": QuarantineReason.TOPIC_MISMATCH,
+        "non_canonical": QuarantineReason.NON_CANONICAL,
+        "malformed_json": QuarantineReason.MALFORMED,
+        "oversized": QuarantineReason.OVERSIZED,
+        "unsupported_alg": QuarantineReason.UNSUPPORTED_ALG,
+        "clock_skew": QuarantineReason.CLOCK_SKEW,
+        "clock_skew_past": QuarantineReason.CLOCK_SKEW,
+        "implausible": QuarantineReason.IMPLAUSIBLE,
     }
 )
 

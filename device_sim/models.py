@@ -18,8 +18,8 @@ stays small and a restarted runner continues exactly where it stopped (:meth:`re
 
 Sub-Wh energy is carried between windows instead of being floored away, so 1-second readings
 lose nothing to rounding: the reported energies always sum to within 1 Wh of the energy the
-model simulated. That carry is why :func:`plausible_maxima` allows 1 Wh above the rated power
-times the window.
+model simulated. That carry is why :mod:`protocol.plausibility` allows 1 Wh above the rated power
+times the window (with its margin); the tests hold every model's output to that rule.
 
 Location: Hong Kong (22.3 N, 114.17 E, UTC+8 all year, no daylight saving time).
 """
@@ -46,7 +46,6 @@ __all__ = [
     "ambient_c",
     "build_model",
     "clear_sky_poa_wm2",
-    "plausible_maxima",
     "should_curtail",
 ]
 
@@ -55,8 +54,6 @@ LONGITUDE_DEG: Final = 114.17
 UTC_OFFSET_S: Final = 8 * 3600
 
 _MAX_WINDOW_S: Final = 86_400  # protocol.envelope.Body admits windows of at most a day
-_ENERGY_MARGIN: Final = 1.05  # meter accuracy class and rating tolerance for plausibility checks
-_CARRY_WH: Final = 1  # sub-Wh remainder a model carries into the next window
 
 JsonState = dict[str, int | float]
 
@@ -98,14 +95,6 @@ def _check_range(owner: object, name: str, low: int, high: int) -> None:
     value = getattr(owner, name)
     if type(value) is not int or not low <= value <= high:
         raise ValueError(f"{type(owner).__name__}.{name} must be an int in {low}..{high}, got {value!r}")
-
-
-def _ceil_pct(value: int, percent: int) -> int:
-    return -(-value * percent // 100)
-
-
-def _wh_max(power_w: float, window_s: int) -> int:
-    return math.ceil(power_w * window_s / 3600 * _ENERGY_MARGIN) + _CARRY_WH
 
 
 class DeviceModel(Protocol):
@@ -784,7 +773,7 @@ class MiningRig(_Model):
         self._outage_until_ms = int(state["outage_until_ms"])
 
 
-# --- factory and plausibility ---------------------------------------------------------------
+# --- factory ---------------------------------------------------------------
 
 _R = TypeVar("_R", SolarRating, ChargerRating, MinerRating)
 
@@ -805,52 +794,3 @@ def build_model(
     if kind is DeviceKind.CHARGER:
         return ChargingPile(seed=seed, rating=_rating(ChargerRating, rating))
     return MiningRig(seed=seed, rating=_rating(MinerRating, rating), tariff=tariff)
-
-
-def plausible_maxima(kind: DeviceKind, rating: Mapping[str, int], window_s: int) -> dict[str, int]:
-    """Per metric, the largest value a healthy device of this rating can report for a window of
-    ``window_s`` seconds: a gateway quarantines readings above it as implausible.
-
-    Energy allows 5 % over the rating (meter class and nameplate tolerance) plus the 1 Wh a
-    device may carry from the previous window. Solar irradiance stops at 1400 W/m2 (cloud-edge
-    enhancement above the ~1000 W/m2 clear-sky peak) and cell temperature at 85 degC (the
-    IEC 61215 operating limit); miner hashrate and power allow 10 % over nominal (overclock
-    headroom) and hashboards shut down above 90 degC; a charging session, plug-in to unplug,
-    takes at least two minutes.
-    """
-    kind = DeviceKind(kind)
-    if type(window_s) is not int or not 1 <= window_s <= _MAX_WINDOW_S:
-        raise ValueError(f"window_s must be an int in 1..{_MAX_WINDOW_S}, got {window_s!r}")
-    if kind is DeviceKind.SOLAR:
-        solar = SolarRating.from_json(rating)
-        maxima = {
-            "energy_wh": _wh_max(solar.rated_power_w, window_s),
-            "power_w": _ceil_pct(solar.rated_power_w, 105),
-            "irradiance_wm2": 1400,
-            "temp_dc": 850,
-        }
-    elif kind is DeviceKind.CHARGER:
-        charger = ChargerRating.from_json(rating)
-        drawn_w = charger.rated_power_w * 10_000 / charger.efficiency_bp
-        sessions = window_s // 120 + 1
-        maxima = {
-            "energy_wh": _wh_max(charger.rated_power_w, window_s),
-            "grid_wh": _wh_max(drawn_w, window_s),
-            "sessions_started": sessions,
-            "sessions_ended": sessions,
-            "active_s": window_s,
-            "power_w": _ceil_pct(charger.rated_power_w, 105),
-        }
-    else:
-        miner = MinerRating.from_json(rating)
-        hashrate = _ceil_pct(miner.rated_hashrate_ghs, 110)
-        maxima = {
-            "hashes_gh": hashrate * window_s,
-            "hashrate_ghs": hashrate,
-            "power_w": _ceil_pct(miner.rated_power_w, 110),
-            "energy_wh": math.ceil(miner.rated_power_w * 1.1 * window_s / 3600) + _CARRY_WH,
-            "uptime_s": window_s,
-            "curtailed_s": window_s,
-            "temp_dc": 900,
-        }
-    return maxima

@@ -35,10 +35,11 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from gateway.plausibility import check_plausible
 from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import GENESIS_PREV, DeviceKind, Message, chain_hash, decode_message
 from protocol.errors import BadSignatureError, VerificationError
+from protocol.plausibility import check_plausible
+from protocol.quarantine import QuarantineReason
 from protocol.topics import device_from_topic
 from store import ingest
 from store.ingest import BatchWrites, ChainHead, DeviceInfo
@@ -214,7 +215,7 @@ class BatchProcessor:
                 self._quarantine(
                     writes,
                     Incoming(row.topic, bytes(row.raw), row.received_ms),
-                    "gap",
+                    QuarantineReason.GAP,
                     f"seq {row.seq} waited {self._hold_ms // 1000} s for seq {expected}, which never arrived",
                     publisher=row.device_id,
                     body_device=row.device_id,
@@ -245,7 +246,7 @@ class BatchProcessor:
                 self._quarantine(
                     writes,
                     incoming,
-                    "topic_mismatch",
+                    QuarantineReason.TOPIC_MISMATCH,
                     f"message from {message.body.device!r} published on the topic of {topic_device!r}",
                     publisher=topic_device,
                     body_device=message.body.device,
@@ -328,14 +329,16 @@ class BatchProcessor:
             )
 
         if device is None or head is None:
-            return reject("unknown_device", f"device {body.device!r} is not registered")
+            return reject(QuarantineReason.UNKNOWN_DEVICE, f"device {body.device!r} is not registered")
         if device.status != "active":
-            return reject("revoked_device", f"device {body.device!r} is {device.status}")
+            return reject(QuarantineReason.REVOKED_DEVICE, f"device {body.device!r} is {device.status}")
         if candidate.verified_with != device.public_key:
             try:
                 message.verify(alg=device.alg, public_key=device.public_key)
             except VerificationError as exc:
-                return reject(exc.reason if isinstance(exc, BadSignatureError) else "bad_signature", str(exc))
+                return reject(
+                    exc.reason if isinstance(exc, BadSignatureError) else QuarantineReason.BAD_SIGNATURE, str(exc)
+                )
 
         # A resynchronised device's new key may start a new chain above the old head, once.
         restart = head.resync_pending and body.prev == GENESIS_PREV and body.seq > head.last_seq
@@ -348,11 +351,14 @@ class BatchProcessor:
                 head.dirty = True
                 result.duplicates += 1
                 return None
-            return reject("replay", f"seq {body.seq} is already used by another message (head is at {head.last_seq})")
+            return reject(
+                QuarantineReason.REPLAY,
+                f"seq {body.seq} is already used by another message (head is at {head.last_seq})",
+            )
         if not restart and body.seq > head.last_seq + 1:
             if body.prev == head.last_hash:
                 return reject(
-                    "gap",
+                    QuarantineReason.GAP,
                     f"seq {body.seq} links to seq {head.last_seq}: {head.last_seq + 1}..{body.seq - 1} skipped",
                 )
             if candidate.from_hold:
@@ -364,7 +370,7 @@ class BatchProcessor:
                     head.duplicates += 1
                     head.dirty = True
                     return None
-                return reject("replay", f"seq {body.seq} is already held with other content")
+                return reject(QuarantineReason.REPLAY, f"seq {body.seq} is already held with other content")
             writes.held.append(
                 {
                     "device_id": body.device,
@@ -378,7 +384,9 @@ class BatchProcessor:
             result.held += 1
             return None
         if not restart and body.prev != head.last_hash:
-            return reject("bad_prev", f"prev does not match the hash of seq {head.last_seq}: the chain forks here")
+            return reject(
+                QuarantineReason.BAD_PREV, f"prev does not match the hash of seq {head.last_seq}: the chain forks here"
+            )
 
         # Signed by the current key and linked: from here on the message takes its link whatever
         # its content, so a rejection below still advances the chain (and the device goes on).
@@ -408,12 +416,15 @@ class BatchProcessor:
         """Why a signed, linked reading cannot count (reason, detail), or None if it can."""
         body = message.body
         if device.kind != body.kind.value:
-            return "kind_mismatch", f"device {body.device!r} is a {device.kind}, the reading says {body.kind.value}"
+            return (
+                QuarantineReason.KIND_MISMATCH,
+                f"device {body.device!r} is a {device.kind}, the reading says {body.kind.value}",
+            )
         if body.ts_ms < head.last_ts_ms:
-            return "clock_skew", f"ts_ms {body.ts_ms} is before the previous reading's {head.last_ts_ms}"
+            return QuarantineReason.CLOCK_SKEW, f"ts_ms {body.ts_ms} is before the previous reading's {head.last_ts_ms}"
         now = self._clock_ms()
         if body.ts_ms > now + self._max_future_skew_ms:
-            return "clock_skew", f"ts_ms {body.ts_ms} is {(body.ts_ms - now) // 1000} s in the future"
+            return QuarantineReason.CLOCK_SKEW, f"ts_ms {body.ts_ms} is {(body.ts_ms - now) // 1000} s in the future"
         try:
             check_plausible(body, device.rating)
         except VerificationError as exc:

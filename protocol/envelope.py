@@ -44,6 +44,7 @@ __all__ = [
     "DeviceKind",
     "Message",
     "MetricSpec",
+    "canonical_json",
     "chain_hash",
     "decode_and_verify",
     "decode_message",
@@ -119,7 +120,7 @@ _BODY_FIELDS: Final = frozenset({"v", "device", "seq", "ts_ms", "kind", "window_
 _MESSAGE_FIELDS: Final = frozenset({"alg", "body", "sig"})
 
 
-def _canonical(obj: Any) -> bytes:
+def canonical_json(obj: Any) -> bytes:
     """RFC 8785 bytes of an object that passed the schema.
 
     The schema admits only ASCII keys, ASCII strings without escapes and integers within
@@ -231,7 +232,7 @@ class Body:
 
     def signing_bytes(self) -> bytes:
         """The exact bytes a device signs: the RFC 8785 encoding of the body."""
-        return _canonical(self.to_json())
+        return canonical_json(self.to_json())
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +276,7 @@ class Message:
 def sign_body(body: Body, key: DeviceKey) -> Message:
     """Sign ``body`` with the device's key and encode the wire message."""
     signature = key.sign(body.signing_bytes())
-    raw = _canonical({"alg": key.alg, "body": body.to_json(), "sig": signature.hex()})
+    raw = canonical_json({"alg": key.alg, "body": body.to_json(), "sig": signature.hex()})
     return Message(body=body, alg=key.alg, signature=signature, raw=raw)
 
 
@@ -319,7 +320,7 @@ def decode_message(data: bytes) -> Message:
     sig = message["sig"]
     if not isinstance(sig, str) or not _HEX64.fullmatch(sig):
         raise MalformedError("sig must be 128 lowercase hex characters (64 bytes)", field="sig")
-    if _canonical(obj) != data:
+    if canonical_json(obj) != data:
         raise NonCanonicalError("message bytes are not the RFC 8785 canonical encoding")
     return Message(body=body, alg=alg, signature=bytes.fromhex(sig), raw=data)
 

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from protocol._strict import MAX_INT, require_int, require_object
 from protocol.cashflow import Tariff
-from protocol.envelope import _canonical, parse_json
+from protocol.envelope import canonical_json, parse_json
 from protocol.errors import MalformedError, MetadataError
 from protocol.merkle import leaf_hash, tree_root
 
@@ -146,7 +146,7 @@ class EpochMetadata:
         """The RFC 8785 encoding that ``meta_hash`` covers. The schema admits only ASCII names and
         integers, so the envelope's fast encoder is byte-identical to RFC 8785 here (a test checks
         it against the ``rfc8785`` package); auditors hash metadata once per bundle."""
-        return _canonical(self.to_json())
+        return canonical_json(self.to_json())
 
     @property
     def meta_hash(self) -> bytes:

@@ -26,7 +26,6 @@ from device_sim.faults import (
 )
 from device_sim.models import build_model
 from gateway.batch import BatchProcessor, Incoming
-from gateway.plausibility import ImplausibleError, check_plausible
 from protocol.envelope import (
     GENESIS_PREV,
     MAX_MESSAGE_BYTES,
@@ -45,6 +44,7 @@ from protocol.errors import (
     OversizedError,
     UnsupportedAlgorithmError,
 )
+from protocol.plausibility import ImplausibleError, check_plausible
 from protocol.signing import DeviceKey
 from protocol.topics import device_from_topic, telemetry_topic
 from store.db import make_engine, migrate
