@@ -32,9 +32,11 @@ from typing import Any, Final
 from auditor.chains import DeviceChain, Link, follow
 from auditor.sources import ExportSource, read_json
 from auditor.verify import key_for_time, key_refusal
-from chain.client import ChainReader, KeyRecord, asset_id_hash, device_id_hash
-from chain.client import Checkpoint as ChainCheckpoint
 from chain.errors import CheckpointMismatchError, ContractRevert
+from chain.ids import asset_id_hash, device_id_hash
+from chain.reader import ChainReader
+from chain.types import Checkpoint as ChainCheckpoint
+from chain.types import KeyRecord
 from protocol import merkle
 from protocol.cashflow import reading_cash_flow
 from protocol.envelope import Message, decode_message

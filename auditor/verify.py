@@ -25,9 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from chain.client import ChainReader, KeyEnd, KeyRecord
-from chain.client import Checkpoint as ChainCheckpoint
 from chain.errors import CheckpointMismatchError, ContractRevert
+from chain.reader import ChainReader
+from chain.types import Checkpoint as ChainCheckpoint
+from chain.types import KeyEnd, KeyRecord
 from protocol import merkle
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.cashflow import CashFlow, reading_cash_flow
