@@ -37,7 +37,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from auditor.audit import audit_epochs, verify_chunk
+from auditor.audit import audit_epochs
+from auditor.signatures import verify_chunk
 from auditor.sources import DirectorySource
 from auditor.verify import verify_bundle, verify_bundles_offline
 from chain.reader import ChainReader

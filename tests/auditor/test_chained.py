@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.audit import AuditReport, audit_epochs
+from auditor.audit import audit_epochs
+from auditor.report import AuditReport
 from auditor.sources import DirectorySource
 from chain.deployment import write_deployment
 from chain.ids import device_id_hash
