@@ -66,19 +66,6 @@ DEFAULT_MAX_FUTURE_SKEW_MS: Final = 300_000
 _SIG_CHUNK: Final = 2_000
 
 
-def _epoch_result(epoch: int, anchored: ChainCheckpoint) -> EpochResult:
-    """The epoch's line in the report, before its leaves are read."""
-    return EpochResult(
-        epoch=epoch,
-        tree_size=anchored.tree_size,
-        leaves=0,
-        root=anchored.root.hex(),
-        recomputed_root=None,
-        block_number=anchored.block_number,
-        assets={},
-    )
-
-
 class _Auditor:
     def __init__(
         self,
@@ -164,7 +151,7 @@ class _Auditor:
         log: merkle.CompactRange | None,
     ) -> merkle.CompactRange | None:
         """Audit one epoch; return the compact range after it (None when it cannot be trusted)."""
-        result = _epoch_result(epoch, anchored)
+        result = EpochResult.begin(anchored)
         self.report.epochs.append(result)
         start = 0 if epoch == 0 else (previous.tree_size if previous is not None else None)
         doc = read_checkpoint(self.source, epoch, find=self.find)

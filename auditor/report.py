@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.chains import DeviceChain
+from chain.types import Checkpoint as ChainCheckpoint
 
 __all__ = ["AuditReport", "EpochResult", "Finding", "Rejection"]
 
@@ -44,6 +45,19 @@ class EpochResult:
     block_number: int
     assets: dict[str, dict[str, int]]
     findings: int = 0
+
+    @classmethod
+    def begin(cls, anchored: ChainCheckpoint) -> EpochResult:
+        """The epoch's line in the report, before its leaves are read."""
+        return cls(
+            epoch=anchored.epoch,
+            tree_size=anchored.tree_size,
+            leaves=0,
+            root=anchored.root.hex(),
+            recomputed_root=None,
+            block_number=anchored.block_number,
+            assets={},
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
