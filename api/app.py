@@ -1,4 +1,4 @@
-"""The FastAPI application: ``create_app(settings)``.
+"""The FastAPI application: ``create_app(settings)``, from the one ``config.Settings``.
 
 Routes are synchronous: they run on the server's thread pool with SQLAlchemy's blocking
 drivers, as the rest of assetproof does. Reads use a reader engine (on SQLite a deferred
@@ -11,20 +11,26 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from api.anchors import AnchorTarget
 from api.context import ApiContext
 from api.errors import install_handlers
 from api.http_edges import HeadAndOptions, SecurityHeaders, content_security_policy
 from api.metrics import MetricsMiddleware
 from api.models import INVALID_REQUEST
 from api.routes import admin, cashflow, chain_info, devices, epochs, export, fleet, quarantine, readings, system
-from api.settings import AnchorTarget, Settings
+from config import Settings, load_settings
+from config.clock import wall_ms
 from store.db import make_engine
+
+STATIC_DIR: Final = Path(__file__).with_name("static")
+"""The dashboard's files."""
 
 DESCRIPTION: Final = """\
 Read and admin API of assetproof: devices and assets, readings, attested and pending cash flow,
@@ -43,23 +49,34 @@ class AssetproofApp(FastAPI):
     middleware, so that a 500 carries the security headers too."""
 
     def build_middleware_stack(self) -> ASGIApp:
-        settings: Settings = self.state.ctx.settings
+        ctx: ApiContext = self.state.ctx
         paths: dict[str, list[str]] = {path: list(ops) for path, ops in self.openapi()["paths"].items()}
         if self.openapi_url:
             paths[self.openapi_url] = ["get"]
         # The dashboard's mount at "/" answers GET and HEAD for any other path (404 when no file).
-        fallback = ["GET", "HEAD"] if settings.static_dir.is_dir() else None
+        fallback = ["GET", "HEAD"] if ctx.static_dir.is_dir() else None
         inner = HeadAndOptions(super().build_middleware_stack(), paths=paths, fallback=fallback)
-        return SecurityHeaders(inner, csp=content_security_policy(public_rpc_url=settings.public_rpc_url))
+        return SecurityHeaders(inner, csp=content_security_policy(public_rpc_url=ctx.settings.public_rpc_url))
 
 
-def create_app(settings: Settings | None = None, *, clock_ms: Callable[[], int] | None = None) -> FastAPI:
-    settings = settings or Settings.from_env()
+def create_app(
+    settings: Settings | None = None, *, static_dir: Path = STATIC_DIR, clock_ms: Callable[[], int] | None = None
+) -> FastAPI:
+    """The app for ``settings`` (default: ``ASSETPROOF_*`` and the settings file). Raises
+    SettingsError, before touching the database, when production mode has no admin token."""
+    settings = settings or load_settings()
+    admin_token = settings.require_admin_token()
     reader = make_engine(settings.database_url, writer=False)
     writer = make_engine(settings.database_url, pool_size=2)
-    ctx = ApiContext(settings=settings, reader=reader, writer=writer, anchors=AnchorTarget(settings.deployment))
-    if clock_ms is not None:
-        ctx = ApiContext(settings=settings, reader=reader, writer=writer, anchors=ctx.anchors, clock_ms=clock_ms)
+    ctx = ApiContext(
+        settings=settings,
+        admin_token=admin_token,
+        static_dir=static_dir,
+        reader=reader,
+        writer=writer,
+        anchors=AnchorTarget(settings.deployment),
+        clock_ms=clock_ms or wall_ms,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -100,6 +117,6 @@ def create_app(settings: Settings | None = None, *, clock_ms: Callable[[], int] 
     for module in (devices, readings, cashflow, epochs, chain_info, export, quarantine, fleet, admin, system):
         app.include_router(module.router)
     # The dashboard's files, when someone has put them there; last, so every route wins.
-    if settings.static_dir.is_dir():
-        app.mount("/", StaticFiles(directory=settings.static_dir, html=True), name="static")
+    if static_dir.is_dir():
+        app.mount("/", StaticFiles(directory=static_dir, html=True), name="static")
     return app

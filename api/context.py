@@ -1,39 +1,41 @@
-"""What every request needs (engines, settings, the anchor target, the clock), kept on the app
-and handed to routes as a dependency."""
+"""What every request needs (engines, settings, the admin token, the anchor target, the clock),
+kept on the app and handed to routes as a dependency."""
 
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Final
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
+from api.anchors import AnchorTarget
 from api.errors import ApiError
 from api.pagination import MAX_LIMIT
 from api.params import StoreInt
-from api.settings import AnchorTarget, Settings
+from config import Settings
+from config.clock import wall_ms
 
 __all__ = ["Admin", "ApiContext", "Ctx", "FromMs", "Limit", "ToMs"]
-
-
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiContext:
     settings: Settings
+    admin_token: str | None
+    """``settings``' token, resolved once at startup; ``None``: the admin endpoints are off."""
+    static_dir: Path
+    """Served at ``/`` when it exists (the dashboard)."""
     reader: Engine
     """Reads: on SQLite a deferred transaction that never takes the write lock."""
     writer: Engine
     """Admin writes only."""
     anchors: AnchorTarget
-    clock_ms: Callable[[], int] = _wall_clock_ms
+    clock_ms: Callable[[], int] = wall_ms
 
 
 def _context(request: Request) -> ApiContext:
@@ -47,7 +49,7 @@ _bearer: Final = HTTPBearer(auto_error=False, description="The admin token (ASSE
 
 
 def _require_admin(ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    token = ctx.settings.admin_token
+    token = ctx.admin_token
     if token is None:
         raise ApiError(503, "admin API disabled: no ASSETPROOF_ADMIN_TOKEN is configured", reason="admin_disabled")
     given = b"" if credentials is None else credentials.credentials.encode()

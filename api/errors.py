@@ -12,12 +12,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.settings import DeploymentFileError
+from api.anchors import DeploymentFileError
+from protocol.errors import AssetproofError
 
 __all__ = ["ApiError", "install_handlers"]
 
 
-class ApiError(Exception):
+class ApiError(AssetproofError):
     def __init__(
         self, status: int, detail: str, *, reason: str | None = None, headers: dict[str, str] | None = None
     ) -> None:

@@ -17,7 +17,6 @@ rewritten history, for a person to look at.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from sqlalchemy import Engine, Row, select, update
 from attestor.log_store import DbNodeStore
 from chain.errors import ChainError, ConfirmationTimeoutError
 from chain.writer import ChainClient
+from config.clock import wall_ms
 from protocol.errors import AssetproofError
 from protocol.merkle import MerkleLog
 from store.cashflow import record_attested
@@ -128,7 +128,7 @@ class Anchorer:
                     block_number=block,
                     block_timestamp=timestamp,
                     gas_used=gas,
-                    anchored_ms=time.time_ns() // 1_000_000,
+                    anchored_ms=wall_ms(),
                 )
             )
             # The attested sums move with the status, in one transaction, and only on the

@@ -32,6 +32,7 @@ from attestor.metrics import (
 )
 from chain.errors import ChainError, ContractRevert
 from chain.writer import ChainClient
+from config.clock import wall_ms
 from store.tables import Epoch
 
 log = logging.getLogger("assetproof.attestor")
@@ -52,7 +53,7 @@ class Attestor:
         chain: ChainClient,
         *,
         policy: EpochPolicy,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_ms,
         tick_s: float = 0.2,
         receipt_timeout_s: float = 30.0,
     ) -> None:

@@ -3,10 +3,10 @@ metrics, readings in publishing order (round-robin over devices, each device's i
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from config.clock import wall_ms
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, sign_body
 from protocol.signing import DeviceKey
 from protocol.topics import telemetry_topic
@@ -57,7 +57,7 @@ class Load:
 
 
 def generate_load(*, devices: int, per_device: int, alg: str = "ed25519") -> Load:
-    base_ms = int(time.time() * 1000) - per_device * WINDOW_S * 1000
+    base_ms = wall_ms() - per_device * WINDOW_S * 1000
     fleet = []
     keys = []
     for i in range(devices):

@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench._ingest_load import Load
+from config.clock import wall_ms
 from config.mqtt_tls import TLSFiles, client_context
 
 INFLIGHT = 500
@@ -71,7 +72,7 @@ def main() -> None:
                 if delay > 0:
                     time.sleep(delay)
             window.acquire()
-            times[(device, seq)] = time.time_ns() // 1_000_000
+            times[(device, seq)] = wall_ms()
             client.publish(topic, payload, qos=1)
         if shard:
             done.wait(600)

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+from config.clock import wall_ms
 from device_sim.provision import KIND_PREFIX
 from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import Body, DeviceKind
@@ -252,7 +253,7 @@ class Data:
 
 def generate(*, devices: int, days: int, seed: int, tariff: Tariff) -> Data:
     specs = fleet(devices, seed)
-    now = time.time_ns() // 1_000_000
+    now = wall_ms()
     end_ms = now - now % HOUR_MS
     slots = days * DAY_MS // SLOT_MS
     start_ms = end_ms - slots * SLOT_MS
@@ -553,7 +554,7 @@ def measure(url: str, *, proofs: int, cashflows: int, seed: int, deployment: Pat
     from sqlalchemy import func, select
 
     from api.app import create_app
-    from api.settings import Settings
+    from config import Settings
     from protocol.bundle import ProofBundle, verify_bundle_offline
     from store.db import make_engine
     from store.tables import Asset, Epoch, Reading
@@ -579,7 +580,7 @@ def measure(url: str, *, proofs: int, cashflows: int, seed: int, deployment: Pat
                 targets.append(f"/v1/readings/{index}/bundle")
     engine.dispose()
 
-    app = create_app(Settings(database_url=url, deployment=deployment, static_dir=deployment.parent / "none"))
+    app = create_app(Settings(database_url=url, deployment=deployment), static_dir=deployment.parent / "none")
     with TestClient(app) as client:
         for path in targets[:20]:  # warm the pools, caches and the server's first-request work
             client.get(path)

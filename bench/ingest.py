@@ -44,6 +44,7 @@ from typing import Any
 
 from bench import _ingest_rogue
 from bench._ingest_load import Load, generate_load
+from config.clock import wall_ms
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -132,7 +133,7 @@ def run_gateway(
     url = database or f"sqlite:///{work / 'ingest.db'}"
     engine = make_engine(url)
     migrate(engine)
-    now = int(time.time() * 1000)
+    now = wall_ms()
     for kind, asset in {(d.kind, d.asset) for d in load.devices}:
         ensure_asset(engine, name=asset, kind=kind, now_ms=now)
     for asset in sorted({d.asset for d in load.devices}):

@@ -30,16 +30,15 @@ def api(
     import uvicorn
 
     from api.app import create_app
-    from api.settings import Settings, SettingsError
+    from config import SettingsError
     from store.db import make_engine, migrate
 
+    config = settings().model_copy(update={"database_url": database, "deployment": deployment})
     try:
-        config = Settings.from_config(
-            settings().model_copy(update={"database_url": database, "deployment": deployment})
-        )
+        app = create_app(config)  # refuses a production start without a token before any I/O
     except SettingsError as exc:
         raise fail(str(exc)) from None
     engine = make_engine(database)
     migrate(engine)
     engine.dispose()
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, proxy_headers=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)

@@ -17,6 +17,7 @@ import typer
 from pydantic import SecretStr
 
 from config import PREFIX, Settings, SettingsError, load_settings
+from config.settings import split_host_port
 
 _loaded: Settings | None = None
 
@@ -70,10 +71,11 @@ KeystoreOption = Annotated[Path, setting("keystore", "--keystore")]
 
 
 def parse_broker(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise typer.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint="--broker")
-    return host, int(port)
+    """``--broker`` read as ``ASSETPROOF_BROKER`` is (the flag bypasses the settings' check)."""
+    try:
+        return split_host_port(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--broker") from None
 
 
 def stop_on_signals() -> threading.Event:

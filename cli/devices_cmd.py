@@ -23,16 +23,13 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.common import BrokerOption, DatabaseOption, KeystoreOption, RpcOption, fail, secret, setting, settings
+from config.clock import wall_ms
 
 app = typer.Typer(help="Provision, list, revoke and rotate devices.", no_args_is_help=True)
 console = Console()
 
 BrokerAuthOption = Annotated[Path, setting("broker_auth", "--broker-auth")]
 ShareGroupOption = Annotated[str, setting("gateway_group", "--share-group")]
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _engine(database: str):  # type: ignore[no-untyped-def]
@@ -192,7 +189,7 @@ def revoke(
         if status == "revoked":
             console.print(f"{device_id} was already revoked in the store")
         else:
-            revoke_device(engine, device_id=device_id, now_ms=_now_ms())
+            revoke_device(engine, device_id=device_id, now_ms=wall_ms())
             chain = _chain(deployment, rpc, key)
             if chain is not None:
                 chain.revoke(device_id=device_id)
@@ -233,7 +230,7 @@ def _new_key(device_id: str, *, database: str, keystore: Path, chain_args: tuple
     try:
         credentials = Keystore(keystore).rotate(device_id)
         recorded = record(
-            engine, device_id=device_id, alg=credentials.alg, public_key=credentials.public_key, now_ms=_now_ms()
+            engine, device_id=device_id, alg=credentials.alg, public_key=credentials.public_key, now_ms=wall_ms()
         )
         chain = _chain(*chain_args)
         if chain is not None:

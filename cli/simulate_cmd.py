@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.common import BrokerOption, KeystoreOption, configure_logging, parse_broker, setting, stop_on_signals
+from config.clock import wall_ms
 
 log = logging.getLogger("assetproof.simulate")
 
@@ -61,7 +61,7 @@ def simulate(
     from protocol.errors import AssetproofError
 
     configure_logging(verbose)
-    start_ms = None if start is None else _parse_start(start, now_ms=time.time_ns() // 1_000_000)
+    start_ms = None if start is None else _parse_start(start, now_ms=wall_ms())
     host, port = parse_broker(broker)
     store = Keystore(keystore)
     ids = device or store.ids()
@@ -74,7 +74,7 @@ def simulate(
     except AssetproofError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    now = time.time_ns() // 1_000_000
+    now = wall_ms()
     ahead_ms = (
         int((seconds if seconds is not None else 86_400 / accelerate) * (accelerate - 1) * 1000)
         if accelerate > 1

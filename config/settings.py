@@ -24,12 +24,15 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from protocol.errors import AssetproofError
+
 __all__ = [
     "ANVIL_DEV_KEY",
     "PREFIX",
     "Settings",
     "SettingsError",
     "load_settings",
+    "split_host_port",
 ]
 
 PREFIX: Final = "ASSETPROOF_"
@@ -43,10 +46,23 @@ _NOT_SETTINGS: Final = frozenset({FILE_VARIABLE, "ASSETPROOF_ANVIL"})
 _NOT_SETTINGS_PREFIXES: Final = ("ASSETPROOF_TEST_",)
 _HOST_PORT = re.compile(r"[^\s:]+:\d{1,5}")
 _KEY = re.compile(r"0x[0-9a-fA-F]{64}")
+MIN_TOKEN_LENGTH: Final = 16
+# Tokens copied from an example file rather than generated: refused however long the list of
+# deployments that would otherwise run with them.
+_PLACEHOLDER_TOKENS: Final = frozenset({"changethis", "changeme", "secret", "password", "admin", "token"})
 
 
-class SettingsError(Exception):
+class SettingsError(AssetproofError):
     """A setting is missing, malformed or unknown; the message names the variable."""
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` as its two parts: the one reading of ``ASSETPROOF_BROKER`` and ``--broker``.
+    Raises ValueError for anything else."""
+    if not _HOST_PORT.fullmatch(value):
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host, _, port = value.rpartition(":")
+    return host, int(port)
 
 
 class Settings(BaseModel):
@@ -56,75 +72,86 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     mode: Literal["development", "production"] = Field(
-        "development", description="`production` removes every default secret (see below)."
+        default="development", description="`production` removes every default secret (see below)."
     )
     database_url: str = Field(
-        "sqlite:///var/assetproof.db", description="The store: `sqlite:///PATH` or `postgresql://USER@HOST/DB`."
+        default="sqlite:///var/assetproof.db", description="The store: `sqlite:///PATH` or `postgresql://USER@HOST/DB`."
     )
-    broker: str = Field("127.0.0.1:1883", description="The MQTT broker as HOST:PORT.")
-    broker_username: str | None = Field(None, description="Gateway's (or `simulate --multiplex`'s) broker login.")
-    broker_password: SecretStr | None = Field(None, description="Its password.")
+    broker: str = Field(default="127.0.0.1:1883", description="The MQTT broker as HOST:PORT.")
+    broker_username: str | None = Field(
+        default=None, description="Gateway's (or `simulate --multiplex`'s) broker login."
+    )
+    broker_password: SecretStr | None = Field(default=None, description="Its password.")
     broker_auth: Path = Field(
-        Path("var/broker"), description="The broker's access config (`dynsec.json`) and the gateway and admin logins."
+        default=Path("var/broker"),
+        description="The broker's access config (`dynsec.json`) and the gateway and admin logins.",
     )
     broker_tls_ca: Path | None = Field(
-        None,
+        default=None,
         description="The CA certificate that signed the broker's (provisioning writes `BROKER_AUTH/tls/ca.crt`): "
         "set, clients connect with TLS and verify the broker's certificate and host name.",
     )
     broker_tls_cert: Path | None = Field(
-        None, description="With TLS: the gateway's (or `--multiplex`'s) client certificate; devices use their own."
+        default=None,
+        description="With TLS: the gateway's (or `--multiplex`'s) client certificate; devices use their own.",
     )
-    broker_tls_key: Path | None = Field(None, description="Its private key.")
-    keystore: Path = Field(Path("var/keys"), description="The device key directory (provisioning, simulator).")
-    outbox: Path = Field(Path("var/outbox.sqlite"), description="The simulator's store-and-forward queue.")
+    broker_tls_key: Path | None = Field(default=None, description="Its private key.")
+    keystore: Path = Field(default=Path("var/keys"), description="The device key directory (provisioning, simulator).")
+    outbox: Path = Field(default=Path("var/outbox.sqlite"), description="The simulator's store-and-forward queue.")
     gateway_client_id: str | None = Field(
-        None, description="Stable per gateway worker: it names the broker session. Default: gateway-HOSTNAME."
+        default=None, description="Stable per gateway worker: it names the broker session. Default: gateway-HOSTNAME."
     )
-    gateway_group: str = Field("assetproof-gateway", description="The shared-subscription group gateways join.")
-    gateway_metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus port of the gateway.")
+    gateway_group: str = Field(default="assetproof-gateway", description="The shared-subscription group gateways join.")
+    gateway_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Prometheus port of the gateway."
+    )
     quarantine_budget_messages: int = Field(
-        1_000, ge=0, description="Quarantined messages stored per publishing device and window; past it, counted only."
+        default=1_000,
+        ge=0,
+        description="Quarantined messages stored per publishing device and window; past it, counted only.",
     )
     quarantine_budget_bytes: int = Field(
-        4 * 1024 * 1024, ge=0, description="Quarantined bytes stored per publishing device and window."
+        default=4 * 1024 * 1024, ge=0, description="Quarantined bytes stored per publishing device and window."
     )
-    quarantine_budget_window_s: int = Field(3_600, ge=1, description="The quarantine budget's window in seconds.")
-    tariff: Path | None = Field(None, description="Tariff JSON file (default: the bundled HK tariff).")
-    rpc: str = Field("http://127.0.0.1:8545", description="The chain's JSON-RPC URL.")
+    quarantine_budget_window_s: int = Field(
+        default=3_600, ge=1, description="The quarantine budget's window in seconds."
+    )
+    tariff: Path | None = Field(default=None, description="Tariff JSON file (default: the bundled HK tariff).")
+    rpc: str = Field(default="http://127.0.0.1:8545", description="The chain's JSON-RPC URL.")
     deployment: Path = Field(
-        Path("var/deployment.json"), description="The deployment file: chain id and contract addresses."
+        default=Path("var/deployment.json"), description="The deployment file: chain id and contract addresses."
     )
     chain_key: SecretStr | None = Field(
-        None,
+        default=None,
         description="The deployer's and device registry admin's private key (0x hex). "
         "Development default: anvil's first account; production: required.",
     )
     attestor_key: SecretStr | None = Field(
-        None,
+        default=None,
         description="The key the attestor anchors with. Development default: ASSETPROOF_CHAIN_KEY; "
         "production: required.",
     )
-    confirmations: int = Field(0, ge=0, description="Blocks an anchor must be buried under before it counts.")
-    epoch_seconds: float = Field(60.0, gt=0, description="An epoch's time window.")
-    epoch_leaves: int = Field(10_000, ge=1, description="An epoch's size limit.")
-    attestor_metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus port of the attestor.")
-    api_host: str = Field("127.0.0.1", description="The API's listening address.")
-    api_port: int = Field(8000, ge=1, le=65535, description="The API's port.")
+    confirmations: int = Field(default=0, ge=0, description="Blocks an anchor must be buried under before it counts.")
+    epoch_seconds: float = Field(default=60.0, gt=0, description="An epoch's time window.")
+    epoch_leaves: int = Field(default=10_000, ge=1, description="An epoch's size limit.")
+    attestor_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Prometheus port of the attestor."
+    )
+    api_host: str = Field(default="127.0.0.1", description="The API's listening address.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="The API's port.")
     admin_token: SecretStr | None = Field(
-        None,
+        default=None,
         description="Bearer token of the admin endpoints (16+ random characters). "
         "Development: unset disables them; production: required.",
     )
     public_rpc_url: str | None = Field(
-        None, description="The chain's RPC URL as investors' browsers reach it (the dashboard's own check)."
+        default=None, description="The chain's RPC URL as investors' browsers reach it (the dashboard's own check)."
     )
 
     @field_validator("broker")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        if not _HOST_PORT.fullmatch(value):
-            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        split_host_port(value)
         return value
 
     @field_validator("chain_key", "attestor_key")
@@ -134,13 +161,24 @@ class Settings(BaseModel):
             raise ValueError("expected a private key as 0x and 64 hex digits")
         return value
 
+    @field_validator("admin_token")
+    @classmethod
+    def _random_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # Refused at startup rather than guarded by: a weak token is no protection at all.
+        token = None if value is None else value.get_secret_value()
+        if token is not None and (len(token) < MIN_TOKEN_LENGTH or token.lower() in _PLACEHOLDER_TOKENS):
+            raise ValueError(
+                f"must be a random secret of at least {MIN_TOKEN_LENGTH} characters"
+                " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'); unset it to disable admin"
+            )
+        return value
+
     @property
     def production(self) -> bool:
         return self.mode == "production"
 
     def broker_address(self) -> tuple[str, int]:
-        host, _, port = self.broker.rpartition(":")
-        return host, int(port)
+        return split_host_port(self.broker)
 
     def require_chain_key(self) -> str:
         """The deployer's / registry admin's key; production has no default."""

@@ -31,6 +31,8 @@ from chain.deployment import write_deployment
 from chain.devchain import dev_fund, eth_tester_web3
 from chain.writer import ChainClient
 from config import ANVIL_DEV_KEY
+from config.clock import wall_ms
+from config.mqtt import MqttVersion
 from device_sim.fleet import FleetDevice, FleetRunner, SimClock
 from device_sim.keystore import Keystore
 from device_sim.outbox import Outbox
@@ -41,7 +43,7 @@ from devstack.broker_auth import GATEWAY_USER
 from devstack.broker_tls import BrokerTLSDir, device_files
 from devstack.fleet import broker_files, provision_fleet
 from devstack.mosquitto import Mosquitto, find_mosquitto
-from gateway.service import Gateway, GatewayConfig, MqttProtocol
+from gateway.service import Gateway, GatewayConfig
 from gateway.tariff import load_tariff
 from protocol.errors import AssetproofError
 from store.db import make_engine, migrate
@@ -173,7 +175,7 @@ class DemoStack:
         self.started = time.monotonic()
         self.anvil: AnvilNode | None = None
         self.broker: Mosquitto | AmqttBroker | None = None
-        self.mqtt_protocol: MqttProtocol = "5"
+        self.mqtt_protocol = MqttVersion.V5
         self.publisher: Publisher | None = None
         self.threads: dict[str, _Thread] = {}
         self.chain_label = ""
@@ -256,7 +258,7 @@ class DemoStack:
         else:
             self.broker = AmqttBroker(self.home / "broker", dynsec_file=dynsec)
             self.broker.start()
-            self.mqtt_protocol = "3.1.1"
+            self.mqtt_protocol = MqttVersion.V3_1_1
             # amqtt's TLS would need its own listener setup: the fallback stays plaintext on loopback.
             self.broker_label = f"embedded amqtt on 127.0.0.1:{self.broker.port} (MQTT 3.1.1, plaintext; {why})"
         self.say(f"broker: {self.broker_label}")
@@ -311,7 +313,7 @@ class DemoStack:
         import uvicorn
 
         from api.app import create_app
-        from api.settings import Settings
+        from config import Settings
 
         # The dashboard checks roots against the chain itself when the chain has an HTTP endpoint.
         app = create_app(
@@ -346,7 +348,7 @@ class DemoStack:
         span_s = self.options.seconds if self.options.seconds is not None else 3_600.0
         # Replay the recent past at `accelerate`, catching up with the wall clock (never past it:
         # the gateway refuses readings from its future).
-        start_ms = time.time_ns() // 1_000_000 - int(span_s * max(accelerate - 1, 0) * 1000)
+        start_ms = wall_ms() - int(span_s * max(accelerate - 1, 0) * 1000)
         clock = SimClock(start_ms, accelerate)
         self.publisher = Publisher(
             outbox_path,

@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from config.clock import wall_ms
 from device_sim.faults import FAULTS, DeviceSnapshot, make_fault
 from device_sim.keystore import DeviceCredentials
 from device_sim.models import DeviceModel, build_model
@@ -96,14 +97,14 @@ class SimClock:
     def now_ms(self) -> int:
         simulated = self.start_ms + int((time.monotonic() - self._t0) * 1000 * self.acceleration)
         if self.acceleration > 1:
-            return min(simulated, time.time_ns() // 1_000_000)
+            return min(simulated, wall_ms())
         return simulated
 
     def wall_s_until(self, sim_ms: int) -> float:
         """Wall seconds until the simulated clock reaches ``sim_ms`` (0 if it has; at most that
         long: callers check again)."""
         now = self.now_ms()
-        if self.acceleration > 1 and now >= time.time_ns() // 1_000_000 - 1:
+        if self.acceleration > 1 and now >= wall_ms() - 1:
             return max(0.0, (sim_ms - now) / 1000)  # caught up with the wall: real time
         return max(0.0, (sim_ms - now) / 1000 / self.acceleration)
 
@@ -277,7 +278,7 @@ class FleetRunner:
             rng = random.Random(f"{self.seed}:{live.device.id}:{body.seq}:fault")  # noqa: S311 - simulation
             if rng.random() < self.fault_rate:
                 name = rng.choice(self._faults)
-                fault = make_fault(name, self._snapshot(live, now_ms=int(time.time() * 1000)), rng)
+                fault = make_fault(name, self._snapshot(live, now_ms=wall_ms()), rng)
                 if fault.seq is None:
                     out.append(OutboxMessage(live.device.id, fault.topic, fault.payload))
                 else:

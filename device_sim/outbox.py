@@ -26,12 +26,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from config.clock import wall_ms
 from protocol.envelope import GENESIS_PREV, chain_hash
 from protocol.errors import AssetproofError
 
@@ -151,7 +151,7 @@ class Outbox:
     def enqueue_many(self, messages: Iterable[OutboxMessage]) -> int:
         """Queue ``messages`` in order, in one transaction; returns how many."""
         conn = self._conn()
-        now_ms = int(time.time() * 1000)
+        now_ms = wall_ms()
         rows: list[tuple[str, str, bytes, int]] = []
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -52,13 +52,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from config.mqtt import MqttVersion
 from config.mqtt_tls import TLSFiles, client_context
 from device_sim.outbox import Entry, Outbox
 from protocol.errors import AssetproofError
@@ -76,8 +77,6 @@ _PUBLISH_OVERHEAD = 16  # fixed header, topic length, packet id and properties, 
 
 PasswordLookup = Callable[[str], str | None]
 TLSLookup = Callable[[str | None], TLSFiles]
-MqttProtocol = Literal["5", "3.1.1"]
-MQTT_PROTOCOLS: Final[tuple[MqttProtocol, ...]] = ("5", "3.1.1")
 
 
 class PublisherError(AssetproofError, ValueError):
@@ -156,11 +155,13 @@ class Publisher:
         backoff_s: tuple[float, float] = (0.1, 5.0),
         connect_timeout_s: float = 5.0,
         client_id_prefix: str = "assetproof-sim",
-        protocol: MqttProtocol = "5",
+        protocol: MqttVersion = MqttVersion.V5,
         tls: TLSLookup | None = None,
     ) -> None:
-        if protocol not in MQTT_PROTOCOLS:
-            raise PublisherError(f"unsupported MQTT protocol {protocol!r}: one of {', '.join(MQTT_PROTOCOLS)}")
+        try:
+            protocol = MqttVersion.parse(protocol)
+        except ValueError as exc:
+            raise PublisherError(str(exc)) from None
         if connections is not None and connections < 1:
             raise PublisherError("connections must be at least 1")
         if max_inflight < 1 or max_inflight > 65_535:
@@ -491,7 +492,7 @@ class Publisher:
             self._connect(conn, now)
 
     def _connect(self, conn: _Conn, now: float) -> None:
-        if self._protocol == "5":
+        if self._protocol == MqttVersion.V5:
             client = mqtt.Client(
                 CallbackAPIVersion.VERSION2, client_id=conn.client_id, protocol=mqtt.MQTTv5, userdata=conn
             )
@@ -523,7 +524,7 @@ class Publisher:
         conn.state = _State.CONNECTING
         conn.connecting_since = now
         try:
-            if self._protocol == "5":
+            if self._protocol == MqttVersion.V5:
                 client.connect(self._host, self._port, keepalive=self._keepalive, clean_start=True)
             else:
                 client.connect(self._host, self._port, keepalive=self._keepalive)

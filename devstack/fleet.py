@@ -8,15 +8,12 @@ Keys created for a batch the store then refuses are removed again.
 from __future__ import annotations
 
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["broker_files", "now_ms", "provision_fleet"]
+from config.clock import wall_ms
 
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+__all__ = ["broker_files", "provision_fleet"]
 
 
 def broker_files(directory: Path) -> tuple[Path, Path]:
@@ -68,7 +65,7 @@ def provision_fleet(
     store = Keystore(keystore)
     broker_auth.mkdir(mode=0o700, parents=True, exist_ok=True)
     auth = BrokerAuthDir(broker_auth)
-    ensure_asset(engine, name=asset, kind=device_kind.value, now_ms=now_ms())
+    ensure_asset(engine, name=asset, kind=device_kind.value, now_ms=wall_ms())
     devices = make_devices(store, kind=device_kind, count=count, asset=asset, alg=alg, window_s=window, seed=seed)
     try:
         register_devices(
@@ -80,7 +77,7 @@ def provision_fleet(
                 )
                 for d in devices
             ],
-            now_ms=now_ms(),
+            now_ms=wall_ms(),
         )
     except AssetproofError as exc:
         for d in devices:

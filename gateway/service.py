@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -37,6 +36,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from config.clock import wall_ms
+from config.mqtt import MqttVersion
 from config.mqtt_tls import TLSFiles, client_context
 from gateway import metrics
 from gateway.batch import BatchProcessor, BatchResult, Incoming, QuarantineBudget
@@ -46,13 +47,6 @@ from protocol.topics import SUBSCRIPTION, shared_subscription
 from store.db import make_engine, migrate
 
 log = logging.getLogger("assetproof.gateway")
-
-MqttProtocol = Literal["5", "3.1.1"]
-MQTT_PROTOCOLS: Final[tuple[MqttProtocol, ...]] = ("5", "3.1.1")
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +58,7 @@ class GatewayConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     client_id: str = "assetproof-gateway-1"
-    protocol: MqttProtocol = "5"
+    protocol: MqttVersion = MqttVersion.V5
     """``"5"``: a shared subscription, any number of workers. ``"3.1.1"``: a plain subscription,
     exactly one worker (see the module docstring)."""
     tls: TLSFiles | None = None
@@ -86,15 +80,14 @@ class GatewayConfig:
     migrate: bool = True
 
     def __post_init__(self) -> None:
-        if self.protocol not in MQTT_PROTOCOLS:
-            raise ValueError(f"unsupported MQTT protocol {self.protocol!r}: one of {', '.join(MQTT_PROTOCOLS)}")
+        MqttVersion.parse(self.protocol)
         if not self.client_id:
             raise ValueError("a persistent session needs a client id")
 
     @property
     def subscription(self) -> str:
         """The topic filter the worker subscribes to."""
-        return shared_subscription(self.share_group) if self.protocol == "5" else SUBSCRIPTION
+        return shared_subscription(self.share_group) if self.protocol == MqttVersion.V5 else SUBSCRIPTION
 
 
 @dataclass
@@ -124,7 +117,7 @@ class GatewayStats:
 
 
 class Gateway:
-    def __init__(self, config: GatewayConfig, *, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+    def __init__(self, config: GatewayConfig, *, clock_ms: Callable[[], int] = wall_ms) -> None:
         self.config = config
         self.stats = GatewayStats()
         self._clock_ms = clock_ms
@@ -154,7 +147,7 @@ class Gateway:
 
     def _make_client(self) -> mqtt.Client:
         c = self.config
-        if c.protocol == "5":
+        if c.protocol == MqttVersion.V5:
             client = mqtt.Client(
                 callback_api_version=CallbackAPIVersion.VERSION2,
                 client_id=c.client_id,
@@ -290,7 +283,7 @@ class Gateway:
     def run(self, stop: threading.Event) -> GatewayStats:
         """Consume until ``stop`` is set, then drain what was received, acknowledge it and leave."""
         c = self.config
-        if c.protocol == "5":
+        if c.protocol == MqttVersion.V5:
             self.client.connect_async(
                 c.broker_host, c.broker_port, keepalive=30, clean_start=False, properties=self._connect_properties()
             )

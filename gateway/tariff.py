@@ -4,12 +4,12 @@ fields, or the packaged default (Hong Kong, November 2026)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from config.clock import wall_ms
 from protocol.cashflow import Tariff
 from protocol.errors import MetadataError
 from store.tables import TariffRow
@@ -38,6 +38,6 @@ def record_tariff(engine: Engine, tariff: Tariff) -> None:
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         conn.execute(
             dialect.insert(table)
-            .values(id=tariff.id, body=tariff.to_json(), loaded_ms=int(time.time() * 1000))
+            .values(id=tariff.id, body=tariff.to_json(), loaded_ms=wall_ms())
             .on_conflict_do_nothing()
         )

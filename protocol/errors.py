@@ -95,6 +95,12 @@ class MetadataError(VerificationError):
     reason = "bad_metadata"
 
 
+class ExportFormatError(VerificationError):
+    """An export file is not in the export format."""
+
+    reason = "bad_export"
+
+
 class RangeError(AssetproofError, ValueError):
     """A caller asked for an index or size that lies outside what exists (a programming error
     on the caller's side, not a verification failure)."""

@@ -26,12 +26,11 @@ from typing import Any, Final
 
 from protocol._strict import require_int, require_object
 from protocol.envelope import validate_device_id
-from protocol.errors import VerificationError
+from protocol.errors import ExportFormatError, VerificationError
 
 __all__ = [
     "EXPORT_FILES",
     "EpochCheckpoint",
-    "ExportFormatError",
     "QuarantineExport",
     "QuarantineMessage",
     "epoch_dir_name",
@@ -43,12 +42,6 @@ FORMAT: Final = "assetproof.export.checkpoint"
 VERSION: Final = 1
 EXPORT_FILES: Final = ("checkpoint.json", "metadata.json", "leaves", "quarantine.json")
 _HEX32 = re.compile(r"[0-9a-f]{64}")
-
-
-class ExportFormatError(VerificationError):
-    """An export file is not in the export format."""
-
-    reason = "bad_export"
 
 
 def epoch_dir_name(epoch: int) -> str:

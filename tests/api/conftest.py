@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.settings import Settings
+from config import Settings
 from store.db import make_engine, migrate
 from tests.api.dataset import ADMIN_TOKEN, API_NOW_MS, Dataset, build
 from tests.conftest import drop_pg_database, new_pg_database
@@ -43,13 +43,9 @@ def dataset(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def make_client(
     url: str, *, deployment: Path, admin_token: str | None = ADMIN_TOKEN, static: Path | None = None
 ) -> TestClient:
-    settings = Settings(
-        database_url=url,
-        admin_token=admin_token,
-        deployment=deployment,
-        static_dir=static or deployment.parent / "no-static-here",
-    )
-    return TestClient(create_app(settings, clock_ms=lambda: API_NOW_MS))
+    settings = Settings(database_url=url, admin_token=admin_token, deployment=deployment)
+    static_dir = static or deployment.parent / "no-static-here"
+    return TestClient(create_app(settings, static_dir=static_dir, clock_ms=lambda: API_NOW_MS))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from api.app import create_app
-from api.settings import STATIC_DIR, Settings
+from config import Settings
 from tests.api.dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING
 from tests.api.dataset import API_NOW_MS, Dataset
 from tests.mqtt_helpers import wait_for
@@ -38,9 +38,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(dataset: Dataset) -> Iterator[str]:
-    settings = Settings(
-        database_url=dataset.url, deployment=dataset.deployment_path, static_dir=STATIC_DIR, public_rpc_url=RPC
-    )
+    settings = Settings(database_url=dataset.url, deployment=dataset.deployment_path, public_rpc_url=RPC)
     port = _free_port()
     config = uvicorn.Config(
         create_app(settings, clock_ms=lambda: API_NOW_MS), host="127.0.0.1", port=port, log_level="warning"

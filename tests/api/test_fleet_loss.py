@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from api.app import create_app
-from api.settings import Settings
+from config import Settings
 from gateway.batch import BatchProcessor, Incoming
 from store.db import make_engine
 from tests.gateway.helpers import TARIFF, Clock, register
@@ -18,8 +18,8 @@ HOLD_MS = 5_000
 
 
 def _health(db_url: str, tmp_path: Path, now_ms: int) -> dict:
-    settings = Settings(database_url=db_url, deployment=tmp_path / "none.json", static_dir=tmp_path / "none")
-    with TestClient(create_app(settings, clock_ms=lambda: now_ms)) as client:
+    settings = Settings(database_url=db_url, deployment=tmp_path / "none.json")
+    with TestClient(create_app(settings, static_dir=tmp_path / "none", clock_ms=lambda: now_ms)) as client:
         response = client.get("/v1/fleet/health")
         assert response.status_code == 200
         return response.json()

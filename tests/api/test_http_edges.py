@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import compile_path
 
 from api.app import create_app
-from api.settings import STATIC_DIR, Settings
+from config import Settings
 from tests.api.dataset import ADMIN_TOKEN, REVOKED, Dataset
 
 SOLAR = "sol-hk-rooftops-0001"
@@ -139,7 +139,6 @@ def dashboard(dataset: Dataset) -> Iterator[TestClient]:
         database_url=dataset.url,
         admin_token=ADMIN_TOKEN,
         deployment=dataset.deployment_path,
-        static_dir=STATIC_DIR,
         public_rpc_url=RPC,
     )
     with TestClient(create_app(settings)) as test_client:

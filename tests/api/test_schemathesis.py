@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
-from api.settings import Settings
+from config import Settings
 from store.db import make_engine, migrate
 from tests.api.dataset import ADMIN_TOKEN, API_NOW_MS, build
 

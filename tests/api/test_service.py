@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from api.settings import DEFAULT_DATABASE, Settings, SettingsError
+from config import SettingsError, load_settings
 from tests.api.conftest import make_client
 from tests.api.dataset import Dataset
 
@@ -23,21 +23,21 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_settings_from_environment() -> None:
-    defaults = Settings.from_env({})
-    assert (defaults.database_url, defaults.admin_token, defaults.deployment) == (
-        DEFAULT_DATABASE,
+    # The API reads its part of the one config.Settings, as every service does.
+    defaults = load_settings(environ={})
+    assert (defaults.database_url, defaults.require_admin_token(), defaults.deployment) == (
+        "sqlite:///var/assetproof.db",
         None,
         Path("var/deployment.json"),
     )
-    assert DEFAULT_DATABASE == "sqlite:///var/assetproof.db"
-    custom = Settings.from_env(
-        {
+    custom = load_settings(
+        environ={
             "ASSETPROOF_DATABASE_URL": "postgresql://db/x",
             "ASSETPROOF_ADMIN_TOKEN": "k" * 32,
             "ASSETPROOF_DEPLOYMENT": "/etc/d.json",
         }
     )
-    assert (custom.database_url, custom.admin_token, custom.deployment) == (
+    assert (custom.database_url, custom.require_admin_token(), custom.deployment) == (
         "postgresql://db/x",
         "k" * 32,
         Path("/etc/d.json"),
@@ -46,8 +46,8 @@ def test_settings_from_environment() -> None:
 
 @pytest.mark.parametrize("token", ["short", "changethis", "x" * 15])
 def test_weak_admin_tokens_are_refused(token: str) -> None:
-    with pytest.raises(SettingsError, match="ASSETPROOF_ADMIN_TOKEN"):
-        Settings.from_env({"ASSETPROOF_ADMIN_TOKEN": token})
+    with pytest.raises(SettingsError, match="ASSETPROOF_ADMIN_TOKEN: must be a random secret"):
+        load_settings(environ={"ASSETPROOF_ADMIN_TOKEN": token})
 
 
 def test_dashboard_files_are_served_when_present(dataset: Dataset, tmp_path: Path) -> None:
@@ -151,4 +151,4 @@ def test_the_api_command_refuses_a_weak_token(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2
-    assert "ASSETPROOF_ADMIN_TOKEN must be a random secret" in done.stderr
+    assert "ASSETPROOF_ADMIN_TOKEN: must be a random secret" in done.stderr

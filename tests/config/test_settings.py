@@ -6,12 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from api.settings import Settings as ApiSettings
-from api.settings import SettingsError as ApiSettingsError
+from api.app import create_app
+from cli.common import parse_broker
 from cli.main import app
 from config import ANVIL_DEV_KEY, Settings, SettingsError, load_settings
+from protocol.errors import AssetproofError
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "0x" + "11" * 32
@@ -106,10 +108,47 @@ def test_production_has_no_default_secrets() -> None:
     only_chain = load_settings(environ={"ASSETPROOF_MODE": "production", "ASSETPROOF_CHAIN_KEY": KEY})
     with pytest.raises(SettingsError, match="ASSETPROOF_ATTESTOR_KEY"):
         only_chain.require_attestor_key()
-    with pytest.raises(ApiSettingsError, match="ASSETPROOF_ADMIN_TOKEN is required"):
-        ApiSettings.from_env({"ASSETPROOF_MODE": "production"})
-    api = ApiSettings.from_env({"ASSETPROOF_MODE": "production", "ASSETPROOF_ADMIN_TOKEN": TOKEN})
-    assert api.admin_token == TOKEN
+    # The API takes the same object and refuses to be built without its token.
+    with pytest.raises(SettingsError, match="ASSETPROOF_ADMIN_TOKEN is required"):
+        create_app(production)
+    with_token = load_settings(environ={"ASSETPROOF_MODE": "production", "ASSETPROOF_ADMIN_TOKEN": TOKEN})
+    assert with_token.require_admin_token() == TOKEN
+
+
+def test_settings_errors_are_in_the_one_tree() -> None:
+    assert issubclass(SettingsError, AssetproofError)
+
+
+@pytest.mark.parametrize("token", ["changethis", "CHANGEME", "token", "x" * 15])
+def test_a_weak_admin_token_is_refused_wherever_settings_are_loaded(
+    token: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SettingsError, match="ASSETPROOF_ADMIN_TOKEN: must be a random secret of at least 16"):
+        load_settings(environ={"ASSETPROOF_ADMIN_TOKEN": token})
+    file = tmp_path / "weak.env"
+    file.write_text(f"ASSETPROOF_ADMIN_TOKEN={token}\n")
+    with pytest.raises(SettingsError, match="ASSETPROOF_ADMIN_TOKEN"):
+        load_settings(file=file, environ={})
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["devices", "list"], env={"ASSETPROOF_ADMIN_TOKEN": token})
+    assert result.exit_code == 2
+    assert "ASSETPROOF_ADMIN_TOKEN: must be a random secret" in result.output
+
+
+@pytest.mark.parametrize(
+    ("value", "parts"), [("127.0.0.1:1883", ("127.0.0.1", 1883)), ("mqtt.internal:8883", ("mqtt.internal", 8883))]
+)
+def test_broker_flag_and_setting_read_alike(value: str, parts: tuple[str, int]) -> None:
+    assert load_settings(environ={"ASSETPROOF_BROKER": value}).broker_address() == parts
+    assert parse_broker(value) == parts
+
+
+@pytest.mark.parametrize("value", ["localhost", ":1883", "host:", "host:port", "a b:1", "host:123456"])
+def test_broker_flag_and_setting_refuse_alike(value: str) -> None:
+    with pytest.raises(SettingsError, match="expected HOST:PORT"):
+        load_settings(environ={"ASSETPROOF_BROKER": value})
+    with pytest.raises(typer.BadParameter, match="expected HOST:PORT"):
+        parse_broker(value)
 
 
 def test_secrets_do_not_print() -> None:

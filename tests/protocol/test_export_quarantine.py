@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from protocol.export import ExportFormatError, QuarantineExport, QuarantineMessage, quarantine_digests
+from protocol.errors import ExportFormatError
+from protocol.export import QuarantineExport, QuarantineMessage, quarantine_digests
 
 RAW = b'{"alg":"ed25519","body":{},"sig":"00"}'
 DIGEST = hashlib.sha256(RAW).digest()
