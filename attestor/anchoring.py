@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import Engine, Row, select, update
 
 from attestor.log_store import DbNodeStore
-from chain.client import ChainClient
 from chain.errors import ChainError, ConfirmationTimeoutError
+from chain.writer import ChainClient
 from config.clock import wall_ms
 from protocol.errors import AssetproofError
 from protocol.merkle import MerkleLog

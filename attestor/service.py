@@ -30,8 +30,8 @@ from attestor.metrics import (
     PENDING_EPOCHS,
     READINGS_APPENDED,
 )
-from chain.client import ChainClient
 from chain.errors import ChainError, ContractRevert
+from chain.writer import ChainClient
 from config.clock import wall_ms
 from store.tables import Epoch
 

@@ -93,6 +93,26 @@ def follow(links: Iterable[Link], *, from_genesis: bool) -> tuple[DeviceChain, l
     problems: list[tuple[str, str, Link]] = []
     first = ordered[0]
     chain = DeviceChain(first.seq, first.seq, first.chain_hash, readings=len(ordered))
+    _start(chain, first, from_genesis=from_genesis, problems=problems)
+    if first.rejected is not None and all(check == "gap" for check, _, _ in problems):
+        chain.rejected.append((first.seq, first.rejected))
+    before = first
+    for link in ordered[1:]:
+        found = len(problems)
+        if link.seq <= chain.last_seq:
+            chain.forks.append(link.seq)
+            problems.append(("fork", f"seq {link.seq} again after seq {chain.last_seq}", link))
+            continue
+        _step(chain, link, before=before, problems=problems)
+        if link.rejected is not None and all(check == "gap" for check, _, _ in problems[found:]):
+            chain.rejected.append((link.seq, link.rejected))
+        chain.last_seq, chain.last_hash = link.seq, link.chain_hash
+        before = link
+    return chain, problems
+
+
+def _start(chain: DeviceChain, first: Link, *, from_genesis: bool, problems: list[tuple[str, str, Link]]) -> None:
+    """Check the device's first link in the window: a restart, or (from genesis) seq 1 with no prev."""
     if first.prev == GENESIS_PREV and first.seq > 1:
         if _restarts(first, None):
             chain.restarts.append(first.seq)
@@ -107,35 +127,25 @@ def follow(links: Iterable[Link], *, from_genesis: bool) -> tuple[DeviceChain, l
     elif from_genesis and first.prev != GENESIS_PREV:
         chain.forks.append(first.seq)
         problems.append(("fork", "the device's first reading does not start its chain (prev is not zero)", first))
-    if first.rejected is not None and all(check == "gap" for check, _, _ in problems):
-        chain.rejected.append((first.seq, first.rejected))
-    before = first
-    for link in ordered[1:]:
-        found = len(problems)
-        if link.seq <= chain.last_seq:
+
+
+def _step(chain: DeviceChain, link: Link, *, before: Link, problems: list[tuple[str, str, Link]]) -> None:
+    """Check a link after the chain's last: a restart, a gap before it, or a prev that does not link."""
+    if link.prev == GENESIS_PREV:
+        if _restarts(link, before):
+            chain.restarts.append(link.seq)
+        else:
             chain.forks.append(link.seq)
-            problems.append(("fork", f"seq {link.seq} again after seq {chain.last_seq}", link))
-            continue
-        if link.prev == GENESIS_PREV:
-            if _restarts(link, before):
-                chain.restarts.append(link.seq)
-            else:
-                chain.forks.append(link.seq)
-                problems.append(
-                    ("bad_restart", "prev is zero (a new chain) but no key rotation on chain explains it", link)
-                )
-        elif link.seq > chain.last_seq + 1:
-            chain.gaps.append((chain.last_seq + 1, link.seq - 1))
-            missing = chain.last_seq + 1 if link.seq == chain.last_seq + 2 else f"{chain.last_seq + 1}..{link.seq - 1}"
             problems.append(
-                ("gap", f"reading(s) {missing} of this device are neither in the log nor in the quarantine", link)
+                ("bad_restart", "prev is zero (a new chain) but no key rotation on chain explains it", link)
             )
-        elif link.prev != chain.last_hash:
-            chain.forks.append(link.seq)
-            what = "chained rejection" if link.rejected is not None else "reading"
-            problems.append(("fork", f"the {what}'s prev does not link to seq {chain.last_seq}", link))
-        if link.rejected is not None and all(check == "gap" for check, _, _ in problems[found:]):
-            chain.rejected.append((link.seq, link.rejected))
-        chain.last_seq, chain.last_hash = link.seq, link.chain_hash
-        before = link
-    return chain, problems
+    elif link.seq > chain.last_seq + 1:
+        chain.gaps.append((chain.last_seq + 1, link.seq - 1))
+        missing = chain.last_seq + 1 if link.seq == chain.last_seq + 2 else f"{chain.last_seq + 1}..{link.seq - 1}"
+        problems.append(
+            ("gap", f"reading(s) {missing} of this device are neither in the log nor in the quarantine", link)
+        )
+    elif link.prev != chain.last_hash:
+        chain.forks.append(link.seq)
+        what = "chained rejection" if link.rejected is not None else "reading"
+        problems.append(("fork", f"the {what}'s prev does not link to seq {chain.last_seq}", link))

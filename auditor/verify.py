@@ -25,13 +25,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from chain.client import ChainReader, KeyEnd, KeyRecord
-from chain.client import Checkpoint as ChainCheckpoint
 from chain.errors import CheckpointMismatchError, ContractRevert
+from chain.reader import ChainReader
+from chain.types import Checkpoint as ChainCheckpoint
+from chain.types import KeyEnd, KeyRecord
 from protocol import merkle
+from protocol.bundle import Anchor as BundleAnchor
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.cashflow import CashFlow, reading_cash_flow
 from protocol.envelope import Message, decode_message
+from protocol.epoch import EpochMetadata
 from protocol.errors import VerificationError
 
 __all__ = [
@@ -156,8 +159,40 @@ def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations:
     body = message.body
     if body.device != bundle.device_id:
         raise _fail("device_mismatch", f"the message is from {body.device!r}, the bundle names {bundle.device_id!r}")
-
     key = registered_key(chain, device_id=body.device, ts_ms=body.ts_ms)
+    _check_signature(message, key)
+    anchored = _anchored(chain, bundle.checkpoint.epoch)
+    _check_checkpoint(bundle, anchored)
+    if bundle.anchor is not None:
+        _check_anchor(bundle.anchor, anchored, chain=chain)
+    _check_inclusion(bundle, message, anchored)
+    confirmations = chain.block_number() - anchored.block_number + 1
+    if confirmations < min_confirmations:
+        raise _fail(
+            "unconfirmed",
+            f"epoch {anchored.epoch}'s anchor has {confirmations} confirmation(s); {min_confirmations} required",
+        )
+    flow = currency = tariff_id = None
+    if bundle.metadata is not None:
+        meta = _checked_metadata(bundle.metadata, leaf_index=bundle.leaf_index, anchored=anchored)
+        flow = reading_cash_flow(body, meta.tariff)
+        currency, tariff_id = meta.tariff.currency, meta.tariff.id
+    return BundleVerdict(
+        message=message,
+        key=key,
+        checkpoint=anchored,
+        leaf_index=bundle.leaf_index,
+        confirmations=confirmations,
+        cash_flow=flow,
+        currency=currency,
+        tariff_id=tariff_id,
+        bundle_key_matches=(bundle.alg, bundle.public_key) == (key.alg, key.public_key),
+    )
+
+
+def _check_signature(message: Message, key: KeyRecord) -> None:
+    """The message is signed with the registered key's algorithm, and verifies with it."""
+    body = message.body
     if key.alg != message.alg:
         raise _fail(
             "alg_mismatch", f"the message is signed with {message.alg}, device {body.device!r} is registered {key.alg}"
@@ -171,15 +206,22 @@ def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations:
             f" (key #{key.index}): {exc}",
         ) from None
 
-    claimed = bundle.checkpoint
+
+def _anchored(chain: ChainReader, epoch: int) -> ChainCheckpoint:
+    """The checkpoint the chain anchored for ``epoch``: ``not_anchored`` or ``checkpoint_unverifiable``."""
     try:
-        anchored = chain.checkpoint(claimed.epoch)
+        return chain.checkpoint(epoch)
     except ContractRevert as exc:
         if exc.name == "UnknownEpoch":
-            raise _fail("not_anchored", f"epoch {claimed.epoch} is not anchored on chain") from None
+            raise _fail("not_anchored", f"epoch {epoch} is not anchored on chain") from None
         raise
     except CheckpointMismatchError as exc:
         raise _fail("checkpoint_unverifiable", str(exc)) from None
+
+
+def _check_checkpoint(bundle: ProofBundle, anchored: ChainCheckpoint) -> None:
+    """The bundle's checkpoint is the anchored one, field by field."""
+    claimed = bundle.checkpoint
     differing = [
         name
         for name, mine, theirs in (
@@ -195,23 +237,28 @@ def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations:
             f"the bundle's checkpoint for epoch {claimed.epoch} differs from the anchored one in"
             f" {', '.join(differing)} (anchored: size {anchored.tree_size}, root {anchored.root.hex()})",
         )
-    if bundle.anchor is not None:
-        anchor = bundle.anchor
-        if (anchor.block_number, anchor.block_timestamp) != (anchored.block_number, anchored.timestamp):
-            raise _fail(
-                "anchor_mismatch",
-                f"the bundle says epoch {claimed.epoch} was anchored in block {anchor.block_number}"
-                f" at {anchor.block_timestamp}; the chain has block {anchored.block_number} at {anchored.timestamp}",
-            )
-        deployment = chain.deployment
-        registry = deployment.anchor_registry.address
-        if anchor.chain_id != deployment.chain_id or anchor.contract.lower() != registry.lower():
-            raise _fail(
-                "wrong_chain",
-                f"the bundle names chain {anchor.chain_id} contract {anchor.contract}; this deployment is chain"
-                f" {deployment.chain_id} contract {registry}",
-            )
 
+
+def _check_anchor(anchor: BundleAnchor, anchored: ChainCheckpoint, *, chain: ChainReader) -> None:
+    """The bundle's anchor block, chain and contract are the deployment's and the chain's."""
+    if (anchor.block_number, anchor.block_timestamp) != (anchored.block_number, anchored.timestamp):
+        raise _fail(
+            "anchor_mismatch",
+            f"the bundle says epoch {anchored.epoch} was anchored in block {anchor.block_number}"
+            f" at {anchor.block_timestamp}; the chain has block {anchored.block_number} at {anchored.timestamp}",
+        )
+    deployment = chain.deployment
+    registry = deployment.anchor_registry.address
+    if anchor.chain_id != deployment.chain_id or anchor.contract.lower() != registry.lower():
+        raise _fail(
+            "wrong_chain",
+            f"the bundle names chain {anchor.chain_id} contract {anchor.contract}; this deployment is chain"
+            f" {deployment.chain_id} contract {registry}",
+        )
+
+
+def _check_inclusion(bundle: ProofBundle, message: Message, anchored: ChainCheckpoint) -> None:
+    """The inclusion proof is for the anchored tree size and leads to the anchored root."""
     if bundle.tree_size != anchored.tree_size:
         raise _fail(
             "wrong_tree_size",
@@ -232,39 +279,19 @@ def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations:
             f"the reading is not in the anchored log at index {bundle.leaf_index} of {anchored.tree_size}: {exc}",
         ) from None
 
-    confirmations = chain.block_number() - anchored.block_number + 1
-    if confirmations < min_confirmations:
-        raise _fail(
-            "unconfirmed",
-            f"epoch {anchored.epoch}'s anchor has {confirmations} confirmation(s); {min_confirmations} required",
-        )
 
-    flow = currency = tariff_id = None
-    if bundle.metadata is not None:
-        meta = bundle.metadata
-        if meta.meta_hash != anchored.meta_hash or meta.epoch != anchored.epoch:
-            raise _fail(
-                "meta_hash_mismatch", f"the bundle's epoch metadata is not the one anchored for epoch {anchored.epoch}"
-            )
-        if not meta.leaves_from <= bundle.leaf_index < meta.leaves_to:
-            raise _fail(
-                "leaf_outside_epoch",
-                f"leaf {bundle.leaf_index} is not in epoch {meta.epoch}"
-                f" (leaves {meta.leaves_from}..{meta.leaves_to - 1})",
-            )
-        flow = reading_cash_flow(body, meta.tariff)
-        currency, tariff_id = meta.tariff.currency, meta.tariff.id
-    return BundleVerdict(
-        message=message,
-        key=key,
-        checkpoint=anchored,
-        leaf_index=bundle.leaf_index,
-        confirmations=confirmations,
-        cash_flow=flow,
-        currency=currency,
-        tariff_id=tariff_id,
-        bundle_key_matches=(bundle.alg, bundle.public_key) == (key.alg, key.public_key),
-    )
+def _checked_metadata(meta: EpochMetadata, *, leaf_index: int, anchored: ChainCheckpoint) -> EpochMetadata:
+    """The bundle's epoch metadata, when it is the anchored one and covers the leaf."""
+    if meta.meta_hash != anchored.meta_hash or meta.epoch != anchored.epoch:
+        raise _fail(
+            "meta_hash_mismatch", f"the bundle's epoch metadata is not the one anchored for epoch {anchored.epoch}"
+        )
+    if not meta.leaves_from <= leaf_index < meta.leaves_to:
+        raise _fail(
+            "leaf_outside_epoch",
+            f"leaf {leaf_index} is not in epoch {meta.epoch} (leaves {meta.leaves_from}..{meta.leaves_to - 1})",
+        )
+    return meta
 
 
 def onchain_check(chain: ChainReader, bundle: ProofBundle) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from protocol.merkle import MerkleLog, leaf_hash, verify_inclusion
 
 if TYPE_CHECKING:
-    from chain.client import ChainClient
+    from chain.writer import ChainClient
     from devstack.anvil import AnvilNode
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,8 +133,8 @@ def costliest_previous(size2: int) -> int:
 def _client(node: AnvilNode) -> ChainClient:
     from eth_account import Account
 
-    from chain.client import ChainClient
     from chain.devchain import dev_fund
+    from chain.writer import ChainClient
 
     w3 = node.web3()
     account = Account.create()

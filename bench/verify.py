@@ -37,10 +37,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from auditor.audit import audit_epochs, verify_chunk
+from auditor.audit import audit_epochs
+from auditor.signatures import verify_chunk
 from auditor.sources import DirectorySource
 from auditor.verify import verify_bundle, verify_bundles_offline
-from chain.client import ChainClient, ChainReader, DeviceRegistration
+from chain.reader import ChainReader
+from chain.types import DeviceRegistration
+from chain.writer import ChainClient
 from config import ANVIL_DEV_KEY
 from devstack.anvil import start_anvil
 from gateway.tariff import load_tariff

@@ -7,8 +7,10 @@
   ``chain/package.json``; the artifacts in ``chain/artifacts/`` are committed.
 - :mod:`chain.devchain`: web3 helpers for development chains (in-process eth-tester, funding,
   block time); the anvil process itself is :mod:`devstack.anvil`.
-- :mod:`chain.client`: :class:`~chain.client.ChainReader` (auditors) and
-  :class:`~chain.client.ChainClient` (attestor, admin). The only web3 user in assetproof.
+- :mod:`chain.reader`: :class:`~chain.reader.ChainReader` (auditors), joining the readers of
+  the three contracts; :mod:`chain.writer`: :class:`~chain.writer.ChainClient` (attestor, admin).
+  With :mod:`chain.reverts` (the web3 edge), the only web3 users in assetproof.
+- :mod:`chain.ids` (on-chain ids and key forms), :mod:`chain.types` (the values handed out).
 - :mod:`chain.deployment`: the deployment file.
 
 This package imports :mod:`protocol` and nothing else of assetproof. Importing ``chain`` itself

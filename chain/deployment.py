@@ -1,6 +1,6 @@
 """The deployment file: where the contracts live on which chain, and which artifacts they are.
 
-JSON, written by ``assetproof chain deploy`` (through :meth:`chain.client.ChainClient.deploy`)
+JSON, written by ``assetproof chain deploy`` (through :meth:`chain.writer.ChainClient.deploy`)
 and read by the attestor and the auditor::
 
     {
@@ -17,9 +17,9 @@ and read by the attestor and the auditor::
     }
 
 ``artifactSha256`` is the SHA-256 of the committed artifact file the contract was deployed
-from; :meth:`chain.client.ChainReader.verify_deployment` checks the code on chain against it.
+from; :meth:`chain.reader.ChainReader.verify_deployment` checks the code on chain against it.
 ``ReadingVerifier`` is optional: files written before it existed have none, still load, and
-:meth:`chain.client.ChainReader.verify_reading_onchain` then says it is not deployed.
+:meth:`chain.reader.ChainReader.verify_reading_onchain` then says it is not deployed.
 """
 
 from __future__ import annotations

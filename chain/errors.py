@@ -21,9 +21,11 @@ __all__ = [
     "ConfirmationTimeoutError",
     "ContractRevert",
     "DeploymentError",
+    "InclusionProofError",
     "NodeError",
     "NotDeployedError",
     "P256UnavailableError",
+    "RegistrationConflictError",
     "TransactionFailedError",
 ]
 
@@ -71,8 +73,8 @@ def _show(value: Any) -> str:
 
 
 class CheckpointMismatchError(ChainError):
-    """A checkpoint read from the chain's ``Anchored`` event does not match the commitment the
-    contract stores for its epoch (or the event is missing): the node's logs cannot be trusted."""
+    """A checkpoint does not match the commitment the contract stores for its epoch. Read from
+    the chain's ``Anchored`` event (or with the event missing): the node's logs cannot be trusted."""
 
 
 class TransactionFailedError(ChainError):
@@ -113,3 +115,12 @@ class P256UnavailableError(ChainError):
             message
             or "this chain has no P-256 precompile (0x100): on-chain verification needs anvil or a chain with EIP-7951"
         )
+
+
+class InclusionProofError(ChainError):
+    """The AnchorRegistry refuses an inclusion proof: the leaf is not at that index under the
+    checkpoint's root (or the proof is for another tree size)."""
+
+
+class RegistrationConflictError(ChainError):
+    """A device to register is already on chain with another key, asset or algorithm."""

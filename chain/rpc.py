@@ -1,7 +1,7 @@
 """A read-only connection to a node over JSON-RPC: what an auditor opens.
 
 The auditor imports this, :mod:`chain.deployment` and :mod:`chain.errors` (and the read-only
-:class:`chain.client.ChainReader` with its value types), never the writing client.
+:class:`chain.reader.ChainReader` with its value types), never the writing client.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 from web3 import Web3
 
-from chain.client import ChainReader
 from chain.deployment import Deployment, read_deployment
 from chain.errors import ChainUnavailableError
+from chain.reader import ChainReader
 
 __all__ = ["connect_reader", "http_web3"]
 

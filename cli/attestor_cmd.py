@@ -33,9 +33,9 @@ def attestor(
     """Append accepted readings to the Merkle log, close epochs and anchor them on chain."""
     from attestor.epochs import EpochPolicy
     from attestor.service import Attestor
-    from chain.client import ChainClient
     from chain.deployment import read_deployment
     from chain.errors import ChainError
+    from chain.writer import ChainClient
     from store.db import make_engine, migrate
 
     configure_logging(verbose)

@@ -49,9 +49,9 @@ def deploy(
     ] = None,
 ) -> None:
     """Deploy AnchorRegistry and DeviceRegistry and write the deployment file."""
-    from chain.client import ChainClient
     from chain.deployment import write_deployment
     from chain.errors import ChainError
+    from chain.writer import ChainClient
 
     try:
         w3 = connect(rpc)

@@ -62,8 +62,8 @@ def _chain(deployment: Path, rpc: str, key: str | None):  # type: ignore[no-unty
     """The device registry's admin client, or None when no contracts are deployed."""
     if not deployment.exists():
         return None
-    from chain.client import ChainClient
     from chain.deployment import read_deployment
+    from chain.writer import ChainClient
     from cli.chain_cmd import connect
 
     return ChainClient(connect(rpc), account=key or secret("require_chain_key"), deployment=read_deployment(deployment))

@@ -27,9 +27,9 @@ from sqlalchemy import Engine, func, select
 
 from attestor.epochs import EpochPolicy
 from attestor.service import Attestor
-from chain.client import ChainClient
 from chain.deployment import write_deployment
 from chain.devchain import dev_fund, eth_tester_web3
+from chain.writer import ChainClient
 from config import ANVIL_DEV_KEY
 from config.clock import wall_ms
 from config.mqtt import MqttVersion

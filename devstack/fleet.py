@@ -85,8 +85,8 @@ def provision_fleet(
         raise AssetproofError(f"{exc} (the new keys were removed again)") from None
 
     if chain is not None:
-        from chain.client import DeviceRegistration
         from chain.errors import ChainError
+        from chain.types import DeviceRegistration
 
         try:
             # Before any device signs: a key is valid on chain from its registration block on.

@@ -22,8 +22,8 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import func, select
 
-from chain.client import ChainClient
 from chain.deployment import Deployment, write_deployment
+from chain.writer import ChainClient
 from device_sim.outbox import Outbox
 from devstack.anvil import AnvilNode
 from devstack.mosquitto import Mosquitto, free_port

@@ -29,9 +29,9 @@ from sqlalchemy import Engine
 from attestor.bundles import ChainContext
 from attestor.epochs import EpochPolicy
 from attestor.service import Attestor
-from chain.client import ChainClient
 from chain.deployment import write_deployment
 from chain.devchain import dev_fund, eth_tester_web3
+from chain.writer import ChainClient
 from device_sim.models import DeviceModel, build_model
 from gateway.batch import BatchProcessor, Incoming
 from gateway.tariff import record_tariff

@@ -102,8 +102,8 @@ def test_chain_outage_kill_9_and_failover(db_url: str, tmp_path: Path) -> None:
     epochs = _epochs(engine)
     reader = json.loads(deployment.read_text())
     assert reader["chainId"] == 31337
-    from chain.client import ChainReader
     from chain.deployment import read_deployment
+    from chain.reader import ChainReader
     from devstack.anvil import start_anvil as restart
 
     anvil = restart(port=anvil.port, state_file=tmp_path / "anvil-state.json")

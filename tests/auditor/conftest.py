@@ -24,8 +24,9 @@ from sqlalchemy import Engine, func, select
 
 from attestor.anchoring import Anchorer
 from attestor.epochs import EpochBuilder, EpochPolicy
-from chain.client import ChainClient, ChainReader
 from chain.deployment import Deployment, write_deployment
+from chain.reader import ChainReader
+from chain.writer import ChainClient
 from device_sim.outbox import Outbox
 from devstack.anvil import AnvilNode
 from devstack.mosquitto import Mosquitto

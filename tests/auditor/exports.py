@@ -16,7 +16,9 @@ from pathlib import Path
 
 import rfc8785
 
-from chain.client import ChainClient, ChainReader, DeviceRegistration
+from chain.reader import ChainReader
+from chain.types import DeviceRegistration
+from chain.writer import ChainClient
 from devstack.anvil import AnvilNode
 from protocol import merkle
 from protocol.cashflow import reading_cash_flow

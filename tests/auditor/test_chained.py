@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from auditor.audit import AuditReport, audit_epochs
+from auditor.audit import audit_epochs
+from auditor.report import AuditReport
 from auditor.sources import DirectorySource
-from chain.client import device_id_hash
 from chain.deployment import write_deployment
+from chain.ids import device_id_hash
 from devstack.anvil import AnvilNode
 from protocol.envelope import GENESIS_PREV
 from tests.auditor.exports import Epoch, Fleet, Quarantined, edited, rejected

@@ -16,9 +16,10 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from chain.client import ChainClient, ChainReader
 from chain.deployment import Deployment
 from chain.devchain import dev_fund, eth_tester_web3
+from chain.reader import ChainReader
+from chain.writer import ChainClient
 from devstack.anvil import AnvilNode, find_anvil, start_anvil
 
 ANVIL_MISSING = "anvil is not installed: run `npm ci --prefix chain` (installs the pinned @foundry-rs/anvil binary)"

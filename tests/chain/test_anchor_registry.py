@@ -11,9 +11,11 @@ import pytest
 from eth_utils.crypto import keccak
 
 from chain._artifacts import load_artifact
-from chain.client import AnchoredEvent, ChainClient, ChainReader, Checkpoint, checkpoint_commitment
 from chain.devchain import mine, set_next_block_timestamp
-from chain.errors import CheckpointMismatchError, ConfirmationTimeoutError, ContractRevert
+from chain.errors import CheckpointMismatchError, ConfirmationTimeoutError, ContractRevert, InclusionProofError
+from chain.reader import ChainReader
+from chain.types import AnchoredEvent, Checkpoint, checkpoint_commitment
+from chain.writer import ChainClient
 from protocol.errors import VerificationError
 from protocol.merkle import MerkleLog, leaf_hash, verify_consistency
 from tests.chain.conftest import Chain
@@ -189,7 +191,7 @@ def test_a_checkpoint_other_than_the_anchored_one_is_a_mismatch(chain: Chain) ->
     reader = chain.reader()
     checkpoint = reader.checkpoint(1)
     proof = log.inclusion_proof(4, 6)
-    assert reader.verify_inclusion(checkpoint=checkpoint, index=4, leaf_hash=leaf_hash(leaf(4)), proof=proof)
+    reader.verify_inclusion(checkpoint=checkpoint, index=4, leaf_hash=leaf_hash(leaf(4)), proof=proof)
     for wrong in tampered(checkpoint):
         with reverts("CheckpointMismatch", epoch=wrong.epoch):
             reader.verify_inclusion(checkpoint=wrong, index=4, leaf_hash=leaf_hash(leaf(4)), proof=proof)
@@ -303,7 +305,8 @@ def test_a_wrong_size_is_judged_exactly_as_rfc_9162_judges_it(chain: Chain) -> N
     reader = chain.reader()
     last = claimed - 1
     for proof in (log.inclusion_proof(last, claimed), log.inclusion_proof(min(last, size - 1), size)):
-        assert not reader.verify_inclusion(epoch=1, index=last, leaf_hash=leaf_hash(leaf(last)), proof=proof)
+        with pytest.raises(InclusionProofError):
+            reader.verify_inclusion(epoch=1, index=last, leaf_hash=leaf_hash(leaf(last)), proof=proof)
 
 
 # --- one commitment per epoch, the fields in the event -----------------------------------------------
@@ -360,9 +363,10 @@ def test_each_epoch_is_one_slot_committing_to_every_field(chain: Chain) -> None:
         # mapping slot keccak256(epoch . 0).
         slot = int.from_bytes(keccak(epoch.to_bytes(32, "big") + (0).to_bytes(32, "big")), "big")
         assert storage_word(chain, slot) == commitment + blocks[epoch].to_bytes(8, "big")
-        assert reader.verify_checkpoint(checkpoint)
+        reader.verify_checkpoint(checkpoint)
         for wrong in tampered(checkpoint):
-            assert not reader.verify_checkpoint(wrong), wrong
+            with pytest.raises(CheckpointMismatchError):
+                reader.verify_checkpoint(wrong)
     # Nothing else: no head, no latest root (the first slots are empty); latest() is the count
     # and the last record.
     assert [storage_word(chain, slot) for slot in range(4)] == [bytes(32)] * 4
@@ -459,17 +463,21 @@ def test_a_long_run_of_checkpoints_verifies_on_chain(chain: Chain) -> None:
             proof = log.inclusion_proof(index, size)
             hashed = leaf_hash(leaf(index))
             included = partial(reader.verify_inclusion, checkpoint=checkpoint)
-            assert included(index=index, leaf_hash=hashed, proof=proof)
+            included(index=index, leaf_hash=hashed, proof=proof)
             if index == 0:  # by epoch number: the reader fetches and checks the checkpoint first
-                assert reader.verify_inclusion(epoch=epoch, index=index, leaf_hash=hashed, proof=proof)
-            assert not included(index=index, leaf_hash=flip(hashed), proof=proof)
+                reader.verify_inclusion(epoch=epoch, index=index, leaf_hash=hashed, proof=proof)
+            refused = [{"index": index, "leaf_hash": flip(hashed), "proof": proof}]
             if proof:
-                assert not included(index=index, leaf_hash=hashed, proof=[*proof[:-1], flip(proof[-1], 7)])
-                assert not included(index=index, leaf_hash=hashed, proof=proof[:-1])
-            assert not included(index=index, leaf_hash=hashed, proof=[*proof, hashed])
+                refused.append({"index": index, "leaf_hash": hashed, "proof": [*proof[:-1], flip(proof[-1], 7)]})
+                refused.append({"index": index, "leaf_hash": hashed, "proof": proof[:-1]})
+            refused.append({"index": index, "leaf_hash": hashed, "proof": [*proof, hashed]})
             if size > 1:  # the same proof does not prove the leaf at another place
-                assert not included(index=(index + 1) % size, leaf_hash=hashed, proof=proof)
-        assert not reader.verify_inclusion(checkpoint=checkpoint, index=size, leaf_hash=leaf_hash(leaf(size)), proof=[])
+                refused.append({"index": (index + 1) % size, "leaf_hash": hashed, "proof": proof})
+            for arguments in refused:
+                with pytest.raises(InclusionProofError):
+                    included(**arguments)
+        with pytest.raises(InclusionProofError):
+            reader.verify_inclusion(checkpoint=checkpoint, index=size, leaf_hash=leaf_hash(leaf(size)), proof=[])
 
     events = reader.anchored_events(from_block=chain.deployment.anchor_registry.block)
     assert [(e.epoch, e.tree_size, e.root, e.meta_hash) for e in events] == [

@@ -7,16 +7,11 @@ import hashlib
 import pytest
 from eth_utils.crypto import keccak
 
-from chain.client import (
-    ChainClient,
-    DeviceRegistration,
-    KeyEnd,
-    RegistrationConflictError,
-    asset_id_hash,
-    device_id_hash,
-    key_to_chain,
-)
 from chain.devchain import set_next_block_timestamp
+from chain.errors import RegistrationConflictError
+from chain.ids import asset_id_hash, device_id_hash, key_to_chain
+from chain.types import DeviceRegistration, KeyEnd
+from chain.writer import ChainClient
 from protocol.errors import InvalidKeyError, MalformedError
 from protocol.signing import DeviceKey, verify_signature
 from tests.chain.conftest import Chain

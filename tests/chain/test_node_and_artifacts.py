@@ -12,10 +12,11 @@ from web3 import Web3
 
 from chain import compile as chain_compile
 from chain._artifacts import load_artifact
-from chain.client import ChainClient, ChainReader
 from chain.deployment import Deployment, read_deployment, write_deployment
 from chain.devchain import dev_fund
 from chain.errors import ChainUnavailableError, DeploymentError, NodeError
+from chain.reader import ChainReader
+from chain.writer import ChainClient
 from devstack.anvil import ANVIL_ENV, find_anvil, start_anvil
 from protocol.merkle import MerkleLog
 from tests.chain.conftest import Chain, funded_account, require_anvil

@@ -17,10 +17,12 @@ from web3 import Web3
 from web3.contract import Contract
 
 from chain._artifacts import load_artifact
-from chain.client import ChainClient, ChainReader, Checkpoint, DeviceRegistration, OnchainReason, OnchainVerdict
 from chain.deployment import Deployment, read_deployment, write_deployment
 from chain.devchain import eth_tester_web3, set_next_block_timestamp
 from chain.errors import DeploymentError, NotDeployedError, P256UnavailableError
+from chain.reader import ChainReader
+from chain.types import Checkpoint, DeviceRegistration, OnchainReason, OnchainVerdict
+from chain.writer import ChainClient
 from devstack.anvil import AnvilNode
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, decode_message, sign_body
 from protocol.errors import VerificationError

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from chain.client import ChainReader
 from chain.deployment import read_deployment
+from chain.reader import ChainReader
 from device_sim.keystore import Keystore
 from devstack.anvil import start_anvil
 from tests.chain.conftest import require_anvil

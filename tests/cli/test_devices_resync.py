@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from chain.client import ChainReader
 from chain.deployment import read_deployment
+from chain.reader import ChainReader
 from device_sim.keystore import Keystore
 from devstack.anvil import start_anvil
 from store.db import make_engine
