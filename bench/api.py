@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._api_data import ASSETS, DAY_MS, HOUR_MS, WINDOW_S, check_sample, generate
-from bench._api_load import load
+from bench._api_load import EPOCH_LEAVES, UNLOGGED_TAIL, load
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -80,7 +80,9 @@ def measure(url: str, *, proofs: int, cashflows: int, seed: int, deployment: Pat
     rng = random.Random(seed)
     engine = make_engine(url, writer=False)
     with engine.connect() as conn:
-        closed = int(conn.execute(select(func.max(epoch_t.c.leaves_to))).scalar_one())
+        closed = conn.execute(select(func.max(epoch_t.c.leaves_to))).scalar_one()
+        if closed is None:  # main() refuses sizes that close no epoch; a store loaded otherwise
+            raise RuntimeError(f"{url.split(':', 1)[0]}: no closed epoch, so no reading has a proof bundle")
         first, last = conn.execute(select(func.min(reading_t.c.ts_ms), func.max(reading_t.c.ts_ms))).one()
         assets = list(conn.execute(select(asset_t.c.name)).scalars())
         targets = []
@@ -234,6 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     data = generate(devices=args.devices, days=args.days, seed=args.seed, tariff=load_tariff())
     generate_s = time.perf_counter() - started
     check_sample(data)
+    needed = UNLOGGED_TAIL + EPOCH_LEAVES
+    if len(data.readings) < needed:
+        # The proofs need a closed epoch: the newest UNLOGGED_TAIL readings stay out of the log
+        # and an epoch closes at EPOCH_LEAVES leaves.
+        parser.error(
+            f"--devices {args.devices} --days {args.days} make {len(data.readings):,} readings; proof bundles"
+            f" need a closed epoch, so at least {needed:,} ({UNLOGGED_TAIL:,} stay unlogged, an epoch holds"
+            f" {EPOCH_LEAVES:,}): raise --devices or --days"
+        )
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-api-") as work:
         deployment = _deployment_file(Path(work))
