@@ -15,6 +15,7 @@ from api.models import (
 )
 from attestor.bundles import ChainContext, anchor_of
 from store.cashflow import CashflowBucket
+from store.coverage import Coverage
 
 
 def device_out(row: Any) -> DeviceOut:
@@ -145,16 +146,18 @@ def bucket_dict(b: CashflowBucket) -> dict[str, Any]:
     }
 
 
-def totals_dict(buckets: list[CashflowBucket]) -> dict[str, Any]:
+def totals_dict(buckets: list[CashflowBucket], *, coverage: Coverage) -> dict[str, Any]:
+    """Sums of ``buckets``; coverage is the selection's as a whole (``store.coverage``), which
+    also counts the empty hours the buckets leave out."""
+
     def total(name: str) -> int:
         return sum(getattr(b, name) for b in buckets)
 
-    readings, expected = total("readings"), sum(b.expected_readings for b in buckets)
     active, expected_s = total("active_s"), sum(b.expected_s for b in buckets)
     return {
-        **_figures(readings, total("energy_wh"), total("revenue"), total("cost")),
-        "expected_readings": round(expected, 3),
-        "coverage": round(min(1.0, readings / expected), 4) if expected else 0.0,
+        **_figures(total("readings"), total("energy_wh"), total("revenue"), total("cost")),
+        "expected_readings": round(coverage.expected_readings, 3),
+        "coverage": round(coverage.value, 4),
         "uptime": round(min(1.0, active / expected_s), 4) if expected_s else 0.0,
         "attested": _figures(
             total("attested_readings"), total("attested_energy_wh"), total("attested_revenue"), total("attested_cost")

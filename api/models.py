@@ -176,15 +176,17 @@ class CashflowBucketOut(_Model):
     cost: int = Field(examples=[0])
     net: int = Field(examples=[46656])
     expected_readings: float = Field(description="Readings the devices should have sent.", examples=[1440.0])
-    coverage: float = Field(description="readings / expected_readings, at most 1.", examples=[1.0])
+    coverage: float = Field(
+        description="min(1, readings / expected_readings): docs/cashflow.md#coverage.", examples=[1.0]
+    )
     uptime: float = Field(description="Producing seconds / expected seconds, at most 1.", examples=[0.5])
     attested: Figures = Field(description="The part whose readings are in epochs anchored on chain.")
     pending: Figures = Field(description="The rest: not yet in an epoch, or in one not anchored yet.")
 
 
 class CashflowTotals(Figures):
-    expected_readings: float
-    coverage: float
+    expected_readings: float = Field(description="Readings expected over the whole selection, empty hours included.")
+    coverage: float = Field(description="min(1, readings / expected_readings) over the whole selection.")
     uptime: float
     attested: Figures
     pending: Figures

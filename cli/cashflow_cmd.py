@@ -22,6 +22,7 @@ def cashflow(
 ) -> None:
     """Revenue, cost, net, energy, coverage and uptime per hour or day (device time, UTC)."""
     from store.cashflow import cashflow as query
+    from store.coverage import selection_coverage
     from store.db import make_engine
 
     if by not in ("hour", "day"):
@@ -30,25 +31,29 @@ def cashflow(
     granularity: Literal["hour", "day"] = "hour" if by == "hour" else "day"
     engine = make_engine(database, writer=False)
     buckets = query(engine, asset=asset, device=device, granularity=granularity)
+    # The whole selection's coverage: the same figure as the API's totals and the demo's view.
+    total = selection_coverage(engine, asset=asset, device=device)
     engine.dispose()
     if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "start_ms": b.start_ms,
-                        "readings": b.readings,
-                        "energy_wh": b.energy_wh,
-                        "revenue": b.revenue,
-                        "cost": b.cost,
-                        "net": b.net,
-                        "coverage": round(b.coverage, 4),
-                        "uptime": round(b.uptime, 4),
-                    }
-                    for b in buckets
-                ]
-            )
-        )
+        buckets_json = [
+            {
+                "start_ms": b.start_ms,
+                "readings": b.readings,
+                "energy_wh": b.energy_wh,
+                "revenue": b.revenue,
+                "cost": b.cost,
+                "net": b.net,
+                "coverage": round(b.coverage, 4),
+                "uptime": round(b.uptime, 4),
+            }
+            for b in buckets
+        ]
+        totals = {
+            "readings": total.readings,
+            "expected_readings": round(total.expected_readings, 3),
+            "coverage": round(total.value, 4),
+        }
+        typer.echo(json.dumps({"buckets": buckets_json, "totals": totals}))
         return
     table = Table("start (UTC)", "readings", "energy kWh", "revenue", "cost", "net", "coverage", "uptime")
     fmt = "%Y-%m-%d %H:00" if granularity == "hour" else "%Y-%m-%d"
@@ -63,4 +68,6 @@ def cashflow(
             f"{b.coverage:.1%}",
             f"{b.uptime:.1%}",
         )
+    table.add_section()
+    table.add_row("total", str(total.readings), "", "", "", "", f"{total.value:.1%}", "")
     Console().print(table)

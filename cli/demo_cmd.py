@@ -39,7 +39,8 @@ def demo(
     from rich.console import Console
     from rich.live import Live
 
-    from demo.stack import DemoError, DemoOptions, DemoStack
+    from demo.options import DemoError, DemoOptions
+    from demo.stack import DemoStack
     from demo.view import Rates, render, summary_table
     from protocol.errors import AssetproofError
 

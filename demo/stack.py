@@ -14,16 +14,13 @@ the provisioned device passwords and per-device topic ACL.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from attestor.epochs import EpochPolicy
 from attestor.service import Attestor
@@ -33,6 +30,9 @@ from chain.writer import ChainClient
 from config import ANVIL_DEV_KEY
 from config.clock import wall_ms
 from config.mqtt import MqttVersion
+from demo.options import ASSETS, DemoError, DemoOptions, split_devices
+from demo.snapshot import Snapshot, Summary, take_snapshot
+from demo.workers import Worker
 from device_sim.fleet import FleetDevice, FleetRunner, SimClock
 from device_sim.keystore import Keystore
 from device_sim.outbox import Outbox
@@ -45,126 +45,7 @@ from devstack.fleet import broker_files, provision_fleet
 from devstack.mosquitto import Mosquitto, find_mosquitto
 from gateway.service import Gateway, GatewayConfig
 from gateway.tariff import load_tariff
-from protocol.errors import AssetproofError
 from store.db import make_engine, migrate
-from store.tables import Device, Epoch, Quarantine, Reading
-
-log = logging.getLogger("assetproof.demo")
-
-READING = Reading.__table__  # type: ignore[attr-defined]
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
-DEVICE = Device.__table__  # type: ignore[attr-defined]
-
-ASSETS: Final = (
-    # (asset, device kind, signature algorithm): what the HK market tokenises
-    ("hk-rooftops", "solar", "ed25519"),
-    ("kowloon-hub", "charger", "es256"),
-    ("hydro-pod", "miner", "ed25519"),
-)
-
-
-BrokerChoice = Literal["auto", "mosquitto", "amqtt"]
-BROKER_CHOICES: Final[tuple[BrokerChoice, ...]] = ("auto", "mosquitto", "amqtt")
-
-
-class DemoError(AssetproofError):
-    """The demo cannot start (a missing tool) or its pipeline failed."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class DemoOptions:
-    devices: int = 12
-    accelerate: float = 60.0
-    seconds: float | None = None
-    home: Path = Path("var/demo")
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    epoch_seconds: float = 5.0
-    fault_rate: float = 0.01
-    seed: int = 0
-    broker: BrokerChoice = "auto"
-    """``auto``: Mosquitto when installed, else the embedded amqtt broker (MQTT 3.1.1)."""
-
-    def __post_init__(self) -> None:
-        if self.broker not in BROKER_CHOICES:
-            raise DemoError(f"unknown broker {self.broker!r}: one of {', '.join(BROKER_CHOICES)}")
-
-
-@dataclass
-class Snapshot:
-    """What the live view shows, read from the store."""
-
-    elapsed_s: float
-    accepted: int
-    quarantined: dict[str, int]
-    epochs_anchored: int
-    epochs_closed: int
-    last_epoch: dict[str, Any] | None
-    gas_total: int
-    unanchored_readings: int
-    coverage: dict[str, float]
-    first_anchor_s: float | None
-    chained: int = 0
-    """Quarantined chained: genuine readings rejected for their content (signed, so not lost)."""
-
-
-@dataclass
-class Summary:
-    devices: int
-    signed: int
-    accepted: int
-    quarantined: dict[str, int]
-    faults_injected: int
-    lost: int
-    epochs_anchored: int
-    epochs_not_anchored: int
-    unanchored_readings: int
-    gas_total: int
-    first_anchor_s: float | None
-    seconds: float
-    chain: str
-    broker: str
-    dashboard: str
-    chained: int = 0
-    """Of the quarantined, genuine readings rejected for their content (they count as signed)."""
-
-    @property
-    def ok(self) -> bool:
-        return self.lost == 0 and self.epochs_not_anchored == 0 and self.unanchored_readings == 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "ok": self.ok}
-
-
-def _split(devices: int) -> list[int]:
-    """Devices per asset, as even as possible, at least one each."""
-    base, extra = divmod(max(devices, len(ASSETS)), len(ASSETS))
-    return [base + (1 if i < extra else 0) for i in range(len(ASSETS))]
-
-
-@dataclass
-class _Thread:
-    name: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-    error: BaseException | None = None
-
-    def start(self, target: Callable[[threading.Event], object]) -> None:
-        def run() -> None:
-            try:
-                target(self.stop)
-            except BaseException as exc:  # reported by the view and the summary
-                self.error = exc
-                log.exception("%s failed", self.name)
-
-        self.thread = threading.Thread(target=run, name=f"demo-{self.name}", daemon=True)
-        self.thread.start()
-
-    def halt(self, timeout_s: float = 30.0) -> None:
-        self.stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout_s)
 
 
 class DemoStack:
@@ -177,7 +58,7 @@ class DemoStack:
         self.broker: Mosquitto | AmqttBroker | None = None
         self.mqtt_protocol = MqttVersion.V5
         self.publisher: Publisher | None = None
-        self.threads: dict[str, _Thread] = {}
+        self.threads: dict[str, Worker] = {}
         self.chain_label = ""
         self.broker_label = ""
         self.mqtt_tls: BrokerTLSDir | None = None
@@ -231,7 +112,7 @@ class DemoStack:
 
         writer = make_engine(self.db_url)
         migrate(writer)
-        for (asset, kind, alg), count in zip(ASSETS, _split(self.options.devices), strict=True):
+        for (asset, kind, alg), count in zip(ASSETS, split_devices(self.options.devices), strict=True):
             provision_fleet(
                 engine=writer,
                 keystore=self.home / "keys",
@@ -375,7 +256,7 @@ class DemoStack:
         self._spawn("simulator", run)
 
     def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:
-        worker = _Thread(name)
+        worker = Worker(name)
         self.threads[name] = worker
         worker.start(target)
 
@@ -388,72 +269,7 @@ class DemoStack:
         return None
 
     def snapshot(self) -> Snapshot:
-        with self.engine.connect() as conn:
-            accepted = int(conn.execute(select(func.count()).select_from(READING)).scalar_one())
-            quarantined: dict[str, int] = dict(
-                conn.execute(select(QUARANTINE.c.reason, func.count()).group_by(QUARANTINE.c.reason)).all()
-            )
-            chained = int(conn.execute(select(func.count()).where(QUARANTINE.c.chained)).scalar_one())
-            epochs = conn.execute(
-                select(
-                    EPOCH.c.number,
-                    EPOCH.c.status,
-                    EPOCH.c.gas_used,
-                    EPOCH.c.block_number,
-                    EPOCH.c.leaves_to,
-                    EPOCH.c.tx_hash,
-                    EPOCH.c.anchored_ms,
-                ).order_by(EPOCH.c.number)
-            ).all()
-            unanchored = int(
-                conn.execute(
-                    select(func.count())
-                    .select_from(READING.outerjoin(EPOCH, EPOCH.c.number == READING.c.epoch))
-                    .where((READING.c.epoch.is_(None)) | (EPOCH.c.status != "anchored"))
-                ).scalar_one()
-            )
-            per_device = conn.execute(
-                select(
-                    DEVICE.c.asset,
-                    DEVICE.c.window_s,
-                    func.count(READING.c.id),
-                    func.min(READING.c.ts_ms),
-                    func.max(READING.c.ts_ms),
-                )
-                .select_from(DEVICE.outerjoin(READING, READING.c.device_id == DEVICE.c.id))
-                .group_by(DEVICE.c.id, DEVICE.c.asset, DEVICE.c.window_s)
-            ).all()
-        anchored = [e for e in epochs if e.status == "anchored"]
-        last = anchored[-1] if anchored else None
-        coverage: dict[str, list[float]] = {}
-        for asset, window_s, count, first, latest in per_device:
-            got, expected = coverage.setdefault(asset, [0.0, 0.0])
-            expected_here = (latest - first) / (window_s * 1000) + 1 if count else 0
-            coverage[asset] = [got + count, expected + expected_here]
-        first_anchor = None
-        if anchored and anchored[0].anchored_ms is not None:
-            first_anchor = max(0.0, anchored[0].anchored_ms / 1000 - self._wall_started)
-        return Snapshot(
-            elapsed_s=time.monotonic() - self.started,
-            accepted=accepted,
-            quarantined=quarantined,
-            epochs_anchored=len(anchored),
-            epochs_closed=len(epochs),
-            last_epoch=None
-            if last is None
-            else {
-                "number": last.number,
-                "gas": last.gas_used,
-                "block": last.block_number,
-                "tree_size": last.leaves_to,
-                "tx": "0x" + bytes(last.tx_hash).hex() if last.tx_hash else None,
-            },
-            gas_total=sum(e.gas_used or 0 for e in anchored),
-            unanchored_readings=unanchored,
-            coverage={a: (min(1.0, g / e) if e else 0.0) for a, (g, e) in sorted(coverage.items())},
-            first_anchor_s=first_anchor,
-            chained=chained,
-        )
+        return take_snapshot(self.engine, elapsed_s=time.monotonic() - self.started, wall_started_s=self._wall_started)
 
     @property
     def _wall_started(self) -> float:
@@ -501,6 +317,7 @@ class DemoStack:
             broker=self.broker_label,
             dashboard=self.dashboard_url,
             chained=snap.chained,
+            coverage=snap.coverage,
         )
         (self.home / "summary.json").write_text(json.dumps(summary.to_json(), indent=1) + "\n")
         return summary

@@ -7,7 +7,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from demo.stack import Snapshot, Summary
+from demo.snapshot import Snapshot, Summary
 
 
 class Rates:
@@ -76,6 +76,7 @@ def summary_table(summary: Summary) -> Table:
         ("epochs anchored", f"{summary.epochs_anchored} (gas {summary.gas_total:,})"),
         ("epochs not anchored", f"{summary.epochs_not_anchored}"),
         ("readings not anchored", f"{summary.unanchored_readings}"),
+        ("coverage", ", ".join(f"{asset} {value:.1%}" for asset, value in summary.coverage.items()) or "none"),
         ("first anchor", "none" if summary.first_anchor_s is None else f"{summary.first_anchor_s} s after start"),
         ("chain", summary.chain),
         ("broker", summary.broker),

@@ -5,9 +5,7 @@ keeps (``cashflow_hourly``) and the attestor keeps for anchored epochs
 - revenue, cost, net (= revenue - cost), energy: sums of the readings' figures;
 - attested: the part of those sums whose readings are in epochs anchored on chain; pending is
   the rest (not yet in the log, or in an epoch not anchored yet);
-- coverage: readings received / readings expected, where a device is expected to report once per
-  its ``window_s`` in every whole hour from the hour of its first reading through the hour of the
-  newest reading of the selection (device time, like the readings);
+- coverage: readings received / readings expected, defined once in :mod:`store.coverage`;
 - uptime: seconds the devices were generating, charging or hashing / seconds they were expected
   to report.
 
@@ -17,17 +15,15 @@ costs a few index range scans whatever the number of readings.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from store.coverage import HOUR_MS, Expected, device_spans, ratio, scoped
 from store.tables import CashflowAttestedAssetHourly, CashflowAttestedHourly, CashflowHourly, Device, Reading
 
-HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 Granularity = Literal["hour", "day"]
 
@@ -60,7 +56,7 @@ class CashflowBucket:
 
     @property
     def coverage(self) -> float:
-        return min(1.0, self.readings / self.expected_readings) if self.expected_readings else 0.0
+        return ratio(self.readings, self.expected_readings)
 
     @property
     def uptime(self) -> float:
@@ -106,7 +102,7 @@ def cashflow(
     bucket_ms = HOUR_MS if granularity == "hour" else DAY_MS
     low = None if start_ms is None else start_ms - start_ms % bucket_ms
     with engine.connect() as conn:
-        spans = _device_spans(conn, asset=asset, device=device, low=low, high=end_ms)
+        spans = device_spans(conn, asset=asset, device=device, low=low, high=end_ms)
         if not spans:
             return []
         sums = _bucket_sums(conn, HOURLY, asset=asset, device=device, low=low, high=end_ms, bucket_ms=bucket_ms)
@@ -115,7 +111,7 @@ def cashflow(
         attested = _bucket_sums(
             conn, attested_table, asset=asset, device=device, low=low, high=end_ms, bucket_ms=bucket_ms
         )
-    expected = _Expected(spans)
+    expected = Expected(spans)
     result = []
     for start, (readings, energy, revenue, cost, active) in sums.items():
         expected_readings, expected_s = expected.within(start, start + bucket_ms)
@@ -126,41 +122,6 @@ def cashflow(
             )
         )
     return result
-
-
-def _scoped(query: Any, table: Any, *, asset: str | None, device: str | None, low: int | None, high: int | None) -> Any:
-    if asset is not None:
-        query = query.where(table.c.asset == asset)
-    if device is not None:
-        query = query.where(table.c.device_id == device)
-    if low is not None:
-        query = query.where(table.c.hour_ms >= low)
-    if high is not None:
-        query = query.where(table.c.hour_ms < high)
-    return query
-
-
-def _device_spans(
-    conn: Connection, *, asset: str | None, device: str | None, low: int | None, high: int | None
-) -> list[tuple[int, int, int]]:
-    """(first hour ever, newest hour in the range, window) of each device with readings in the
-    range: two index lookups per device, however many hours it has."""
-    h = HOURLY.c
-    first = select(func.min(h.hour_ms)).where(h.device_id == DEVICE.c.id).scalar_subquery()
-    newest = _scoped(
-        select(func.max(h.hour_ms)).where(h.device_id == DEVICE.c.id),
-        HOURLY,
-        asset=None,
-        device=None,
-        low=low,
-        high=high,
-    ).scalar_subquery()
-    query = select(first, newest, DEVICE.c.window_s)
-    if asset is not None:
-        query = query.where(DEVICE.c.asset == asset)
-    if device is not None:
-        query = query.where(DEVICE.c.id == device)
-    return [(int(f), int(n), int(w)) for f, n, w in conn.execute(query) if n is not None]
 
 
 def _bucket_sums(
@@ -177,7 +138,7 @@ def _bucket_sums(
     straight off the index order; hours fold into days here (at most 24 rows a bucket)."""
     c = table.c
     names = ["readings", "energy_wh", "revenue", "cost"] + (["active_s"] if table is HOURLY else [])
-    query = _scoped(
+    query = scoped(
         select(c.hour_ms, *(func.sum(c[name]) for name in names)),
         table,
         asset=asset,
@@ -195,41 +156,6 @@ def _bucket_sums(
             for i, value in enumerate(sums):
                 bucket[i] += int(value)
     return buckets
-
-
-class _Expected:
-    """How many readings and seconds the selected devices were expected to report in a span.
-
-    Device ``d`` is expected to report ``3600 / window_d`` times in each hour from its first
-    hour through the newest hour of the selection. Sorted by first hour with prefix sums, any
-    span costs two binary searches instead of a pass over the devices.
-    """
-
-    def __init__(self, spans: list[tuple[int, int, int]]) -> None:
-        spans = sorted(spans)
-        # Hours counted from the earliest first hour keep the float sums small and exact.
-        self._origin = spans[0][0] // HOUR_MS
-        self._firsts = [first // HOUR_MS - self._origin for first, _, _ in spans]
-        self._end = max(newest for _, newest, _ in spans) // HOUR_MS - self._origin + 1
-        rates = [3600 / window for _, _, window in spans]
-        self._rate = [0.0, *accumulate(rates)]
-        self._rate_first = [0.0, *accumulate(r * f for r, f in zip(rates, self._firsts, strict=True))]
-        self._first = [0, *accumulate(self._firsts)]
-
-    def within(self, start_ms: int, end_ms: int) -> tuple[float, float]:
-        start = start_ms // HOUR_MS - self._origin
-        end = min(end_ms // HOUR_MS - self._origin, self._end)
-        if end <= start:
-            return 0.0, 0.0
-        # Devices that began by ``start`` report through the whole span; those that began
-        # inside it, from their first hour on.
-        full = bisect_right(self._firsts, start)
-        began = bisect_left(self._firsts, end)
-        readings = self._rate[full] * (end - start) + (
-            end * (self._rate[began] - self._rate[full]) - (self._rate_first[began] - self._rate_first[full])
-        )
-        hours = full * (end - start) + end * (began - full) - (self._first[began] - self._first[full])
-        return readings, float(hours * 3600)
 
 
 def record_attested(conn: Connection, *, epoch: int) -> int:

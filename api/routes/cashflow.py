@@ -13,7 +13,8 @@ from api.convert import bucket_dict, totals_dict
 from api.errors import ApiError, not_found
 from api.models import CashflowOut, Problem
 from api.routes import PREFIX
-from store.cashflow import DAY_MS, HOUR_MS, cashflow
+from store.cashflow import DAY_MS, cashflow
+from store.coverage import HOUR_MS, selection_coverage
 
 router = APIRouter(prefix=PREFIX, tags=["cash flow"])
 
@@ -55,16 +56,20 @@ def _answer(
     with ctx.reader.connect() as conn:
         currency = queries.newest_currency(conn=conn)
     bucket_ms = HOUR_MS if granularity == "hour" else DAY_MS
+    start_ms = None if from_ms is None else from_ms - from_ms % bucket_ms
+    coverage = selection_coverage(
+        ctx.reader, asset=asset if device is None else None, device=device, start_ms=start_ms, end_ms=to_ms
+    )
     return JSONResponse(
         {
             "asset": asset,
             "device": device,
             "granularity": granularity,
-            "from_ms": None if from_ms is None else from_ms - from_ms % bucket_ms,
+            "from_ms": start_ms,
             "to_ms": to_ms,
             "currency": currency,
             "buckets": [bucket_dict(b) for b in buckets],
-            "totals": totals_dict(buckets),
+            "totals": totals_dict(buckets, coverage=coverage),
         }
     )
 

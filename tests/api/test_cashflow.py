@@ -3,15 +3,20 @@ epochs' metadata and the readings themselves say."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from api.models import CashflowOut
-from store.cashflow import DAY_MS, HOUR_MS
+from cli.main import app
+from demo.snapshot import take_snapshot
+from store.cashflow import DAY_MS
+from store.coverage import HOUR_MS, selection_coverage
 from store.tables import Device, Epoch, Reading
 from tests.api.dataset import T0, Dataset
 
@@ -137,3 +142,20 @@ def test_bad_parameters(client: TestClient, params: dict[str, object], words: st
 def test_unknown_asset_or_device(client: TestClient) -> None:
     assert client.get("/v1/assets/atlantis/cashflow").status_code == 404
     assert client.get("/v1/devices/sol-nowhere-0001/cashflow").status_code == 404
+
+
+@pytest.mark.parametrize("asset", ["hk-rooftops", "kowloon-hub", "hydro-pod"])
+def test_one_coverage_in_cli_demo_and_api(client: TestClient, dataset: Dataset, asset: str) -> None:
+    """The terminal, the demo's live view and the API (hence the dashboard) show one figure."""
+    result = CliRunner().invoke(app, ["cashflow", "--database", dataset.url, "--asset", asset, "--json"])
+    assert result.exit_code == 0, result.output
+    cli = json.loads(result.output)["totals"]["coverage"]
+    snapshot = take_snapshot(dataset.engine, elapsed_s=0.0, wall_started_s=0.0)
+    api = {
+        granularity: client.get(f"/v1/assets/{asset}/cashflow", params={"granularity": granularity}).json()["totals"]
+        for granularity in ("hour", "day")
+    }
+    assert 0 < cli < 1  # the dataset's tail and gaps are not full coverage: a real figure
+    assert cli == round(snapshot.coverage[asset], 4) == api["hour"]["coverage"] == api["day"]["coverage"]
+    whole = selection_coverage(dataset.engine, asset=asset)
+    assert api["hour"]["expected_readings"] == round(whole.expected_readings, 3)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import demo.stack
-from demo.stack import DemoError, DemoOptions, DemoStack
+from demo.options import DemoError, DemoOptions
+from demo.stack import DemoStack
 
 SECONDS = 15.0
 

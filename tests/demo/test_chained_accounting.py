@@ -7,7 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from demo.stack import DemoOptions, DemoStack
+from demo.options import DemoOptions
+from demo.stack import DemoStack
 
 SECONDS = 10.0
 

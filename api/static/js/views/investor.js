@@ -5,6 +5,12 @@ import { get } from "../api.js";
 import { cashflowChart, cashflowLegend, COLORS, continuous, donut } from "../charts.js";
 import { ago, esc, hexHTML, KIND_LABEL, kwh, moneyHTML, num, pct } from "../format.js";
 
+// The one coverage definition (store/coverage.py, docs/cashflow.md), shown where coverage is.
+const COVERAGE_TIP =
+  "Coverage = min(1, readings received ÷ readings expected). Each device is expected once per " +
+  "its reporting window in every whole hour from its first reading's hour through the newest " +
+  "reading's hour of the selection (device time, UTC); silent hours count as expected.";
+
 const RANGES = {
   "48h": { label: "48 hours, hourly", granularity: "hour", span: 48 * 3_600_000 },
   "30d": { label: "30 days, daily", granularity: "day", span: 30 * 86_400_000 },
@@ -108,7 +114,7 @@ function summary(assets, epochs, flows, currency) {
         <small>${num(penReadings)} readings not yet anchored</small>
       </div>
       <div class="kpi">
-        <label>Coverage · uptime</label>
+        <label title="${esc(COVERAGE_TIP)}">Coverage · uptime</label>
         <strong>${expected ? pct(Math.min(1, readings / expected)) : "—"} <span class="dim">·</span> ${expected ? pct(uptimeWeighted / expected) : "—"}</strong>
         <small>${num(readings)} of ${num(expected)} expected readings</small>
       </div>
@@ -180,7 +186,7 @@ function assetCard(asset, flow, epochs, currency, granularity, now) {
           <div class="fig"><label>Cost</label><span>${moneyHTML(t.attested.cost, currency)}</span></div>
           <div class="fig pending-col"><label><i class="swatch hatched"></i>Pending net</label><span>${moneyHTML(t.pending.net, currency)}</span>
             <small>${num(t.pending.readings)} readings not anchored</small></div>
-          <div class="fig"><label>Coverage</label><span>${pct(t.coverage)}</span>${meter(t.coverage)}</div>
+          <div class="fig"><label title="${esc(COVERAGE_TIP)}">Coverage</label><span>${pct(t.coverage)}</span>${meter(t.coverage)}</div>
           <div class="fig"><label>Uptime</label><span>${pct(t.uptime)}</span>${meter(t.uptime)}</div>
         </div>
         <div class="anchoring">
