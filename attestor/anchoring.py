@@ -29,10 +29,9 @@ from chain.errors import ChainError, ConfirmationTimeoutError
 from protocol.errors import AssetproofError
 from protocol.merkle import MerkleLog
 from store.cashflow import record_attested
-from store.tables import Epoch
+from store.tables import EPOCH
 
 log = logging.getLogger("assetproof.attestor")
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
 
 
 class ReconcileError(AssetproofError):

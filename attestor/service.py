@@ -32,10 +32,9 @@ from attestor.metrics import (
 )
 from chain.client import ChainClient
 from chain.errors import ChainError, ContractRevert
-from store.tables import Epoch
+from store.tables import EPOCH
 
 log = logging.getLogger("assetproof.attestor")
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -330,7 +330,7 @@ def load(url: str, data: Data, *, seed: int) -> dict[str, Any]:
     from store.cashflow import record_attested
     from store.db import make_engine, migrate
     from store.devices import NewDevice, ensure_asset, register_devices
-    from store.tables import CashflowHourly, DeviceState, Epoch, Quarantine
+    from store.tables import CASHFLOW_HOURLY, DEVICE_STATE, EPOCH, QUARANTINE
 
     rng = random.Random(seed)
     timings: dict[str, float] = {}
@@ -380,7 +380,7 @@ def load(url: str, data: Data, *, seed: int) -> dict[str, Any]:
 
         started = time.perf_counter()
         quarantine, digests_by_epoch = _quarantine(data, rng, closed_epochs=epochs)
-        _bulk(engine, Quarantine.__table__, quarantine)  # type: ignore[attr-defined]
+        _bulk(engine, QUARANTINE, quarantine)
         epoch_rows = []
         for number in range(epochs):
             leaves_from, leaves_to = number * EPOCH_LEAVES, (number + 1) * EPOCH_LEAVES
@@ -423,7 +423,7 @@ def load(url: str, data: Data, *, seed: int) -> dict[str, Any]:
                     "anchored_ms": window_end + 13_000 if is_anchored else None,
                 }
             )
-        _bulk(engine, Epoch.__table__, epoch_rows)  # type: ignore[attr-defined]
+        _bulk(engine, EPOCH, epoch_rows)
         for number in range(anchored):
             with engine.begin() as conn:
                 record_attested(conn, epoch=number)
@@ -438,7 +438,7 @@ def load(url: str, data: Data, *, seed: int) -> dict[str, Any]:
         assets = {s.id: s.asset for s in data.specs}
         _bulk(
             engine,
-            CashflowHourly.__table__,  # type: ignore[attr-defined]
+            CASHFLOW_HOURLY,
             [
                 {
                     "device_id": device,
@@ -456,7 +456,7 @@ def load(url: str, data: Data, *, seed: int) -> dict[str, Any]:
             ],
         )
         last = {data.specs[d].id: r for d, r in data.readings[-len(data.specs) :]}
-        state = DeviceState.__table__  # type: ignore[attr-defined]
+        state = DEVICE_STATE
         with engine.begin() as conn:
             conn.execute(
                 update(state)
@@ -556,11 +556,11 @@ def measure(url: str, *, proofs: int, cashflows: int, seed: int, deployment: Pat
     from api.settings import Settings
     from protocol.bundle import ProofBundle, verify_bundle_offline
     from store.db import make_engine
-    from store.tables import Asset, Epoch, Reading
+    from store.tables import ASSET, EPOCH, READING
 
-    asset_t = Asset.__table__  # type: ignore[attr-defined]
-    epoch_t = Epoch.__table__  # type: ignore[attr-defined]
-    reading_t = Reading.__table__  # type: ignore[attr-defined]
+    asset_t = ASSET
+    epoch_t = EPOCH
+    reading_t = READING
     rng = random.Random(seed)
     engine = make_engine(url, writer=False)
     with engine.connect() as conn:

@@ -45,14 +45,10 @@ from gateway.service import Gateway, GatewayConfig, MqttProtocol
 from gateway.tariff import load_tariff
 from protocol.errors import AssetproofError
 from store.db import make_engine, migrate
-from store.tables import Device, Epoch, Quarantine, Reading
+from store.tables import DEVICE, EPOCH, QUARANTINE, READING
 
 log = logging.getLogger("assetproof.demo")
 
-READING = Reading.__table__  # type: ignore[attr-defined]
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
-DEVICE = Device.__table__  # type: ignore[attr-defined]
 
 ASSETS: Final = (
     # (asset, device kind, signature algorithm): what the HK market tokenises

@@ -17,22 +17,14 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from store.tables import (
-    Device,
-    DeviceState,
-    HeldReading,
-    Quarantine,
-    QuarantineDropped,
-    QuarantineWindow,
-    Reading,
+    DEVICE,
+    DEVICE_STATE,
+    HELD_READING,
+    QUARANTINE,
+    QUARANTINE_DROPPED,
+    QUARANTINE_WINDOW,
+    READING,
 )
-
-DEVICE = Device.__table__  # type: ignore[attr-defined]
-STATE = DeviceState.__table__  # type: ignore[attr-defined]
-READING = Reading.__table__  # type: ignore[attr-defined]
-HELD = HeldReading.__table__  # type: ignore[attr-defined]
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
-WINDOW = QuarantineWindow.__table__  # type: ignore[attr-defined]
-DROPPED = QuarantineDropped.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,13 +127,13 @@ def lock_heads(conn: Connection, ids: Iterable[str]) -> dict[str, ChainHead]:
     if not wanted:
         return {}
     query = (
-        select(STATE, DEVICE.c.status, DEVICE.c.alg, DEVICE.c.public_key)
-        .join(DEVICE, DEVICE.c.id == STATE.c.device_id)
-        .where(STATE.c.device_id.in_(wanted))
-        .order_by(STATE.c.device_id)
+        select(DEVICE_STATE, DEVICE.c.status, DEVICE.c.alg, DEVICE.c.public_key)
+        .join(DEVICE, DEVICE.c.id == DEVICE_STATE.c.device_id)
+        .where(DEVICE_STATE.c.device_id.in_(wanted))
+        .order_by(DEVICE_STATE.c.device_id)
     )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=STATE)
+        query = query.with_for_update(of=DEVICE_STATE)
     return {
         r.device_id: ChainHead(
             r.device_id,
@@ -165,7 +157,7 @@ def lock_heads(conn: Connection, ids: Iterable[str]) -> dict[str, ChainHead]:
 def stored_raw(conn: Connection, *, device_id: str, seq: int) -> bytes | None:
     """The raw bytes of the stored reading ``(device_id, seq)``, of the held one, or of the
     chained rejection that took that link."""
-    for table in (READING, HELD):
+    for table in (READING, HELD_READING):
         raw = conn.execute(select(table.c.raw).where(and_(table.c.device_id == device_id, table.c.seq == seq))).scalar()
         if raw is not None:
             return bytes(raw)
@@ -187,12 +179,14 @@ def lock_quarantine_usage(conn: Connection, publishers: Iterable[str], *, window
         return {}
     if conn.dialect.name == "postgresql":
         _insert_ignoring_conflicts(
-            conn, WINDOW, [{"device_id": p, "window_ms": window_ms, "messages": 0, "bytes": 0} for p in wanted]
+            conn,
+            QUARANTINE_WINDOW,
+            [{"device_id": p, "window_ms": window_ms, "messages": 0, "bytes": 0} for p in wanted],
         )
     query = (
-        select(WINDOW.c.device_id, WINDOW.c.messages, WINDOW.c.bytes)
-        .where(WINDOW.c.window_ms == window_ms, WINDOW.c.device_id.in_(wanted))
-        .order_by(WINDOW.c.device_id)
+        select(QUARANTINE_WINDOW.c.device_id, QUARANTINE_WINDOW.c.messages, QUARANTINE_WINDOW.c.bytes)
+        .where(QUARANTINE_WINDOW.c.window_ms == window_ms, QUARANTINE_WINDOW.c.device_id.in_(wanted))
+        .order_by(QUARANTINE_WINDOW.c.device_id)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -201,15 +195,15 @@ def lock_quarantine_usage(conn: Connection, publishers: Iterable[str], *, window
 
 def prune_quarantine_windows(conn: Connection, *, before_ms: int) -> None:
     """Forget every publisher's quarantine budget windows that started before ``before_ms``."""
-    conn.execute(delete(WINDOW).where(WINDOW.c.window_ms < before_ms))
+    conn.execute(delete(QUARANTINE_WINDOW).where(QUARANTINE_WINDOW.c.window_ms < before_ms))
 
 
 def quarantine_dropped(conn: Connection, *, device_id: str | None = None) -> list[Any]:
     """What the quarantine budget counted but did not store: (device_id, reason, messages, bytes,
     last_ms) rows, per publishing device and reason."""
-    query = select(DROPPED).order_by(DROPPED.c.device_id, DROPPED.c.reason)
+    query = select(QUARANTINE_DROPPED).order_by(QUARANTINE_DROPPED.c.device_id, QUARANTINE_DROPPED.c.reason)
     if device_id is not None:
-        query = query.where(DROPPED.c.device_id == device_id)
+        query = query.where(QUARANTINE_DROPPED.c.device_id == device_id)
     return list(conn.execute(query))
 
 
@@ -218,19 +212,24 @@ def held_successors(conn: Connection, heads: Sequence[ChainHead]) -> list[Any]:
     if not heads:
         return []
     keys = [(h.device_id, h.last_seq + 1) for h in heads]
-    return list(conn.execute(select(HELD).where(tuple_(HELD.c.device_id, HELD.c.seq).in_(keys))))
+    return list(
+        conn.execute(select(HELD_READING).where(tuple_(HELD_READING.c.device_id, HELD_READING.c.seq).in_(keys)))
+    )
 
 
 def expired_held(conn: Connection, *, before_ms: int, limit: int = 1000) -> list[Any]:
     return list(
         conn.execute(
-            select(HELD).where(HELD.c.received_ms < before_ms).order_by(HELD.c.device_id, HELD.c.seq).limit(limit)
+            select(HELD_READING)
+            .where(HELD_READING.c.received_ms < before_ms)
+            .order_by(HELD_READING.c.device_id, HELD_READING.c.seq)
+            .limit(limit)
         )
     )
 
 
 def devices_with_held(conn: Connection, *, limit: int = 1000) -> list[str]:
-    return [r[0] for r in conn.execute(select(HELD.c.device_id).distinct().limit(limit))]
+    return [r[0] for r in conn.execute(select(HELD_READING.c.device_id).distinct().limit(limit))]
 
 
 def _insert_ignoring_conflicts(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
@@ -310,9 +309,11 @@ def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead
     if writes.dropped:
         _write_dropped(conn, writes)
     if writes.released:
-        conn.execute(delete(HELD).where(tuple_(HELD.c.device_id, HELD.c.seq).in_(writes.released)))
+        conn.execute(
+            delete(HELD_READING).where(tuple_(HELD_READING.c.device_id, HELD_READING.c.seq).in_(writes.released))
+        )
     if writes.held:
-        _insert_ignoring_conflicts(conn, HELD, writes.held)
+        _insert_ignoring_conflicts(conn, HELD_READING, writes.held)
     changed = [
         (
             h.last_seq,
@@ -357,13 +358,15 @@ def _write_usage(conn: Connection, writes: BatchWrites) -> None:
     ]
     _upsert(
         conn,
-        WINDOW,
+        QUARANTINE_WINDOW,
         rows,
         keys=("device_id", "window_ms"),
         set_=lambda new: {"messages": new.messages, "bytes": new.bytes},
     )
     conn.execute(
-        delete(WINDOW).where(WINDOW.c.device_id.in_(sorted(writes.usage)), WINDOW.c.window_ms < writes.window_ms)
+        delete(QUARANTINE_WINDOW).where(
+            QUARANTINE_WINDOW.c.device_id.in_(sorted(writes.usage)), QUARANTINE_WINDOW.c.window_ms < writes.window_ms
+        )
     )
 
 
@@ -374,14 +377,14 @@ def _write_dropped(conn: Connection, writes: BatchWrites) -> None:
     ]
     _upsert(
         conn,
-        DROPPED,
+        QUARANTINE_DROPPED,
         rows,
         keys=("device_id", "reason"),
         set_=lambda new: {
-            "messages": DROPPED.c.messages + new.messages,
-            "bytes": DROPPED.c.bytes + new.bytes,
-            "last_ms": func.max(DROPPED.c.last_ms, new.last_ms)
+            "messages": QUARANTINE_DROPPED.c.messages + new.messages,
+            "bytes": QUARANTINE_DROPPED.c.bytes + new.bytes,
+            "last_ms": func.max(QUARANTINE_DROPPED.c.last_ms, new.last_ms)
             if conn.dialect.name == "sqlite"
-            else func.greatest(DROPPED.c.last_ms, new.last_ms),
+            else func.greatest(QUARANTINE_DROPPED.c.last_ms, new.last_ms),
         },
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, LargeBinary, false, text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, LargeBinary, Table, false, text
 from sqlmodel import Field, SQLModel
 
 # SQLite assigns ids only to INTEGER PRIMARY KEY (the rowid); BIGINT elsewhere.
@@ -290,3 +290,24 @@ class Epoch(SQLModel, table=True):
     gas_used: int | None = Field(default=None, sa_type=BigInteger)
     closed_ms: int = Field(sa_type=BigInteger)
     anchored_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+# The Core tables, typed once here: SQLModel declares ``__table__`` on no class mypy can see, so
+# queries read these instead of ``Model.__table__``.
+_TABLES = SQLModel.metadata.tables
+ASSET: Table = _TABLES["asset"]
+DEVICE: Table = _TABLES["device"]
+DEVICE_KEY: Table = _TABLES["device_key"]
+DEVICE_STATE: Table = _TABLES["device_state"]
+READING: Table = _TABLES["reading"]
+HELD_READING: Table = _TABLES["held_reading"]
+QUARANTINE: Table = _TABLES["quarantine"]
+QUARANTINE_WINDOW: Table = _TABLES["quarantine_window"]
+QUARANTINE_DROPPED: Table = _TABLES["quarantine_dropped"]
+CASHFLOW_HOURLY: Table = _TABLES["cashflow_hourly"]
+CASHFLOW_ATTESTED_HOURLY: Table = _TABLES["cashflow_attested_hourly"]
+CASHFLOW_ATTESTED_ASSET_HOURLY: Table = _TABLES["cashflow_attested_asset_hourly"]
+TARIFF: Table = _TABLES["tariff"]
+MERKLE_NODE: Table = _TABLES["merkle_node"]
+LOG_STATE: Table = _TABLES["log_state"]
+EPOCH: Table = _TABLES["epoch"]
