@@ -23,6 +23,7 @@ from sqlalchemy import (
     select,
 )
 
+from store.status import DeviceStatus, EpochStatus
 from store.tables import (
     ASSET,
     DEVICE,
@@ -46,7 +47,7 @@ ONLINE_WINDOWS = 3
 def _online(now_ms: int) -> Any:
     """Active and seen within ``ONLINE_WINDOWS`` of the device's own reading interval."""
     return and_(
-        DEVICE.c.status == "active",
+        DEVICE.c.status == DeviceStatus.ACTIVE,
         DEVICE_STATE.c.last_seen_ms.is_not(None),
         # Typed: an untyped Python int binds as INTEGER on PostgreSQL and a time in ms overflows it.
         DEVICE_STATE.c.last_seen_ms >= literal(now_ms, BigInteger) - ONLINE_WINDOWS * 1000 * DEVICE.c.window_s,
@@ -127,7 +128,7 @@ def assets(*, conn: Connection, name: str | None = None) -> Sequence[Any]:
         select(
             DEVICE.c.asset,
             func.count().label("devices"),
-            func.sum(case((DEVICE.c.status == "active", 1), else_=0)).label("active"),
+            func.sum(case((DEVICE.c.status == DeviceStatus.ACTIVE, 1), else_=0)).label("active"),
         )
         .group_by(DEVICE.c.asset)
         .subquery()
@@ -239,7 +240,7 @@ def epochs_page(
     if status is not None:
         query = query.where(EPOCH.c.status == status)
     if anchored_only:
-        query = query.where(EPOCH.c.status == "anchored")
+        query = query.where(EPOCH.c.status == EpochStatus.ANCHORED)
     if before is not None:
         query = query.where(EPOCH.c.number < before)
     return conn.execute(query.order_by(EPOCH.c.number.desc()).limit(limit + 1)).all()
@@ -328,8 +329,8 @@ def device_counts(*, conn: Connection, now_ms: int) -> Any:
     return conn.execute(
         select(
             func.count().label("total"),
-            count_of(DEVICE.c.status == "active").label("active"),
-            count_of(DEVICE.c.status == "revoked").label("revoked"),
+            count_of(DEVICE.c.status == DeviceStatus.ACTIVE).label("active"),
+            count_of(DEVICE.c.status == DeviceStatus.REVOKED).label("revoked"),
             count_of(_online(now_ms)).label("online"),
             count_of(DEVICE_STATE.c.last_seen_ms.is_(None)).label("never_seen"),
         ).select_from(DEVICE.outerjoin(DEVICE_STATE, DEVICE_STATE.c.device_id == DEVICE.c.id))
@@ -394,7 +395,7 @@ def silent_devices(*, conn: Connection, now_ms: int) -> Sequence[Any]:
         )
         .outerjoin(DEVICE_STATE, DEVICE_STATE.c.device_id == DEVICE.c.id)
         .where(
-            DEVICE.c.status == "active",
+            DEVICE.c.status == DeviceStatus.ACTIVE,
             last < literal(now_ms, BigInteger) - ONLINE_WINDOWS * 1000 * DEVICE.c.window_s,
         )
         .order_by(last.asc(), DEVICE.c.id)

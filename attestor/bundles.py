@@ -18,6 +18,7 @@ from protocol.bundle import Anchor, Checkpoint, ProofBundle
 from protocol.errors import AssetproofError
 from protocol.merkle import MerkleLog
 from protocol.signing import parse_algorithm
+from store.status import EpochStatus
 from store.tables import DEVICE_KEY, EPOCH, READING
 
 __all__ = ["BundleUnavailableError", "ChainContext", "anchor_of", "build_bundle"]
@@ -119,7 +120,7 @@ def _key_for(conn: Connection, *, device_id: str, stored_ms: int) -> Any:
 
 
 def anchor_of(epoch: Any, chain: ChainContext | None) -> Anchor | None:
-    if chain is None or epoch.status != "anchored" or epoch.tx_hash is None or epoch.block_timestamp is None:
+    if chain is None or epoch.status != EpochStatus.ANCHORED or epoch.tx_hash is None or epoch.block_timestamp is None:
         return None
     return Anchor(
         chain_id=chain.chain_id,

@@ -24,6 +24,7 @@ from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import decode_message
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.merkle import MerkleLog
+from store.status import EpochStatus
 from store.tables import DEVICE, EPOCH, QUARANTINE, READING, TARIFF
 
 
@@ -159,7 +160,7 @@ class EpochBuilder:
                 root=root,
                 meta_hash=metadata.meta_hash,
                 metadata_json=metadata.canonical_bytes(),
-                status="closed",
+                status=EpochStatus.CLOSED,
                 closed_ms=end_ms,
             )
         )

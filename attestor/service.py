@@ -32,6 +32,7 @@ from attestor.metrics import (
 )
 from chain.client import ChainClient
 from chain.errors import ChainError, ContractRevert
+from store.status import EpochStatus
 from store.tables import EPOCH
 
 log = logging.getLogger("assetproof.attestor")
@@ -82,7 +83,9 @@ class Attestor:
 
     def _count_pending(self) -> None:
         with self._engine.connect() as conn:
-            pending = conn.execute(select(func.count()).select_from(EPOCH).where(EPOCH.c.status != "anchored"))
+            pending = conn.execute(
+                select(func.count()).select_from(EPOCH).where(EPOCH.c.status != EpochStatus.ANCHORED)
+            )
             PENDING_EPOCHS.set(pending.scalar_one())
 
     def anchor_all(self) -> None:

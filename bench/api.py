@@ -50,14 +50,13 @@ from typing import Any, cast
 from device_sim.provision import KIND_PREFIX
 from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import Body, DeviceKind
+from store.cashflow import DAY_MS, HOUR_MS
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_DATABASE = "bench_api"
 WINDOW_S = 900
 SLOT_MS = WINDOW_S * 1000
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 EPOCH_LEAVES = 10_000
 UNLOGGED_TAIL = 3_000
 UNANCHORED_EPOCHS = 2
@@ -330,6 +329,7 @@ def load(url: str, data: Data, *, seed: int) -> dict[str, Any]:
     from store.cashflow import record_attested
     from store.db import make_engine, migrate
     from store.devices import NewDevice, ensure_asset, register_devices
+    from store.status import EpochStatus
     from store.tables import CASHFLOW_HOURLY, DEVICE_STATE, EPOCH, QUARANTINE
 
     rng = random.Random(seed)
@@ -414,7 +414,7 @@ def load(url: str, data: Data, *, seed: int) -> dict[str, Any]:
                     "root": log.root(leaves_to),
                     "meta_hash": metadata.meta_hash,
                     "metadata_json": metadata.canonical_bytes(),
-                    "status": "anchored" if is_anchored else "closed",
+                    "status": EpochStatus.ANCHORED if is_anchored else EpochStatus.CLOSED,
                     "tx_hash": rng.randbytes(32) if is_anchored else None,
                     "block_number": 1_000 + 3 * number if is_anchored else None,
                     "block_timestamp": window_end // 1000 + 12 if is_anchored else None,

@@ -45,6 +45,7 @@ from gateway.service import Gateway, GatewayConfig, MqttProtocol
 from gateway.tariff import load_tariff
 from protocol.errors import AssetproofError
 from store.db import make_engine, migrate
+from store.status import EpochStatus
 from store.tables import DEVICE, EPOCH, QUARANTINE, READING
 
 log = logging.getLogger("assetproof.demo")
@@ -403,7 +404,7 @@ class DemoStack:
                 conn.execute(
                     select(func.count())
                     .select_from(READING.outerjoin(EPOCH, EPOCH.c.number == READING.c.epoch))
-                    .where((READING.c.epoch.is_(None)) | (EPOCH.c.status != "anchored"))
+                    .where((READING.c.epoch.is_(None)) | (EPOCH.c.status != EpochStatus.ANCHORED))
                 ).scalar_one()
             )
             per_device = conn.execute(
@@ -417,7 +418,7 @@ class DemoStack:
                 .select_from(DEVICE.outerjoin(READING, READING.c.device_id == DEVICE.c.id))
                 .group_by(DEVICE.c.id, DEVICE.c.asset, DEVICE.c.window_s)
             ).all()
-        anchored = [e for e in epochs if e.status == "anchored"]
+        anchored = [e for e in epochs if e.status == EpochStatus.ANCHORED]
         last = anchored[-1] if anchored else None
         coverage: dict[str, list[float]] = {}
         for asset, window_s, count, first, latest in per_device:

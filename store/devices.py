@@ -10,6 +10,7 @@ from sqlalchemy import BigInteger, Engine, cast, func, insert, select, update
 
 from protocol.envelope import GENESIS_PREV
 from protocol.errors import AssetproofError
+from store.status import DeviceStatus
 from store.tables import (
     ASSET,
     DEVICE,
@@ -66,7 +67,7 @@ def register_devices(engine: Engine, *, asset: str, devices: Sequence[NewDevice]
                     "asset": asset,
                     "alg": d.alg,
                     "public_key": d.public_key,
-                    "status": "active",
+                    "status": DeviceStatus.ACTIVE,
                     "rating": d.rating,
                     "window_s": d.window_s,
                     "registered_ms": now_ms,
@@ -98,9 +99,11 @@ def revoke_device(engine: Engine, *, device_id: str, now_ms: int) -> None:
         status = conn.execute(select(DEVICE.c.status).where(DEVICE.c.id == device_id)).scalar()
         if status is None:
             raise RegistryError(f"unknown device {device_id!r}")
-        if status == "revoked":
+        if status == DeviceStatus.REVOKED:
             raise RegistryError(f"device {device_id!r} is already revoked")
-        conn.execute(update(DEVICE).where(DEVICE.c.id == device_id).values(status="revoked", revoked_ms=now_ms))
+        conn.execute(
+            update(DEVICE).where(DEVICE.c.id == device_id).values(status=DeviceStatus.REVOKED, revoked_ms=now_ms)
+        )
         _end_current_key(conn, device_id=device_id, now_ms=now_ms, ended_by="revoked")
 
 
@@ -108,7 +111,7 @@ def _rotate(conn: Any, *, device_id: str, alg: str, public_key: bytes, now_ms: i
     status = conn.execute(select(DEVICE.c.status).where(DEVICE.c.id == device_id)).scalar()
     if status is None:
         raise RegistryError(f"unknown device {device_id!r}")
-    if status != "active":
+    if status != DeviceStatus.ACTIVE:
         raise RegistryError(f"device {device_id!r} is {status}: only active devices rotate keys")
     _end_current_key(conn, device_id=device_id, now_ms=now_ms, ended_by="rotated")
     conn.execute(
