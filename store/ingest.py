@@ -9,8 +9,8 @@ transaction is serialised by ``BEGIN IMMEDIATE``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_
@@ -25,6 +25,7 @@ from store.tables import (
     QUARANTINE_WINDOW,
     READING,
 )
+from store.writes import BatchWrites
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,44 +60,6 @@ class ChainHead:
     rejected: int = 0
     resync_pending: bool = False
     dirty: bool = False
-
-
-@dataclass(slots=True)
-class BatchWrites:
-    """Rows one batch adds or changes."""
-
-    readings: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    held: list[dict[str, Any]] = field(default_factory=list)
-    released: list[tuple[str, int]] = field(default_factory=list)
-    hourly: dict[tuple[str, int, str], dict[str, Any]] = field(default_factory=dict)
-    window_ms: int = 0
-    """The quarantine budget window ``usage`` belongs to."""
-    usage: dict[str, tuple[int, int]] = field(default_factory=dict)
-    """Per publisher: (messages, bytes) quarantined in the window, after this batch."""
-    dropped: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    """Per (publisher, reason): [count, bytes, last received_ms] the budget did not store."""
-
-    def add_dropped(self, *, publisher: str, reason: str, size: int, received_ms: int) -> None:
-        tally = self.dropped.setdefault((publisher, reason), [0, 0, received_ms])
-        tally[0] += 1
-        tally[1] += size
-        tally[2] = max(tally[2], received_ms)
-
-    def add_hourly(self, *, device_id: str, asset: str, hour_ms: int, tariff_id: str, **sums: int) -> None:
-        key = (device_id, hour_ms, tariff_id)
-        row = self.hourly.get(key)
-        if row is None:
-            self.hourly[key] = {
-                "device_id": device_id,
-                "asset": asset,
-                "hour_ms": hour_ms,
-                "tariff_id": tariff_id,
-                **sums,
-            }
-        else:
-            for name, value in sums.items():
-                row[name] += value
 
 
 def load_devices(conn: Connection, ids: Iterable[str]) -> dict[str, DeviceInfo]:
@@ -232,7 +195,7 @@ def devices_with_held(conn: Connection, *, limit: int = 1000) -> list[str]:
     return [r[0] for r in conn.execute(select(HELD_READING.c.device_id).distinct().limit(limit))]
 
 
-def _insert_ignoring_conflicts(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+def _insert_ignoring_conflicts(conn: Connection, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
@@ -287,6 +250,14 @@ def _statements(dialect: str) -> tuple[str, str, str]:
 _SQL = {name: _statements(name) for name in ("sqlite", "postgresql")}
 
 
+def _values(row: Mapping[str, object], columns: Sequence[str]) -> tuple[object, ...]:
+    return tuple(row[c] for c in columns)
+
+
+def _reading_values(row: Mapping[str, object]) -> tuple[object, ...]:
+    return tuple(json.dumps(row[c], separators=(",", ":")) if c == "metrics" else row[c] for c in _ROW_COLUMNS)
+
+
 def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead], *, stored_ms: int) -> None:
     """Apply a classified batch: readings (stamped ``stored_ms``, the commit time), quarantine
     and its budget's tallies, held changes, chain heads, hourly sums."""
@@ -294,13 +265,7 @@ def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead
     if writes.readings:
         conn.exec_driver_sql(
             reading_sql,
-            [
-                (
-                    *(json.dumps(row[c], separators=(",", ":")) if c == "metrics" else row[c] for c in _ROW_COLUMNS),
-                    stored_ms,
-                )
-                for row in writes.readings
-            ],
+            [(*_reading_values(row), stored_ms) for row in writes.readings],
         )
     if writes.quarantine:
         conn.execute(insert(QUARANTINE), writes.quarantine)
@@ -333,7 +298,7 @@ def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead
     if changed:
         conn.exec_driver_sql(state_sql, changed)
     if writes.hourly:
-        conn.exec_driver_sql(hourly_sql, [tuple(row[c] for c in _HOURLY_COLUMNS) for row in writes.hourly.values()])
+        conn.exec_driver_sql(hourly_sql, [_values(row, _HOURLY_COLUMNS) for row in writes.hourly.values()])
 
 
 def _upsert(
@@ -372,8 +337,8 @@ def _write_usage(conn: Connection, writes: BatchWrites) -> None:
 
 def _write_dropped(conn: Connection, writes: BatchWrites) -> None:
     rows = [
-        {"device_id": p, "reason": reason, "messages": n, "bytes": size, "last_ms": last}
-        for (p, reason), (n, size, last) in sorted(writes.dropped.items())
+        {"device_id": p, "reason": reason, "messages": t.messages, "bytes": t.bytes, "last_ms": t.last_ms}
+        for (p, reason), t in sorted(writes.dropped.items(), key=lambda item: item[0])
     ]
     _upsert(
         conn,

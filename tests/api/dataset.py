@@ -33,7 +33,8 @@ from chain.client import ChainClient
 from chain.deployment import write_deployment
 from chain.devchain import dev_fund, eth_tester_web3
 from device_sim.models import DeviceModel, build_model
-from gateway.batch import BatchProcessor, Incoming
+from gateway.batch import BatchProcessor
+from gateway.records import Incoming
 from gateway.tariff import record_tariff
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, Message, sign_body
 from protocol.signing import DeviceKey
