@@ -9,31 +9,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, String, and_, case, func, literal, literal_column, or_, select
-
-from store.tables import (
-    Asset,
-    Device,
-    DeviceKey,
-    DeviceState,
-    Epoch,
-    HeldReading,
-    LogState,
-    Quarantine,
-    Reading,
-    TariffRow,
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    String,
+    and_,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
 )
 
-ASSET = Asset.__table__  # type: ignore[attr-defined]
-DEVICE = Device.__table__  # type: ignore[attr-defined]
-KEY = DeviceKey.__table__  # type: ignore[attr-defined]
-STATE = DeviceState.__table__  # type: ignore[attr-defined]
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
-LOG_STATE = LogState.__table__  # type: ignore[attr-defined]
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
-READING = Reading.__table__  # type: ignore[attr-defined]
-HELD = HeldReading.__table__  # type: ignore[attr-defined]
-TARIFF = TariffRow.__table__  # type: ignore[attr-defined]
+from store.status import DeviceStatus, EpochStatus
+from store.tables import (
+    ASSET,
+    DEVICE,
+    DEVICE_KEY,
+    DEVICE_STATE,
+    EPOCH,
+    HELD_READING,
+    LOG_STATE,
+    QUARANTINE,
+    READING,
+    TARIFF,
+)
 
 MINUTE_MS = 60_000
 ONLINE_WINDOWS = 3
@@ -45,10 +47,10 @@ ONLINE_WINDOWS = 3
 def _online(now_ms: int) -> Any:
     """Active and seen within ``ONLINE_WINDOWS`` of the device's own reading interval."""
     return and_(
-        DEVICE.c.status == "active",
-        STATE.c.last_seen_ms.is_not(None),
+        DEVICE.c.status == DeviceStatus.ACTIVE,
+        DEVICE_STATE.c.last_seen_ms.is_not(None),
         # Typed: an untyped Python int binds as INTEGER on PostgreSQL and a time in ms overflows it.
-        STATE.c.last_seen_ms >= literal(now_ms, BigInteger) - ONLINE_WINDOWS * 1000 * DEVICE.c.window_s,
+        DEVICE_STATE.c.last_seen_ms >= literal(now_ms, BigInteger) - ONLINE_WINDOWS * 1000 * DEVICE.c.window_s,
     )
 
 
@@ -63,11 +65,11 @@ def _device_columns(now_ms: int) -> list[Any]:
         DEVICE.c.window_s,
         DEVICE.c.registered_ms,
         DEVICE.c.revoked_ms,
-        func.coalesce(STATE.c.last_seq, 0).label("last_seq"),
-        STATE.c.last_seen_ms,
-        func.coalesce(STATE.c.readings, 0).label("readings"),
-        func.coalesce(STATE.c.quarantined, 0).label("quarantined"),
-        func.coalesce(STATE.c.duplicates, 0).label("duplicates"),
+        func.coalesce(DEVICE_STATE.c.last_seq, 0).label("last_seq"),
+        DEVICE_STATE.c.last_seen_ms,
+        func.coalesce(DEVICE_STATE.c.readings, 0).label("readings"),
+        func.coalesce(DEVICE_STATE.c.quarantined, 0).label("quarantined"),
+        func.coalesce(DEVICE_STATE.c.duplicates, 0).label("duplicates"),
         _online(now_ms).label("online"),
     ]
 
@@ -82,7 +84,7 @@ def devices_page(
     after: str | None,
     limit: int,
 ) -> Sequence[Any]:
-    query = select(*_device_columns(now_ms)).outerjoin(STATE, STATE.c.device_id == DEVICE.c.id)
+    query = select(*_device_columns(now_ms)).outerjoin(DEVICE_STATE, DEVICE_STATE.c.device_id == DEVICE.c.id)
     if asset is not None:
         query = query.where(DEVICE.c.asset == asset)
     if kind is not None:
@@ -97,7 +99,7 @@ def devices_page(
 def device(*, conn: Connection, now_ms: int, device_id: str) -> Any | None:
     query = (
         select(*_device_columns(now_ms), DEVICE.c.rating)
-        .outerjoin(STATE, STATE.c.device_id == DEVICE.c.id)
+        .outerjoin(DEVICE_STATE, DEVICE_STATE.c.device_id == DEVICE.c.id)
         .where(DEVICE.c.id == device_id)
     )
     return conn.execute(query).first()
@@ -105,9 +107,15 @@ def device(*, conn: Connection, now_ms: int, device_id: str) -> Any | None:
 
 def device_keys(*, conn: Connection, device_id: str) -> Sequence[Any]:
     return conn.execute(
-        select(KEY.c.alg, KEY.c.public_key, KEY.c.valid_from_ms, KEY.c.valid_until_ms, KEY.c.ended_by)
-        .where(KEY.c.device_id == device_id)
-        .order_by(KEY.c.id)
+        select(
+            DEVICE_KEY.c.alg,
+            DEVICE_KEY.c.public_key,
+            DEVICE_KEY.c.valid_from_ms,
+            DEVICE_KEY.c.valid_until_ms,
+            DEVICE_KEY.c.ended_by,
+        )
+        .where(DEVICE_KEY.c.device_id == device_id)
+        .order_by(DEVICE_KEY.c.id)
     ).all()
 
 
@@ -120,7 +128,7 @@ def assets(*, conn: Connection, name: str | None = None) -> Sequence[Any]:
         select(
             DEVICE.c.asset,
             func.count().label("devices"),
-            func.sum(case((DEVICE.c.status == "active", 1), else_=0)).label("active"),
+            func.sum(case((DEVICE.c.status == DeviceStatus.ACTIVE, 1), else_=0)).label("active"),
         )
         .group_by(DEVICE.c.asset)
         .subquery()
@@ -184,7 +192,7 @@ def readings_page(
         query = query.where(READING.c.device_id == device_id)
     if asset is not None:
         devices = select(DEVICE.c.id).where(DEVICE.c.asset == asset)
-        column = READING.c.device_id
+        column: ColumnElement[str] = READING.c.device_id
         if conn.dialect.name == "sqlite":
             # Left to itself SQLite reads every reading of the asset's devices through the
             # (device, ts) index and sorts them all (a second at a million readings); with the
@@ -232,7 +240,7 @@ def epochs_page(
     if status is not None:
         query = query.where(EPOCH.c.status == status)
     if anchored_only:
-        query = query.where(EPOCH.c.status == "anchored")
+        query = query.where(EPOCH.c.status == EpochStatus.ANCHORED)
     if before is not None:
         query = query.where(EPOCH.c.number < before)
     return conn.execute(query.order_by(EPOCH.c.number.desc()).limit(limit + 1)).all()
@@ -321,11 +329,11 @@ def device_counts(*, conn: Connection, now_ms: int) -> Any:
     return conn.execute(
         select(
             func.count().label("total"),
-            count_of(DEVICE.c.status == "active").label("active"),
-            count_of(DEVICE.c.status == "revoked").label("revoked"),
+            count_of(DEVICE.c.status == DeviceStatus.ACTIVE).label("active"),
+            count_of(DEVICE.c.status == DeviceStatus.REVOKED).label("revoked"),
             count_of(_online(now_ms)).label("online"),
-            count_of(STATE.c.last_seen_ms.is_(None)).label("never_seen"),
-        ).select_from(DEVICE.outerjoin(STATE, STATE.c.device_id == DEVICE.c.id))
+            count_of(DEVICE_STATE.c.last_seen_ms.is_(None)).label("never_seen"),
+        ).select_from(DEVICE.outerjoin(DEVICE_STATE, DEVICE_STATE.c.device_id == DEVICE.c.id))
     ).one()
 
 
@@ -344,11 +352,11 @@ def last_seen(*, conn: Connection, now_ms: int, limit: int) -> Sequence[Any]:
             DEVICE.c.asset,
             DEVICE.c.kind,
             DEVICE.c.status,
-            STATE.c.last_seen_ms,
+            DEVICE_STATE.c.last_seen_ms,
             _online(now_ms).label("online"),
         )
-        .outerjoin(STATE, STATE.c.device_id == DEVICE.c.id)
-        .order_by(STATE.c.last_seen_ms.asc().nulls_first(), DEVICE.c.id)
+        .outerjoin(DEVICE_STATE, DEVICE_STATE.c.device_id == DEVICE.c.id)
+        .order_by(DEVICE_STATE.c.last_seen_ms.asc().nulls_first(), DEVICE.c.id)
         .limit(limit)
     ).all()
 
@@ -357,15 +365,17 @@ def signed_above_head(*, conn: Connection) -> dict[str, list[int]]:
     """Per device, the seqs above its chain head that its chain shows it signed: readings held for
     a missing predecessor, and those that waited in vain (quarantined ``gap``: verified, never
     accepted). Both were checked against the device's key before they were kept."""
-    head = func.coalesce(STATE.c.last_seq, 0)
-    held = select(HELD.c.device_id, HELD.c.seq).outerjoin(STATE, STATE.c.device_id == HELD.c.device_id)
+    head = func.coalesce(DEVICE_STATE.c.last_seq, 0)
+    held = select(HELD_READING.c.device_id, HELD_READING.c.seq).outerjoin(
+        DEVICE_STATE, DEVICE_STATE.c.device_id == HELD_READING.c.device_id
+    )
     gaps = (
         select(QUARANTINE.c.device_id, QUARANTINE.c.seq)
-        .outerjoin(STATE, STATE.c.device_id == QUARANTINE.c.device_id)
+        .outerjoin(DEVICE_STATE, DEVICE_STATE.c.device_id == QUARANTINE.c.device_id)
         .where(QUARANTINE.c.reason == "gap", QUARANTINE.c.seq.is_not(None))
     )
     seqs: dict[str, set[int]] = {}
-    for query in (held.where(HELD.c.seq > head), gaps.where(QUARANTINE.c.seq > head)):
+    for query in (held.where(HELD_READING.c.seq > head), gaps.where(QUARANTINE.c.seq > head)):
         for device_id, seq in conn.execute(query):
             seqs.setdefault(str(device_id), set()).add(int(seq))
     return {d: sorted(s) for d, s in seqs.items()}
@@ -374,12 +384,18 @@ def signed_above_head(*, conn: Connection) -> dict[str, list[int]]:
 def silent_devices(*, conn: Connection, now_ms: int) -> Sequence[Any]:
     """Active devices not heard from within ``ONLINE_WINDOWS`` of their interval (never seen ones
     once that long has passed since their registration), stalest first."""
-    last = func.coalesce(STATE.c.last_seen_ms, DEVICE.c.registered_ms)
+    last = func.coalesce(DEVICE_STATE.c.last_seen_ms, DEVICE.c.registered_ms)
     return conn.execute(
-        select(DEVICE.c.id, DEVICE.c.asset, DEVICE.c.window_s, STATE.c.last_seen_ms, func.coalesce(STATE.c.last_seq, 0))
-        .outerjoin(STATE, STATE.c.device_id == DEVICE.c.id)
+        select(
+            DEVICE.c.id,
+            DEVICE.c.asset,
+            DEVICE.c.window_s,
+            DEVICE_STATE.c.last_seen_ms,
+            func.coalesce(DEVICE_STATE.c.last_seq, 0),
+        )
+        .outerjoin(DEVICE_STATE, DEVICE_STATE.c.device_id == DEVICE.c.id)
         .where(
-            DEVICE.c.status == "active",
+            DEVICE.c.status == DeviceStatus.ACTIVE,
             last < literal(now_ms, BigInteger) - ONLINE_WINDOWS * 1000 * DEVICE.c.window_s,
         )
         .order_by(last.asc(), DEVICE.c.id)
@@ -391,8 +407,8 @@ def device_heads(*, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[str
     if not ids:
         return {}
     rows = conn.execute(
-        select(DEVICE.c.id, DEVICE.c.asset, func.coalesce(STATE.c.last_seq, 0), STATE.c.last_seen_ms)
-        .outerjoin(STATE, STATE.c.device_id == DEVICE.c.id)
+        select(DEVICE.c.id, DEVICE.c.asset, func.coalesce(DEVICE_STATE.c.last_seq, 0), DEVICE_STATE.c.last_seen_ms)
+        .outerjoin(DEVICE_STATE, DEVICE_STATE.c.device_id == DEVICE.c.id)
         .where(DEVICE.c.id.in_(list(ids)))
     ).all()
     return {str(r[0]): (str(r[1]), int(r[2]), r[3]) for r in rows}

@@ -29,10 +29,10 @@ from config.clock import wall_ms
 from protocol.errors import AssetproofError
 from protocol.merkle import MerkleLog
 from store.cashflow import record_attested
-from store.tables import Epoch
+from store.status import EpochStatus
+from store.tables import EPOCH
 
 log = logging.getLogger("assetproof.attestor")
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
 
 
 class ReconcileError(AssetproofError):
@@ -60,7 +60,7 @@ class Anchorer:
         """Anchor the oldest epoch not anchored yet, if any."""
         with self._engine.connect() as conn:
             row = conn.execute(
-                select(EPOCH).where(EPOCH.c.status != "anchored").order_by(EPOCH.c.number).limit(1)
+                select(EPOCH).where(EPOCH.c.status != EpochStatus.ANCHORED).order_by(EPOCH.c.number).limit(1)
             ).first()
             previous = (
                 conn.execute(select(EPOCH).where(EPOCH.c.number == row.number - 1)).first()
@@ -71,7 +71,7 @@ class Anchorer:
             return None
         if self._chain.epoch_count() > row.number:
             return self._record_existing(row)
-        if row.status == "sent" and row.tx_hash is not None:
+        if row.status == EpochStatus.SENT and row.tx_hash is not None:
             try:
                 receipt = self._chain.wait_anchor(bytes(row.tx_hash), timeout=self._receipt_timeout_s)
                 return self._mark(row.number, bytes(row.tx_hash), receipt.block_number, receipt.gas_used)
@@ -79,7 +79,7 @@ class Anchorer:
                 if self._chain.epoch_count() > row.number:
                     return self._record_existing(row)
                 log.warning("anchor of epoch %d was lost (%s): sending it again", row.number, bytes(row.tx_hash).hex())
-        if previous is not None and previous.status != "anchored":
+        if previous is not None and previous.status != EpochStatus.ANCHORED:
             raise ReconcileError(f"epoch {row.number - 1} is not anchored but {row.number} is next")
         size1 = 0 if previous is None else previous.leaves_to
         proof = MerkleLog(self._store).consistency_proof(size1, row.leaves_to)
@@ -87,7 +87,9 @@ class Anchorer:
             epoch=row.number, tree_size=row.leaves_to, root=bytes(row.root), meta_hash=bytes(row.meta_hash), proof=proof
         )
         with self._engine.begin() as conn:
-            conn.execute(update(EPOCH).where(EPOCH.c.number == row.number).values(status="sent", tx_hash=tx_hash))
+            conn.execute(
+                update(EPOCH).where(EPOCH.c.number == row.number).values(status=EpochStatus.SENT, tx_hash=tx_hash)
+            )
         receipt = self._chain.wait_anchor(tx_hash, timeout=self._receipt_timeout_s)
         return self._mark(row.number, tx_hash, receipt.block_number, receipt.gas_used)
 
@@ -121,9 +123,9 @@ class Anchorer:
         with self._engine.begin() as conn:
             marked = conn.execute(
                 update(EPOCH)
-                .where(EPOCH.c.number == number, EPOCH.c.status != "anchored")
+                .where(EPOCH.c.number == number, EPOCH.c.status != EpochStatus.ANCHORED)
                 .values(
-                    status="anchored",
+                    status=EpochStatus.ANCHORED,
                     tx_hash=tx_hash,
                     block_number=block,
                     block_timestamp=timestamp,

@@ -18,13 +18,10 @@ from protocol.bundle import Anchor, Checkpoint, ProofBundle
 from protocol.errors import AssetproofError
 from protocol.merkle import MerkleLog
 from protocol.signing import parse_algorithm
-from store.tables import DeviceKey, Epoch, Reading
+from store.status import EpochStatus
+from store.tables import DEVICE_KEY, EPOCH, READING
 
 __all__ = ["BundleUnavailableError", "ChainContext", "anchor_of", "build_bundle"]
-
-READING = Reading.__table__  # type: ignore[attr-defined]
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
-KEY = DeviceKey.__table__  # type: ignore[attr-defined]
 
 
 class BundleUnavailableError(AssetproofError):
@@ -110,9 +107,9 @@ def _key_for(conn: Connection, *, device_id: str, stored_ms: int) -> Any:
     """The key the database says the device had when the reading was accepted (a hint only:
     the auditor takes the key from the chain)."""
     keys = conn.execute(
-        select(KEY.c.alg, KEY.c.public_key, KEY.c.valid_from_ms, KEY.c.valid_until_ms)
-        .where(KEY.c.device_id == device_id)
-        .order_by(KEY.c.id)
+        select(DEVICE_KEY.c.alg, DEVICE_KEY.c.public_key, DEVICE_KEY.c.valid_from_ms, DEVICE_KEY.c.valid_until_ms)
+        .where(DEVICE_KEY.c.device_id == device_id)
+        .order_by(DEVICE_KEY.c.id)
     ).all()
     for key in reversed(keys):
         if key.valid_from_ms <= stored_ms and (key.valid_until_ms is None or stored_ms < key.valid_until_ms):
@@ -123,7 +120,7 @@ def _key_for(conn: Connection, *, device_id: str, stored_ms: int) -> Any:
 
 
 def anchor_of(epoch: Any, chain: ChainContext | None) -> Anchor | None:
-    if chain is None or epoch.status != "anchored" or epoch.tx_hash is None or epoch.block_timestamp is None:
+    if chain is None or epoch.status != EpochStatus.ANCHORED or epoch.tx_hash is None or epoch.block_timestamp is None:
         return None
     return Anchor(
         chain_id=chain.chain_id,

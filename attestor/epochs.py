@@ -24,13 +24,8 @@ from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import decode_message
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.merkle import MerkleLog
-from store.tables import Device, Epoch, Quarantine, Reading, TariffRow
-
-READING = Reading.__table__  # type: ignore[attr-defined]
-DEVICE = Device.__table__  # type: ignore[attr-defined]
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
-TARIFF = TariffRow.__table__  # type: ignore[attr-defined]
+from store.status import EpochStatus
+from store.tables import DEVICE, EPOCH, QUARANTINE, READING, TARIFF
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,7 +160,7 @@ class EpochBuilder:
                 root=root,
                 meta_hash=metadata.meta_hash,
                 metadata_json=metadata.canonical_bytes(),
-                status="closed",
+                status=EpochStatus.CLOSED,
                 closed_ms=end_ms,
             )
         )

@@ -18,7 +18,7 @@ from attestor.log_store import DbNodeStore
 from protocol.errors import AssetproofError
 from protocol.export import EXPORT_FILES, EpochCheckpoint, QuarantineExport, QuarantineMessage, epoch_dir_name
 from protocol.merkle import MerkleLog
-from store.tables import Epoch, Quarantine, Reading
+from store.tables import EPOCH, QUARANTINE, READING
 
 __all__ = [
     "EXPORT_FILES",
@@ -33,9 +33,6 @@ __all__ = [
     "quarantine_document",
 ]
 
-READING = Reading.__table__  # type: ignore[attr-defined]
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
 
 _LEAF_PAGE: Final = 5_000
 

@@ -19,10 +19,8 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, or_, select, tup
 
 from protocol.errors import AssetproofError
 from protocol.merkle import NodeId
-from store.tables import LogState, MerkleNode
+from store.tables import LOG_STATE, MERKLE_NODE
 
-NODE = MerkleNode.__table__  # type: ignore[attr-defined]
-STATE = LogState.__table__  # type: ignore[attr-defined]
 _READ_CHUNK = 400  # ids per query: a proof needs ~2 log2(n); SQLite allows 32,766 parameters
 
 
@@ -34,8 +32,8 @@ def _node_filter(conn: Connection, ids: Sequence[NodeId]) -> ColumnElement[bool]
     """``(level, idx) IN (...)``. SQLite plans a row-value IN list as a scan of the whole table
     (118 ms at a million leaves), so there it is spelled as ORed primary-key lookups."""
     if conn.dialect.name == "sqlite":
-        return or_(*(and_(NODE.c.level == level, NODE.c.idx == idx) for level, idx in ids))
-    return tuple_(NODE.c.level, NODE.c.idx).in_(ids)
+        return or_(*(and_(MERKLE_NODE.c.level == level, MERKLE_NODE.c.idx == idx) for level, idx in ids))
+    return tuple_(MERKLE_NODE.c.level, MERKLE_NODE.c.idx).in_(ids)
 
 
 class DbNodeStore:
@@ -64,7 +62,7 @@ class DbNodeStore:
 
     def size(self) -> int:
         with self._connection() as conn:
-            return int(conn.execute(select(STATE.c.size).where(STATE.c.id == 1)).scalar() or 0)
+            return int(conn.execute(select(LOG_STATE.c.size).where(LOG_STATE.c.id == 1)).scalar() or 0)
 
     def get_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
         found: dict[NodeId, bytes] = {}
@@ -72,7 +70,9 @@ class DbNodeStore:
         with self._connection() as conn:
             for start in range(0, len(wanted), _READ_CHUNK):
                 chunk = wanted[start : start + _READ_CHUNK]
-                rows = conn.execute(select(NODE.c.level, NODE.c.idx, NODE.c.hash).where(_node_filter(conn, chunk)))
+                rows = conn.execute(
+                    select(MERKLE_NODE.c.level, MERKLE_NODE.c.idx, MERKLE_NODE.c.hash).where(_node_filter(conn, chunk))
+                )
                 found.update(((r.level, r.idx), bytes(r.hash)) for r in rows)
         try:
             return [found[i] for i in ids]
@@ -87,7 +87,7 @@ class DbNodeStore:
             self._write(self._conn, size=size, levels=levels)
 
     def _write(self, conn: Connection, *, size: int, levels: Sequence[bytes]) -> None:
-        old = int(conn.execute(select(STATE.c.size).where(STATE.c.id == 1)).scalar() or 0)
+        old = int(conn.execute(select(LOG_STATE.c.size).where(LOG_STATE.c.id == 1)).scalar() or 0)
         rows: list[dict[str, object]] = []
         for level, packed in enumerate(levels):
             first = old >> level
@@ -96,6 +96,6 @@ class DbNodeStore:
                 for i in range(len(packed) // 32)
             )
         if rows:
-            conn.execute(NODE.insert(), rows)
-        if conn.execute(STATE.update().where(STATE.c.id == 1).values(size=size)).rowcount == 0:
-            conn.execute(STATE.insert().values(id=1, size=size))
+            conn.execute(MERKLE_NODE.insert(), rows)
+        if conn.execute(LOG_STATE.update().where(LOG_STATE.c.id == 1).values(size=size)).rowcount == 0:
+            conn.execute(LOG_STATE.insert().values(id=1, size=size))

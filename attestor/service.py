@@ -33,10 +33,10 @@ from attestor.metrics import (
 from chain.errors import ChainError, ContractRevert
 from chain.writer import ChainClient
 from config.clock import wall_ms
-from store.tables import Epoch
+from store.status import EpochStatus
+from store.tables import EPOCH
 
 log = logging.getLogger("assetproof.attestor")
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -84,7 +84,9 @@ class Attestor:
 
     def _count_pending(self) -> None:
         with self._engine.connect() as conn:
-            pending = conn.execute(select(func.count()).select_from(EPOCH).where(EPOCH.c.status != "anchored"))
+            pending = conn.execute(
+                select(func.count()).select_from(EPOCH).where(EPOCH.c.status != EpochStatus.ANCHORED)
+            )
             PENDING_EPOCHS.set(pending.scalar_one())
 
     def anchor_all(self) -> None:

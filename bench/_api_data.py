@@ -12,14 +12,13 @@ from typing import Any
 
 from config.clock import wall_ms
 from device_sim.provision import KIND_PREFIX
-from protocol.cashflow import Tariff, reading_cash_flow
+from protocol.cashflow import HOUR_MS, Tariff, reading_cash_flow
 from protocol.envelope import Body, DeviceKind, decode_and_verify, sign_body
 from protocol.merkle import leaf_hash
 from protocol.signing import DeviceKey
 
 WINDOW_S = 900
 SLOT_MS = WINDOW_S * 1000
-HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 ASSETS = (  # name, kind, alg, share of the devices
     ("hk-rooftops", DeviceKind.SOLAR, "ed25519", 0.4),

@@ -43,8 +43,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench._api_data import ASSETS, DAY_MS, HOUR_MS, WINDOW_S, check_sample, generate
+from bench._api_data import ASSETS, DAY_MS, WINDOW_S, check_sample, generate
 from bench._api_load import EPOCH_LEAVES, UNLOGGED_TAIL, load
+from protocol.cashflow import HOUR_MS
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -72,11 +73,10 @@ def measure(url: str, *, proofs: int, cashflows: int, seed: int, deployment: Pat
     from config import Settings
     from protocol.bundle import ProofBundle, verify_bundle_offline
     from store.db import make_engine
-    from store.tables import Asset, Epoch, Reading
+    from store.tables import ASSET, EPOCH, READING
 
-    asset_t = Asset.__table__  # type: ignore[attr-defined]
-    epoch_t = Epoch.__table__  # type: ignore[attr-defined]
-    reading_t = Reading.__table__  # type: ignore[attr-defined]
+    asset_t, epoch_t, reading_t = ASSET, EPOCH, READING
+
     rng = random.Random(seed)
     engine = make_engine(url, writer=False)
     with engine.connect() as conn:

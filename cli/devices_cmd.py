@@ -180,13 +180,14 @@ def revoke(
     from devstack.broker_control import remove_device_login
     from protocol.errors import AssetproofError
     from store.devices import list_devices, revoke_device
+    from store.status import DeviceStatus
 
     engine = _engine(database)
     try:
         status = next((r["status"] for r in list_devices(engine) if r["id"] == device_id), None)
         if status is None:
             raise AssetproofError(f"unknown device {device_id!r}")
-        if status == "revoked":
+        if status == DeviceStatus.REVOKED:
             console.print(f"{device_id} was already revoked in the store")
         else:
             revoke_device(engine, device_id=device_id, now_ms=wall_ms())

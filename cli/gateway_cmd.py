@@ -24,7 +24,7 @@ from cli.common import (
 )
 
 if TYPE_CHECKING:
-    from gateway.batch import QuarantineBudget
+    from gateway.quarantine import QuarantineBudget
 
 
 def gateway(
@@ -103,7 +103,7 @@ def _provisioned_login(password: str | None) -> tuple[str | None, str | None]:
 
 
 def _quarantine_budget() -> QuarantineBudget:
-    from gateway.batch import QuarantineBudget
+    from gateway.quarantine import QuarantineBudget
 
     s = settings()
     return QuarantineBudget(

@@ -8,11 +8,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from store.coverage import coverage_by_asset
-from store.tables import Epoch, Quarantine, Reading
-
-READING = Reading.__table__  # type: ignore[attr-defined]
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
+from store.status import EpochStatus
+from store.tables import EPOCH, QUARANTINE, READING
 
 
 @dataclass
@@ -87,10 +84,10 @@ def take_snapshot(engine: Engine, *, elapsed_s: float, wall_started_s: float) ->
             conn.execute(
                 select(func.count())
                 .select_from(READING.outerjoin(EPOCH, EPOCH.c.number == READING.c.epoch))
-                .where((READING.c.epoch.is_(None)) | (EPOCH.c.status != "anchored"))
+                .where((READING.c.epoch.is_(None)) | (EPOCH.c.status != EpochStatus.ANCHORED))
             ).scalar_one()
         )
-    anchored = [e for e in epochs if e.status == "anchored"]
+    anchored = [e for e in epochs if e.status == EpochStatus.ANCHORED]
     last = anchored[-1] if anchored else None
     first_anchor = None
     if anchored and anchored[0].anchored_ms is not None:

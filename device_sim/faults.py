@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from protocol.cashflow import HOUR_MS
 from protocol.envelope import GENESIS_PREV, MAX_MESSAGE_BYTES, Body, DeviceKind, canonical_json, sign_body
 from protocol.errors import AssetproofError
 from protocol.plausibility import plausible_maxima
@@ -56,7 +57,6 @@ __all__ = [
     "make_fault",
 ]
 
-HOUR_MS: Final = 3_600_000
 _FALLBACK_RATING: Final = MappingProxyType({"rated_power_w": 10_000, "rated_hashrate_ghs": 1})
 
 

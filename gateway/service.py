@@ -40,7 +40,9 @@ from config.clock import wall_ms
 from config.mqtt import MqttVersion
 from config.mqtt_tls import TLSFiles, client_context
 from gateway import metrics
-from gateway.batch import BatchProcessor, BatchResult, Incoming, QuarantineBudget
+from gateway.batch import BatchProcessor
+from gateway.quarantine import QuarantineBudget
+from gateway.records import BatchResult, Incoming
 from gateway.tariff import record_tariff
 from protocol.cashflow import Tariff
 from protocol.topics import SUBSCRIPTION, shared_subscription

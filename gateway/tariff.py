@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from config.clock import wall_ms
 from protocol.cashflow import Tariff
 from protocol.errors import MetadataError
-from store.tables import TariffRow
+from store.tables import TARIFF
 
 DEFAULT_TARIFF_FILE = Path(__file__).with_name("default_tariff.json")
 
@@ -28,16 +28,15 @@ def load_tariff(path: Path | None = None) -> Tariff:
 
 def record_tariff(engine: Engine, tariff: Tariff) -> None:
     """Keep every tariff version used in the database; a changed tariff needs a new id."""
-    table = TariffRow.__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:
-        existing = conn.execute(select(table.c.body).where(table.c.id == tariff.id)).scalar()
+        existing = conn.execute(select(TARIFF.c.body).where(TARIFF.c.id == tariff.id)).scalar()
         if existing is not None:
             if existing != tariff.to_json():
                 raise MetadataError(f"tariff {tariff.id!r} is already recorded with other values: give it a new id")
             return
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         conn.execute(
-            dialect.insert(table)
+            dialect.insert(TARIFF)
             .values(id=tariff.id, body=tariff.to_json(), loaded_ms=wall_ms())
             .on_conflict_do_nothing()
         )

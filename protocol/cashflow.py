@@ -25,7 +25,10 @@ from typing import Any, Final
 from protocol.envelope import MAX_INT, Body, DeviceKind
 from protocol.errors import MetadataError
 
-__all__ = ["CashFlow", "Tariff", "reading_cash_flow"]
+__all__ = ["HOUR_MS", "CashFlow", "Tariff", "reading_cash_flow"]
+
+HOUR_MS: Final = 3_600_000
+"""Cash flow is summed, priced and judged for coverage on a grid of whole UTC hours."""
 
 _TARIFF_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _CURRENCY = re.compile(r"[A-Z]{3}")

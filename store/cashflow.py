@@ -21,17 +21,19 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from store.coverage import HOUR_MS, Expected, device_spans, ratio, scoped
-from store.tables import CashflowAttestedAssetHourly, CashflowAttestedHourly, CashflowHourly, Device, Reading
+from protocol.cashflow import HOUR_MS
+from store.coverage import Expected, device_spans, ratio, scoped
+from store.tables import (
+    CASHFLOW_ATTESTED_ASSET_HOURLY,
+    CASHFLOW_ATTESTED_HOURLY,
+    CASHFLOW_HOURLY,
+    DEVICE,
+    READING,
+)
 
 DAY_MS = 24 * HOUR_MS
 Granularity = Literal["hour", "day"]
 
-HOURLY = CashflowHourly.__table__  # type: ignore[attr-defined]
-ATTESTED = CashflowAttestedHourly.__table__  # type: ignore[attr-defined]
-ATTESTED_ASSET = CashflowAttestedAssetHourly.__table__  # type: ignore[attr-defined]
-DEVICE = Device.__table__  # type: ignore[attr-defined]
-READING = Reading.__table__  # type: ignore[attr-defined]
 _ATTESTED_SUMS = ("readings", "energy_wh", "revenue", "cost")
 
 
@@ -105,9 +107,11 @@ def cashflow(
         spans = device_spans(conn, asset=asset, device=device, low=low, high=end_ms)
         if not spans:
             return []
-        sums = _bucket_sums(conn, HOURLY, asset=asset, device=device, low=low, high=end_ms, bucket_ms=bucket_ms)
+        sums = _bucket_sums(
+            conn, CASHFLOW_HOURLY, asset=asset, device=device, low=low, high=end_ms, bucket_ms=bucket_ms
+        )
         # Without a device, the per-asset sums answer: one row an hour instead of one a device.
-        attested_table = ATTESTED if device is not None else ATTESTED_ASSET
+        attested_table = CASHFLOW_ATTESTED_HOURLY if device is not None else CASHFLOW_ATTESTED_ASSET_HOURLY
         attested = _bucket_sums(
             conn, attested_table, asset=asset, device=device, low=low, high=end_ms, bucket_ms=bucket_ms
         )
@@ -137,7 +141,7 @@ def _bucket_sums(
     """Sums per bucket, oldest first. The database groups by hour, which both engines do
     straight off the index order; hours fold into days here (at most 24 rows a bucket)."""
     c = table.c
-    names = ["readings", "energy_wh", "revenue", "cost"] + (["active_s"] if table is HOURLY else [])
+    names = ["readings", "energy_wh", "revenue", "cost"] + (["active_s"] if table is CASHFLOW_HOURLY else [])
     query = scoped(
         select(c.hour_ms, *(func.sum(c[name]) for name in names)),
         table,
@@ -198,8 +202,8 @@ def record_attested(conn: Connection, *, epoch: int) -> int:
         total = per_asset.setdefault(key, {"asset": key[0], "hour_ms": key[1], **dict.fromkeys(_ATTESTED_SUMS, 0)})
         for name in _ATTESTED_SUMS:
             total[name] += row[name]
-    _add(conn, ATTESTED, ["device_id", "hour_ms"], per_device)
-    _add(conn, ATTESTED_ASSET, ["asset", "hour_ms"], list(per_asset.values()))
+    _add(conn, CASHFLOW_ATTESTED_HOURLY, ["device_id", "hour_ms"], per_device)
+    _add(conn, CASHFLOW_ATTESTED_ASSET_HOURLY, ["asset", "hour_ms"], list(per_asset.values()))
     return len(per_device)
 
 

@@ -18,11 +18,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from store.tables import CashflowHourly, Device
+from protocol.cashflow import HOUR_MS
+from store.tables import CASHFLOW_HOURLY, DEVICE
 
-HOUR_MS = 3_600_000
-HOURLY = CashflowHourly.__table__  # type: ignore[attr-defined]
-DEVICE = Device.__table__  # type: ignore[attr-defined]
+HOURLY = CASHFLOW_HOURLY
 
 
 def ratio(readings: float, expected: float) -> float:

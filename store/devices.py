@@ -10,13 +10,14 @@ from sqlalchemy import BigInteger, Engine, cast, func, insert, select, update
 
 from protocol.envelope import GENESIS_PREV
 from protocol.errors import AssetproofError
-from store.tables import Asset, Device, DeviceKey, DeviceState, QuarantineDropped
-
-ASSET = Asset.__table__  # type: ignore[attr-defined]
-DEVICE = Device.__table__  # type: ignore[attr-defined]
-KEY = DeviceKey.__table__  # type: ignore[attr-defined]
-STATE = DeviceState.__table__  # type: ignore[attr-defined]
-DROPPED = QuarantineDropped.__table__  # type: ignore[attr-defined]
+from store.status import DeviceStatus
+from store.tables import (
+    ASSET,
+    DEVICE,
+    DEVICE_KEY,
+    DEVICE_STATE,
+    QUARANTINE_DROPPED,
+)
 
 
 class RegistryError(AssetproofError):
@@ -66,7 +67,7 @@ def register_devices(engine: Engine, *, asset: str, devices: Sequence[NewDevice]
                     "asset": asset,
                     "alg": d.alg,
                     "public_key": d.public_key,
-                    "status": "active",
+                    "status": DeviceStatus.ACTIVE,
                     "rating": d.rating,
                     "window_s": d.window_s,
                     "registered_ms": now_ms,
@@ -75,19 +76,19 @@ def register_devices(engine: Engine, *, asset: str, devices: Sequence[NewDevice]
             ],
         )
         conn.execute(
-            insert(KEY),
+            insert(DEVICE_KEY),
             [{"device_id": d.id, "alg": d.alg, "public_key": d.public_key, "valid_from_ms": now_ms} for d in devices],
         )
         conn.execute(
-            insert(STATE),
+            insert(DEVICE_STATE),
             [{"device_id": d.id, "last_seq": 0, "last_hash": GENESIS_PREV, "last_ts_ms": 0} for d in devices],
         )
 
 
 def _end_current_key(conn: Any, *, device_id: str, now_ms: int, ended_by: str) -> None:
     conn.execute(
-        update(KEY)
-        .where(KEY.c.device_id == device_id, KEY.c.valid_until_ms.is_(None))
+        update(DEVICE_KEY)
+        .where(DEVICE_KEY.c.device_id == device_id, DEVICE_KEY.c.valid_until_ms.is_(None))
         .values(valid_until_ms=now_ms, ended_by=ended_by)
     )
 
@@ -98,9 +99,11 @@ def revoke_device(engine: Engine, *, device_id: str, now_ms: int) -> None:
         status = conn.execute(select(DEVICE.c.status).where(DEVICE.c.id == device_id)).scalar()
         if status is None:
             raise RegistryError(f"unknown device {device_id!r}")
-        if status == "revoked":
+        if status == DeviceStatus.REVOKED:
             raise RegistryError(f"device {device_id!r} is already revoked")
-        conn.execute(update(DEVICE).where(DEVICE.c.id == device_id).values(status="revoked", revoked_ms=now_ms))
+        conn.execute(
+            update(DEVICE).where(DEVICE.c.id == device_id).values(status=DeviceStatus.REVOKED, revoked_ms=now_ms)
+        )
         _end_current_key(conn, device_id=device_id, now_ms=now_ms, ended_by="revoked")
 
 
@@ -108,11 +111,11 @@ def _rotate(conn: Any, *, device_id: str, alg: str, public_key: bytes, now_ms: i
     status = conn.execute(select(DEVICE.c.status).where(DEVICE.c.id == device_id)).scalar()
     if status is None:
         raise RegistryError(f"unknown device {device_id!r}")
-    if status != "active":
+    if status != DeviceStatus.ACTIVE:
         raise RegistryError(f"device {device_id!r} is {status}: only active devices rotate keys")
     _end_current_key(conn, device_id=device_id, now_ms=now_ms, ended_by="rotated")
     conn.execute(
-        insert(KEY).values(
+        insert(DEVICE_KEY).values(
             device_id=device_id, alg=alg, public_key=public_key, valid_from_ms=now_ms, new_chain=new_chain
         )
     )
@@ -133,8 +136,10 @@ def resync_device(engine: Engine, *, device_id: str, alg: str, public_key: bytes
     the head as usual is accepted too); nothing else starts a chain. Returns the head's seq."""
     with engine.begin() as conn:
         _rotate(conn, device_id=device_id, alg=alg, public_key=public_key, now_ms=now_ms, new_chain=True)
-        conn.execute(update(STATE).where(STATE.c.device_id == device_id).values(resync_pending=True))
-        return int(conn.execute(select(STATE.c.last_seq).where(STATE.c.device_id == device_id)).scalar_one())
+        conn.execute(update(DEVICE_STATE).where(DEVICE_STATE.c.device_id == device_id).values(resync_pending=True))
+        return int(
+            conn.execute(select(DEVICE_STATE.c.last_seq).where(DEVICE_STATE.c.device_id == device_id)).scalar_one()
+        )
 
 
 def list_devices(engine: Engine, *, asset: str | None = None) -> list[dict[str, Any]]:
@@ -143,8 +148,10 @@ def list_devices(engine: Engine, *, asset: str | None = None) -> list[dict[str, 
     counted, not stored)."""
     dropped = (
         # cast: PostgreSQL sums BIGINT as NUMERIC (a Decimal in Python)
-        select(DROPPED.c.device_id, cast(func.sum(DROPPED.c.messages), BigInteger).label("dropped"))
-        .group_by(DROPPED.c.device_id)
+        select(
+            QUARANTINE_DROPPED.c.device_id, cast(func.sum(QUARANTINE_DROPPED.c.messages), BigInteger).label("dropped")
+        )
+        .group_by(QUARANTINE_DROPPED.c.device_id)
         .subquery()
     )
     query = (
@@ -158,15 +165,15 @@ def list_devices(engine: Engine, *, asset: str | None = None) -> list[dict[str, 
             DEVICE.c.window_s,
             DEVICE.c.registered_ms,
             DEVICE.c.revoked_ms,
-            STATE.c.last_seq,
-            STATE.c.last_seen_ms,
-            STATE.c.readings,
-            STATE.c.quarantined,
-            STATE.c.duplicates,
-            STATE.c.rejected,
+            DEVICE_STATE.c.last_seq,
+            DEVICE_STATE.c.last_seen_ms,
+            DEVICE_STATE.c.readings,
+            DEVICE_STATE.c.quarantined,
+            DEVICE_STATE.c.duplicates,
+            DEVICE_STATE.c.rejected,
             func.coalesce(dropped.c.dropped, 0).label("dropped"),
         )
-        .join(STATE, STATE.c.device_id == DEVICE.c.id)
+        .join(DEVICE_STATE, DEVICE_STATE.c.device_id == DEVICE.c.id)
         .outerjoin(dropped, dropped.c.device_id == DEVICE.c.id)
         .order_by(DEVICE.c.id)
     )

@@ -9,30 +9,23 @@ transaction is serialised by ``BEGIN IMMEDIATE``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from store.tables import (
-    Device,
-    DeviceState,
-    HeldReading,
-    Quarantine,
-    QuarantineDropped,
-    QuarantineWindow,
-    Reading,
+    DEVICE,
+    DEVICE_STATE,
+    HELD_READING,
+    QUARANTINE,
+    QUARANTINE_DROPPED,
+    QUARANTINE_WINDOW,
+    READING,
 )
-
-DEVICE = Device.__table__  # type: ignore[attr-defined]
-STATE = DeviceState.__table__  # type: ignore[attr-defined]
-READING = Reading.__table__  # type: ignore[attr-defined]
-HELD = HeldReading.__table__  # type: ignore[attr-defined]
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
-WINDOW = QuarantineWindow.__table__  # type: ignore[attr-defined]
-DROPPED = QuarantineDropped.__table__  # type: ignore[attr-defined]
+from store.writes import BatchWrites
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,44 +62,6 @@ class ChainHead:
     dirty: bool = False
 
 
-@dataclass(slots=True)
-class BatchWrites:
-    """Rows one batch adds or changes."""
-
-    readings: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    held: list[dict[str, Any]] = field(default_factory=list)
-    released: list[tuple[str, int]] = field(default_factory=list)
-    hourly: dict[tuple[str, int, str], dict[str, Any]] = field(default_factory=dict)
-    window_ms: int = 0
-    """The quarantine budget window ``usage`` belongs to."""
-    usage: dict[str, tuple[int, int]] = field(default_factory=dict)
-    """Per publisher: (messages, bytes) quarantined in the window, after this batch."""
-    dropped: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    """Per (publisher, reason): [count, bytes, last received_ms] the budget did not store."""
-
-    def add_dropped(self, *, publisher: str, reason: str, size: int, received_ms: int) -> None:
-        tally = self.dropped.setdefault((publisher, reason), [0, 0, received_ms])
-        tally[0] += 1
-        tally[1] += size
-        tally[2] = max(tally[2], received_ms)
-
-    def add_hourly(self, *, device_id: str, asset: str, hour_ms: int, tariff_id: str, **sums: int) -> None:
-        key = (device_id, hour_ms, tariff_id)
-        row = self.hourly.get(key)
-        if row is None:
-            self.hourly[key] = {
-                "device_id": device_id,
-                "asset": asset,
-                "hour_ms": hour_ms,
-                "tariff_id": tariff_id,
-                **sums,
-            }
-        else:
-            for name, value in sums.items():
-                row[name] += value
-
-
 def load_devices(conn: Connection, ids: Iterable[str]) -> dict[str, DeviceInfo]:
     wanted = sorted(set(ids))
     if not wanted:
@@ -135,13 +90,13 @@ def lock_heads(conn: Connection, ids: Iterable[str]) -> dict[str, ChainHead]:
     if not wanted:
         return {}
     query = (
-        select(STATE, DEVICE.c.status, DEVICE.c.alg, DEVICE.c.public_key)
-        .join(DEVICE, DEVICE.c.id == STATE.c.device_id)
-        .where(STATE.c.device_id.in_(wanted))
-        .order_by(STATE.c.device_id)
+        select(DEVICE_STATE, DEVICE.c.status, DEVICE.c.alg, DEVICE.c.public_key)
+        .join(DEVICE, DEVICE.c.id == DEVICE_STATE.c.device_id)
+        .where(DEVICE_STATE.c.device_id.in_(wanted))
+        .order_by(DEVICE_STATE.c.device_id)
     )
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=STATE)
+        query = query.with_for_update(of=DEVICE_STATE)
     return {
         r.device_id: ChainHead(
             r.device_id,
@@ -165,7 +120,7 @@ def lock_heads(conn: Connection, ids: Iterable[str]) -> dict[str, ChainHead]:
 def stored_raw(conn: Connection, *, device_id: str, seq: int) -> bytes | None:
     """The raw bytes of the stored reading ``(device_id, seq)``, of the held one, or of the
     chained rejection that took that link."""
-    for table in (READING, HELD):
+    for table in (READING, HELD_READING):
         raw = conn.execute(select(table.c.raw).where(and_(table.c.device_id == device_id, table.c.seq == seq))).scalar()
         if raw is not None:
             return bytes(raw)
@@ -187,12 +142,14 @@ def lock_quarantine_usage(conn: Connection, publishers: Iterable[str], *, window
         return {}
     if conn.dialect.name == "postgresql":
         _insert_ignoring_conflicts(
-            conn, WINDOW, [{"device_id": p, "window_ms": window_ms, "messages": 0, "bytes": 0} for p in wanted]
+            conn,
+            QUARANTINE_WINDOW,
+            [{"device_id": p, "window_ms": window_ms, "messages": 0, "bytes": 0} for p in wanted],
         )
     query = (
-        select(WINDOW.c.device_id, WINDOW.c.messages, WINDOW.c.bytes)
-        .where(WINDOW.c.window_ms == window_ms, WINDOW.c.device_id.in_(wanted))
-        .order_by(WINDOW.c.device_id)
+        select(QUARANTINE_WINDOW.c.device_id, QUARANTINE_WINDOW.c.messages, QUARANTINE_WINDOW.c.bytes)
+        .where(QUARANTINE_WINDOW.c.window_ms == window_ms, QUARANTINE_WINDOW.c.device_id.in_(wanted))
+        .order_by(QUARANTINE_WINDOW.c.device_id)
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
@@ -201,15 +158,15 @@ def lock_quarantine_usage(conn: Connection, publishers: Iterable[str], *, window
 
 def prune_quarantine_windows(conn: Connection, *, before_ms: int) -> None:
     """Forget every publisher's quarantine budget windows that started before ``before_ms``."""
-    conn.execute(delete(WINDOW).where(WINDOW.c.window_ms < before_ms))
+    conn.execute(delete(QUARANTINE_WINDOW).where(QUARANTINE_WINDOW.c.window_ms < before_ms))
 
 
 def quarantine_dropped(conn: Connection, *, device_id: str | None = None) -> list[Any]:
     """What the quarantine budget counted but did not store: (device_id, reason, messages, bytes,
     last_ms) rows, per publishing device and reason."""
-    query = select(DROPPED).order_by(DROPPED.c.device_id, DROPPED.c.reason)
+    query = select(QUARANTINE_DROPPED).order_by(QUARANTINE_DROPPED.c.device_id, QUARANTINE_DROPPED.c.reason)
     if device_id is not None:
-        query = query.where(DROPPED.c.device_id == device_id)
+        query = query.where(QUARANTINE_DROPPED.c.device_id == device_id)
     return list(conn.execute(query))
 
 
@@ -218,22 +175,27 @@ def held_successors(conn: Connection, heads: Sequence[ChainHead]) -> list[Any]:
     if not heads:
         return []
     keys = [(h.device_id, h.last_seq + 1) for h in heads]
-    return list(conn.execute(select(HELD).where(tuple_(HELD.c.device_id, HELD.c.seq).in_(keys))))
+    return list(
+        conn.execute(select(HELD_READING).where(tuple_(HELD_READING.c.device_id, HELD_READING.c.seq).in_(keys)))
+    )
 
 
 def expired_held(conn: Connection, *, before_ms: int, limit: int = 1000) -> list[Any]:
     return list(
         conn.execute(
-            select(HELD).where(HELD.c.received_ms < before_ms).order_by(HELD.c.device_id, HELD.c.seq).limit(limit)
+            select(HELD_READING)
+            .where(HELD_READING.c.received_ms < before_ms)
+            .order_by(HELD_READING.c.device_id, HELD_READING.c.seq)
+            .limit(limit)
         )
     )
 
 
 def devices_with_held(conn: Connection, *, limit: int = 1000) -> list[str]:
-    return [r[0] for r in conn.execute(select(HELD.c.device_id).distinct().limit(limit))]
+    return [r[0] for r in conn.execute(select(HELD_READING.c.device_id).distinct().limit(limit))]
 
 
-def _insert_ignoring_conflicts(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+def _insert_ignoring_conflicts(conn: Connection, table: Any, rows: Sequence[Mapping[str, Any]]) -> None:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
@@ -288,6 +250,14 @@ def _statements(dialect: str) -> tuple[str, str, str]:
 _SQL = {name: _statements(name) for name in ("sqlite", "postgresql")}
 
 
+def _values(row: Mapping[str, object], columns: Sequence[str]) -> tuple[object, ...]:
+    return tuple(row[c] for c in columns)
+
+
+def _reading_values(row: Mapping[str, object]) -> tuple[object, ...]:
+    return tuple(json.dumps(row[c], separators=(",", ":")) if c == "metrics" else row[c] for c in _ROW_COLUMNS)
+
+
 def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead], *, stored_ms: int) -> None:
     """Apply a classified batch: readings (stamped ``stored_ms``, the commit time), quarantine
     and its budget's tallies, held changes, chain heads, hourly sums."""
@@ -295,13 +265,7 @@ def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead
     if writes.readings:
         conn.exec_driver_sql(
             reading_sql,
-            [
-                (
-                    *(json.dumps(row[c], separators=(",", ":")) if c == "metrics" else row[c] for c in _ROW_COLUMNS),
-                    stored_ms,
-                )
-                for row in writes.readings
-            ],
+            [(*_reading_values(row), stored_ms) for row in writes.readings],
         )
     if writes.quarantine:
         conn.execute(insert(QUARANTINE), writes.quarantine)
@@ -310,9 +274,11 @@ def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead
     if writes.dropped:
         _write_dropped(conn, writes)
     if writes.released:
-        conn.execute(delete(HELD).where(tuple_(HELD.c.device_id, HELD.c.seq).in_(writes.released)))
+        conn.execute(
+            delete(HELD_READING).where(tuple_(HELD_READING.c.device_id, HELD_READING.c.seq).in_(writes.released))
+        )
     if writes.held:
-        _insert_ignoring_conflicts(conn, HELD, writes.held)
+        _insert_ignoring_conflicts(conn, HELD_READING, writes.held)
     changed = [
         (
             h.last_seq,
@@ -332,7 +298,7 @@ def write_batch(conn: Connection, writes: BatchWrites, heads: Iterable[ChainHead
     if changed:
         conn.exec_driver_sql(state_sql, changed)
     if writes.hourly:
-        conn.exec_driver_sql(hourly_sql, [tuple(row[c] for c in _HOURLY_COLUMNS) for row in writes.hourly.values()])
+        conn.exec_driver_sql(hourly_sql, [_values(row, _HOURLY_COLUMNS) for row in writes.hourly.values()])
 
 
 def _upsert(
@@ -357,31 +323,33 @@ def _write_usage(conn: Connection, writes: BatchWrites) -> None:
     ]
     _upsert(
         conn,
-        WINDOW,
+        QUARANTINE_WINDOW,
         rows,
         keys=("device_id", "window_ms"),
         set_=lambda new: {"messages": new.messages, "bytes": new.bytes},
     )
     conn.execute(
-        delete(WINDOW).where(WINDOW.c.device_id.in_(sorted(writes.usage)), WINDOW.c.window_ms < writes.window_ms)
+        delete(QUARANTINE_WINDOW).where(
+            QUARANTINE_WINDOW.c.device_id.in_(sorted(writes.usage)), QUARANTINE_WINDOW.c.window_ms < writes.window_ms
+        )
     )
 
 
 def _write_dropped(conn: Connection, writes: BatchWrites) -> None:
     rows = [
-        {"device_id": p, "reason": reason, "messages": n, "bytes": size, "last_ms": last}
-        for (p, reason), (n, size, last) in sorted(writes.dropped.items())
+        {"device_id": p, "reason": reason, "messages": t.messages, "bytes": t.bytes, "last_ms": t.last_ms}
+        for (p, reason), t in sorted(writes.dropped.items(), key=lambda item: item[0])
     ]
     _upsert(
         conn,
-        DROPPED,
+        QUARANTINE_DROPPED,
         rows,
         keys=("device_id", "reason"),
         set_=lambda new: {
-            "messages": DROPPED.c.messages + new.messages,
-            "bytes": DROPPED.c.bytes + new.bytes,
-            "last_ms": func.max(DROPPED.c.last_ms, new.last_ms)
+            "messages": QUARANTINE_DROPPED.c.messages + new.messages,
+            "bytes": QUARANTINE_DROPPED.c.bytes + new.bytes,
+            "last_ms": func.max(QUARANTINE_DROPPED.c.last_ms, new.last_ms)
             if conn.dialect.name == "sqlite"
-            else func.greatest(DROPPED.c.last_ms, new.last_ms),
+            else func.greatest(QUARANTINE_DROPPED.c.last_ms, new.last_ms),
         },
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, LargeBinary, false, text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, LargeBinary, Table, false, text
 from sqlmodel import Field, SQLModel
+
+from store.status import DeviceStatus, EpochStatus
 
 # SQLite assigns ids only to INTEGER PRIMARY KEY (the rowid); BIGINT elsewhere.
 BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -27,7 +29,7 @@ class Device(SQLModel, table=True):
     asset: str = Field(foreign_key="asset.name", index=True, max_length=63)
     alg: str = Field(max_length=16)
     public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    status: str = Field(default="active", max_length=16, description="active or revoked")
+    status: str = Field(default=DeviceStatus.ACTIVE, max_length=16, description="a DeviceStatus")
     rating: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     window_s: int = Field(description="the reading interval the device is configured for")
     registered_ms: int = Field(sa_type=BigInteger)
@@ -283,10 +285,31 @@ class Epoch(SQLModel, table=True):
     root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     meta_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     metadata_json: bytes = Field(sa_column=Column(LargeBinary, nullable=False), description="canonical RFC 8785 bytes")
-    status: str = Field(default="closed", max_length=16, index=True)
+    status: str = Field(default=EpochStatus.CLOSED, max_length=16, index=True, description="an EpochStatus")
     tx_hash: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     block_number: int | None = Field(default=None, sa_type=BigInteger)
     block_timestamp: int | None = Field(default=None, sa_type=BigInteger, description="the anchoring block's time (s)")
     gas_used: int | None = Field(default=None, sa_type=BigInteger)
     closed_ms: int = Field(sa_type=BigInteger)
     anchored_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+# The Core tables, typed once here: SQLModel declares ``__table__`` on no class mypy can see, so
+# queries read these instead of ``Model.__table__``.
+_TABLES = SQLModel.metadata.tables
+ASSET: Table = _TABLES["asset"]
+DEVICE: Table = _TABLES["device"]
+DEVICE_KEY: Table = _TABLES["device_key"]
+DEVICE_STATE: Table = _TABLES["device_state"]
+READING: Table = _TABLES["reading"]
+HELD_READING: Table = _TABLES["held_reading"]
+QUARANTINE: Table = _TABLES["quarantine"]
+QUARANTINE_WINDOW: Table = _TABLES["quarantine_window"]
+QUARANTINE_DROPPED: Table = _TABLES["quarantine_dropped"]
+CASHFLOW_HOURLY: Table = _TABLES["cashflow_hourly"]
+CASHFLOW_ATTESTED_HOURLY: Table = _TABLES["cashflow_attested_hourly"]
+CASHFLOW_ATTESTED_ASSET_HOURLY: Table = _TABLES["cashflow_attested_asset_hourly"]
+TARIFF: Table = _TABLES["tariff"]
+MERKLE_NODE: Table = _TABLES["merkle_node"]
+LOG_STATE: Table = _TABLES["log_state"]
+EPOCH: Table = _TABLES["epoch"]

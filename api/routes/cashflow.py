@@ -13,8 +13,9 @@ from api.convert import bucket_dict, totals_dict
 from api.errors import ApiError, not_found
 from api.models import CashflowOut, Problem
 from api.routes import PREFIX
+from protocol.cashflow import HOUR_MS
 from store.cashflow import DAY_MS, cashflow
-from store.coverage import HOUR_MS, selection_coverage
+from store.coverage import selection_coverage
 
 router = APIRouter(prefix=PREFIX, tags=["cash flow"])
 

@@ -27,8 +27,9 @@ from chain.writer import ChainClient
 from device_sim.outbox import Outbox
 from devstack.anvil import AnvilNode
 from devstack.mosquitto import Mosquitto, free_port
+from protocol.cashflow import HOUR_MS
 from store.db import make_engine
-from store.tables import Epoch, Quarantine, Reading
+from store.tables import EPOCH, QUARANTINE, READING, Reading
 from tests.chain.conftest import funded_account
 from tests.mqtt_helpers import REPO, count_rows, start_gateway, stop_process, wait_for, wait_subscribed
 
@@ -48,7 +49,6 @@ CHROMIUM_MISSING = (
     " download (`playwright install`) cannot work on these machines."
 )
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
-HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 SUNNY_UTC_HOUR = 2
 """10:00 in Hong Kong: the simulated fleet starts then, so the rooftops produce (and each asset's
@@ -81,7 +81,7 @@ def http_json(url: str, *, timeout: float = 5) -> Any:
 
 def _chained(engine: Any) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).where(Quarantine.__table__.c.chained)).scalar_one())
+        return int(conn.execute(select(func.count()).where(QUARANTINE.c.chained)).scalar_one())
 
 
 def _logged(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -300,7 +300,7 @@ def new_stack(home: Path, node: AnvilNode) -> Stack:
 
 def unanchored_readings(db_url: str) -> int:
     """Readings stored but not yet in an anchored epoch."""
-    reading, epoch = Reading.__table__, Epoch.__table__  # type: ignore[attr-defined]
+    reading, epoch = READING, EPOCH
     anchored = select(epoch.c.number).where(epoch.c.status == "anchored")
     query = (
         select(func.count()).select_from(reading).where(reading.c.epoch.is_(None) | reading.c.epoch.not_in(anchored))

@@ -33,8 +33,10 @@ from chain.deployment import write_deployment
 from chain.devchain import dev_fund, eth_tester_web3
 from chain.writer import ChainClient
 from device_sim.models import DeviceModel, build_model
-from gateway.batch import BatchProcessor, Incoming
+from gateway.batch import BatchProcessor
+from gateway.records import Incoming
 from gateway.tariff import record_tariff
+from protocol.cashflow import HOUR_MS
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, Message, sign_body
 from protocol.signing import DeviceKey
 from protocol.topics import telemetry_topic
@@ -42,7 +44,6 @@ from store.db import make_engine
 from store.devices import NewDevice, ensure_asset, register_devices, revoke_device
 from tests.gateway.helpers import TARIFF
 
-HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 T0 = 1_780_275_600_000
 """2026-06-01 01:00 UTC, 09:00 in Hong Kong: fixed, so the rooftops' output (and every figure

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from gateway.batch import BatchProcessor, Incoming
+from gateway.batch import BatchProcessor
+from gateway.records import Incoming
 from gateway.tariff import record_tariff
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, sign_body
 from protocol.signing import DeviceKey

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from api.models import CashflowOut
 from cli.main import app
 from demo.snapshot import take_snapshot
+from protocol.cashflow import HOUR_MS
 from store.cashflow import DAY_MS
-from store.coverage import HOUR_MS, selection_coverage
+from store.coverage import selection_coverage
 from store.tables import Device, Epoch, Reading
 from tests.api.dataset import T0, Dataset
 

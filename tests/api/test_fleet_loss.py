@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 
 from api.app import create_app
 from config import Settings
-from gateway.batch import BatchProcessor, Incoming
+from gateway.batch import BatchProcessor
+from gateway.records import Incoming
 from store.db import make_engine
 from tests.gateway.helpers import TARIFF, Clock, register
 

@@ -8,7 +8,8 @@ import hashlib
 from sqlalchemy import Engine, func, select
 
 from attestor.epochs import EpochBuilder, EpochPolicy, metadata_of
-from gateway.batch import BatchProcessor, Incoming
+from gateway.batch import BatchProcessor
+from gateway.records import Incoming
 from gateway.tariff import record_tariff
 from protocol import merkle
 from protocol.cashflow import Tariff

@@ -11,7 +11,8 @@ from sqlalchemy import Engine
 
 from attestor.epochs import EpochBuilder, EpochPolicy
 from attestor.export import export_epochs
-from gateway.batch import BatchProcessor, Incoming
+from gateway.batch import BatchProcessor
+from gateway.records import Incoming
 from gateway.tariff import record_tariff
 from protocol.envelope import MAX_MESSAGE_BYTES
 from protocol.epoch import EpochMetadata, quarantine_root

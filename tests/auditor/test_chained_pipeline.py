@@ -15,11 +15,10 @@ from sqlalchemy import insert
 from device_sim.keystore import Keystore
 from protocol.envelope import Message, sign_body
 from protocol.signing import DeviceKey
-from store.tables import Quarantine
+from store.tables import QUARANTINE
 from tests.auditor.conftest import Case
 from tests.auditor.test_red_team import _insert_reading, _last_epoch, _next_body
 
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
 DEVICE = "sol-hk-rooftops-0001"
 
 

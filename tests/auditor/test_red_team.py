@@ -22,13 +22,8 @@ from protocol import merkle
 from protocol.envelope import Body, Message, decode_message, sign_body
 from protocol.epoch import AssetTotals, EpochMetadata
 from protocol.signing import DeviceKey
-from store.tables import Device, Epoch, Reading
-from store.tables import DeviceKey as DeviceKeyRow
+from store.tables import DEVICE, DEVICE_KEY, EPOCH, READING
 from tests.auditor.conftest import EPOCH_LEAVES, Case, cli
-
-READING = Reading.__table__  # type: ignore[attr-defined]
-EPOCH = Epoch.__table__  # type: ignore[attr-defined]
-
 
 # --- helpers ---------------------------------------------------------------------------------------
 
@@ -260,14 +255,8 @@ def test_a_device_key_replaced_in_the_database(case: Case) -> None:
     device = "evc-kowloon-hub-0001"
     attacker = DeviceKey.generate("es256")
     with case.engine.begin() as conn:
-        conn.execute(
-            update(Device.__table__).where(Device.__table__.c.id == device).values(public_key=attacker.public_key)
-        )  # type: ignore[attr-defined]
-        conn.execute(
-            update(DeviceKeyRow.__table__)
-            .where(DeviceKeyRow.__table__.c.device_id == device)
-            .values(public_key=attacker.public_key)
-        )  # type: ignore[attr-defined]
+        conn.execute(update(DEVICE).where(DEVICE.c.id == device).values(public_key=attacker.public_key))
+        conn.execute(update(DEVICE_KEY).where(DEVICE_KEY.c.device_id == device).values(public_key=attacker.public_key))
     body, last = _next_body(case.engine, device)
     _insert_reading(case.engine, sign_body(body, attacker), like=last)
     case.attest()

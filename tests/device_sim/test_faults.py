@@ -25,7 +25,8 @@ from device_sim.faults import (
     make_fault,
 )
 from device_sim.models import build_model
-from gateway.batch import BatchProcessor, Incoming
+from gateway.batch import BatchProcessor
+from gateway.records import Incoming
 from protocol.envelope import (
     GENESIS_PREV,
     MAX_MESSAGE_BYTES,

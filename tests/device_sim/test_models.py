@@ -21,12 +21,11 @@ from device_sim.models import (
     clear_sky_poa_wm2,
     should_curtail,
 )
-from protocol.cashflow import Tariff, reading_cash_flow
+from protocol.cashflow import HOUR_MS, Tariff, reading_cash_flow
 from protocol.envelope import GENESIS_PREV, METRICS, Body, DeviceKind
 from protocol.plausibility import check_metrics
 
 T0 = 1_767_196_800_000  # 2026-01-01 00:00 in Hong Kong (UTC+8)
-HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 JULY = T0 + 181 * DAY_MS
 

@@ -12,7 +12,8 @@ import pytest
 import rfc8785
 from sqlalchemy import Engine, func, select
 
-from gateway.batch import BatchProcessor, Incoming
+from gateway.batch import BatchProcessor
+from gateway.records import Incoming
 from protocol.envelope import MAX_MESSAGE_BYTES, sign_body
 from protocol.signing import DeviceKey
 from protocol.topics import telemetry_topic

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, select
 
-from gateway.batch import BatchProcessor, Incoming, QuarantineBudget
+from gateway.batch import BatchProcessor
+from gateway.quarantine import QuarantineBudget
+from gateway.records import Incoming
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, sign_body
 from protocol.signing import DeviceKey
 from protocol.topics import telemetry_topic

@@ -9,9 +9,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
 from store.db import alembic_config, make_engine
-from store.tables import Quarantine
-
-QUARANTINE = Quarantine.__table__  # type: ignore[attr-defined]
+from store.tables import QUARANTINE
 
 
 def test_upgrade_refiles_quarantine_by_topic_and_downgrade_restores(db_url: str) -> None:
