@@ -27,7 +27,7 @@ from attestor.log_store import DbNodeStore
 from chain.client import ChainClient
 from chain.errors import ChainError, ConfirmationTimeoutError
 from protocol.errors import AssetproofError
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 from store.cashflow import record_attested
 from store.tables import Epoch
 

@@ -1,4 +1,4 @@
-"""The Merkle log's nodes in the database: a ``protocol.merkle.NodeStore``.
+"""The Merkle log's nodes in the database: a ``protocol.merkle.log.NodeStore``.
 
 Only complete subtrees are stored (``merkle_node``: level, index, hash) with the log's size in
 ``log_state``, so a proof or a root for any size costs one query for O(log n) rows and memory
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from sqlalchemy import ColumnElement, Connection, Engine, and_, or_, select, tuple_
 
 from protocol.errors import AssetproofError
-from protocol.merkle import NodeId
+from protocol.merkle.hashing import NodeId
 from store.tables import LogState, MerkleNode
 
 NODE = MerkleNode.__table__  # type: ignore[attr-defined]

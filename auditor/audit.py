@@ -35,12 +35,13 @@ from auditor.verify import key_for_time, key_refusal
 from chain.client import ChainReader, KeyRecord, asset_id_hash, device_id_hash
 from chain.client import Checkpoint as ChainCheckpoint
 from chain.errors import CheckpointMismatchError, ContractRevert
-from protocol import merkle
 from protocol.cashflow import reading_cash_flow
 from protocol.envelope import Message, decode_message
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.errors import VerificationError
 from protocol.export import EpochCheckpoint, QuarantineExport, QuarantineMessage, split_leaves
+from protocol.merkle.log import CompactRange
+from protocol.merkle.verify import verify_consistency
 from protocol.signing import VerifyingKey
 
 __all__ = ["AuditReport", "DeviceChain", "Finding", "Rejection", "audit_epochs", "verify_chunk"]
@@ -313,7 +314,7 @@ class _Auditor:
             previous = self.anchored(report.first - 1)
         if previous is not None:
             self.window_start_block = previous.block_number
-        log: merkle.CompactRange | None = None
+        log: CompactRange | None = None
         last: ChainCheckpoint | None = None
         for epoch in range(report.first, report.last + 1):
             before = len(report.findings)
@@ -335,8 +336,8 @@ class _Auditor:
         *,
         anchored: ChainCheckpoint,
         previous: ChainCheckpoint | None,
-        log: merkle.CompactRange | None,
-    ) -> merkle.CompactRange | None:
+        log: CompactRange | None,
+    ) -> CompactRange | None:
         """Audit one epoch; return the compact range after it (None when it cannot be trusted)."""
         result = EpochResult(
             epoch=epoch,
@@ -375,7 +376,7 @@ class _Auditor:
                 )
             if previous is not None:
                 try:
-                    merkle.verify_consistency(
+                    verify_consistency(
                         size1=previous.tree_size,
                         size2=anchored.tree_size,
                         proof=list(doc.consistency_proof),
@@ -401,10 +402,10 @@ class _Auditor:
 
         if log is None:
             if epoch == 0:
-                log = merkle.CompactRange()
+                log = CompactRange()
             elif doc is not None:
                 try:
-                    log = merkle.CompactRange(size=doc.frontier_size, hashes=doc.frontier)
+                    log = CompactRange(size=doc.frontier_size, hashes=doc.frontier)
                 except VerificationError as exc:
                     self.find("bad_export", f"checkpoint.json frontier: {exc}", epoch=epoch)
         try:

@@ -28,11 +28,11 @@ from typing import Any
 from chain.client import ChainReader, KeyEnd, KeyRecord
 from chain.client import Checkpoint as ChainCheckpoint
 from chain.errors import CheckpointMismatchError, ContractRevert
-from protocol import merkle
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.cashflow import CashFlow, reading_cash_flow
 from protocol.envelope import Message, decode_message
 from protocol.errors import VerificationError
+from protocol.merkle.verify import verify_inclusion
 
 __all__ = [
     "BundleVerdict",
@@ -219,7 +219,7 @@ def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations:
             f" with {anchored.tree_size}",
         )
     try:
-        merkle.verify_inclusion(
+        verify_inclusion(
             leaf_hash=message.leaf_hash,
             index=bundle.leaf_index,
             size=anchored.tree_size,

@@ -326,7 +326,7 @@ def load(url: str, data: Data, *, seed: int) -> dict[str, Any]:
     from attestor.log_store import DbNodeStore
     from gateway.tariff import record_tariff
     from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
-    from protocol.merkle import MerkleLog
+    from protocol.merkle.log import MerkleLog
     from store.cashflow import record_attested
     from store.db import make_engine, migrate
     from store.devices import NewDevice, ensure_asset, register_devices

@@ -23,7 +23,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from api.routes.chain_info import SELECTORS, SIGNATURES
 from devstack.anvil import AnvilNode
-from protocol import merkle
+from protocol.merkle.hashing import leaf_hash
+from protocol.merkle.log import MerkleLog
 from tests.api.dashboard_helpers import (
     ARTIFACTS,
     CHROMIUM,
@@ -174,10 +175,10 @@ def test_chain_endpoint_serves_the_committed_abi_selectors(stack: Stack) -> None
 
 
 def _merkle_vectors() -> dict[str, list[dict[str, Any]]]:
-    """Every inclusion and consistency proof shape of small trees, from protocol/merkle.py, each
+    """Every inclusion and consistency proof shape of small trees, from protocol/merkle/, each
     also with one byte flipped (which must not verify)."""
-    leaves = [merkle.leaf_hash(f"leaf {i}".encode()) for i in range(33)]
-    log = merkle.MerkleLog()
+    leaves = [leaf_hash(f"leaf {i}".encode()) for i in range(33)]
+    log = MerkleLog()
     log.extend_hashes(leaves)
     inclusion, consistency = [], []
     for size in range(1, 34):

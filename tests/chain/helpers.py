@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chain.errors import ContractRevert
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 
 
 def leaf(i: int, *, salt: bytes = b"") -> bytes:

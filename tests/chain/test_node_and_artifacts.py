@@ -17,7 +17,7 @@ from chain.deployment import Deployment, read_deployment, write_deployment
 from chain.devchain import dev_fund
 from chain.errors import ChainUnavailableError, DeploymentError, NodeError
 from devstack.anvil import ANVIL_ENV, find_anvil, start_anvil
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 from tests.chain.conftest import Chain, funded_account, require_anvil
 from tests.chain.helpers import grow, meta
 

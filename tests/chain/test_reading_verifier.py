@@ -24,7 +24,7 @@ from chain.errors import DeploymentError, NotDeployedError, P256UnavailableError
 from devstack.anvil import AnvilNode
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, decode_message, sign_body
 from protocol.errors import VerificationError
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 from protocol.signing import P256_ORDER, DeviceKey, verify_signature
 from tests.chain.conftest import Chain, deploy_chain
 from tests.chain.helpers import flip, meta, reverts
