@@ -40,7 +40,7 @@ from protocol.signing import DeviceKey
 from protocol.topics import telemetry_topic
 from store.db import make_engine
 from store.devices import NewDevice, ensure_asset, register_devices, revoke_device
-from tests.gateway.helpers import TARIFF
+from tests.support.devices import TARIFF
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000

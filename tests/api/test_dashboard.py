@@ -25,7 +25,7 @@ from api.routes.chain_info import SELECTORS, SIGNATURES
 from devstack.anvil import AnvilNode
 from protocol.merkle.hashing import leaf_hash
 from protocol.merkle.log import MerkleLog
-from tests.api.dashboard_helpers import (
+from tests.support.dashboard import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -37,10 +37,7 @@ from tests.api.dashboard_helpers import (
     sunny_start,
     unanchored_readings,
 )
-from tests.chain.conftest import anvil_node
-from tests.mqtt_helpers import REPO, wait_for
-
-__all__ = ["anvil_node"]
+from tests.support.processes import REPO, wait_for
 
 POLL_MS = 500
 """The page's polling period here (``?poll=``): live updates show within a second."""

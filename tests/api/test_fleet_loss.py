@@ -12,7 +12,7 @@ from api.app import create_app
 from api.settings import Settings
 from gateway.batch import BatchProcessor, Incoming
 from store.db import make_engine
-from tests.gateway.helpers import TARIFF, Clock, register
+from tests.support.devices import TARIFF, Clock, register
 
 HOLD_MS = 5_000
 

@@ -13,8 +13,8 @@ from protocol.merkle.log import tree_root
 from store.db import make_engine
 from store.tables import Epoch
 from tests.attestor.test_epochs import _ingest
-from tests.chain.conftest import Chain
-from tests.gateway.helpers import NOW_MS, register
+from tests.support.chain import Chain
+from tests.support.devices import NOW_MS, register
 
 
 def _epochs(db_url: str, engine: Engine, count: int) -> EpochBuilder:

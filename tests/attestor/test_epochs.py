@@ -16,7 +16,7 @@ from protocol.merkle.log import tree_root
 from protocol.merkle.verify import verify_consistency
 from store.db import make_engine
 from store.tables import Epoch, Quarantine, Reading
-from tests.gateway.helpers import NOW_MS, TARIFF, register
+from tests.support.devices import NOW_MS, TARIFF, register
 
 
 def _ingest(db_url: str, engine: Engine, messages: list[tuple[str, bytes]], *, tariff: Tariff = TARIFF) -> None:

@@ -18,9 +18,9 @@ from protocol.merkle.log import tree_root
 from store.db import make_engine
 from store.tables import Epoch, Reading
 from tests.attestor.test_epochs import _ingest
-from tests.chain.conftest import require_anvil
-from tests.gateway.helpers import register
-from tests.mqtt_helpers import REPO, stop_process, wait_for
+from tests.support.chain import require_anvil
+from tests.support.devices import register
+from tests.support.processes import REPO, stop_process, wait_for
 
 
 def _start_attestor(db_url: str, rpc: str, deployment: Path, log: Path) -> subprocess.Popen[bytes]:

@@ -24,8 +24,8 @@ from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.export import EpochCheckpoint, QuarantineExport, QuarantineMessage, epoch_dir_name
 from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
-from tests.chain.conftest import funded_account
-from tests.gateway.helpers import TARIFF
+from tests.support.chain import funded_account
+from tests.support.devices import TARIFF
 
 ASSET = "hk-rooftops"
 

@@ -10,7 +10,7 @@ from protocol.bundle import Checkpoint, ProofBundle
 from protocol.envelope import sign_body
 from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
-from tests.protocol.envelope_helpers import body
+from tests.support.envelopes import body
 
 
 def test_a_batch_in_order_with_each_failure_named() -> None:

@@ -18,8 +18,7 @@ from protocol.errors import VerificationError
 from protocol.merkle.hashing import leaf_hash
 from protocol.merkle.log import MerkleLog
 from protocol.merkle.verify import verify_consistency
-from tests.chain.conftest import Chain
-from tests.chain.helpers import flip, grow, leaf, meta, reverts
+from tests.support.chain import Chain, flip, grow, leaf, meta, reverts
 
 
 def anchor(client: ChainClient, log: MerkleLog, *, epoch: int, previous: int, size: int) -> int:

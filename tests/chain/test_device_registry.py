@@ -19,8 +19,7 @@ from chain.client import (
 from chain.devchain import set_next_block_timestamp
 from protocol.errors import InvalidKeyError, MalformedError
 from protocol.signing import DeviceKey, verify_signature
-from tests.chain.conftest import Chain
-from tests.chain.helpers import reverts
+from tests.support.chain import Chain, reverts
 
 ASSET = "HK Rooftops #2"
 

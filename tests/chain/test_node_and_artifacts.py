@@ -18,8 +18,7 @@ from chain.devchain import dev_fund
 from chain.errors import ChainUnavailableError, DeploymentError, NodeError
 from devstack.anvil import ANVIL_ENV, find_anvil, start_anvil
 from protocol.merkle.log import MerkleLog
-from tests.chain.conftest import Chain, funded_account, require_anvil
-from tests.chain.helpers import grow, meta
+from tests.support.chain import Chain, funded_account, grow, meta, require_anvil
 
 REPO = Path(__file__).resolve().parents[2]
 

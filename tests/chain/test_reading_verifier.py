@@ -26,8 +26,7 @@ from protocol.envelope import GENESIS_PREV, Body, DeviceKind, decode_message, si
 from protocol.errors import VerificationError
 from protocol.merkle.log import MerkleLog
 from protocol.signing import P256_ORDER, DeviceKey, verify_signature
-from tests.chain.conftest import Chain, deploy_chain
-from tests.chain.helpers import flip, meta, reverts
+from tests.support.chain import Chain, deploy_chain, flip, meta, reverts
 
 ASSET = "HK Chargers #1"
 R = OnchainReason

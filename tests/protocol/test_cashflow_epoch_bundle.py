@@ -22,7 +22,7 @@ from protocol.errors import (
 from protocol.merkle.hashing import EMPTY_ROOT
 from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
-from tests.protocol.envelope_helpers import body
+from tests.support.envelopes import body
 
 TARIFF = Tariff(
     id="hk-2026-11",

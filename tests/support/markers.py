@@ -1,0 +1,80 @@
+"""Which real service a test needs, as a marker, decided from what it uses, never written by hand:
+``-m "not e2e and not browser"`` is then the fast subset, and ``-m postgres`` what to run after
+touching the PostgreSQL paths.
+
+A test gets a marker when its fixtures (their whole closure, ``item.fixturenames``) include one
+that starts that service, when a parametrised database fixture runs on PostgreSQL, or when its
+module starts the service inline (listed in ``MODULE_MARKERS``, with why). The markers
+themselves are declared in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURE_MARKERS = {
+    "broker": "broker",
+    "tls_broker": "broker",
+    "secured": "broker",
+    "subscriber": "broker",
+    "anvil_node": "chain",
+    "w3": "chain",
+    "chain": "chain",
+    "anvil_chain": "chain",
+    "pg_admin": "postgres",
+    "browser": "browser",
+    "page": "browser",
+    "require_chromium": "browser",
+    "stack": "e2e",  # tests/api/test_dashboard.py: provisioning, Mosquitto, gateway, attestor, api
+    "pipeline": "e2e",  # tests/auditor: devices, Mosquitto, gateway and attestor processes on anvil
+}
+
+DATABASE_PARAMETERS = ("db_url", "dataset")
+"""Fixtures parametrised over ``sqlite`` and ``postgresql``: only the PostgreSQL half is marked."""
+
+MODULE_MARKERS: dict[str, set[str]] = {
+    # whole-stack subprocess tests
+    "demo": {"e2e", "broker", "chain"},  # assetproof demo, end to end
+    "deploy/test_compose.py": {"e2e"},  # the compose stack's commands, run as processes
+    "test_ingest_pipeline.py": {"e2e", "broker"},  # simulate -> Mosquitto -> gateway -> database
+    "test_readme.py": {"e2e", "broker", "chain"},  # the README's demo command
+    # brokers started inside the test body
+    "test_rogue_subscriber.py": {"broker"},
+    "cli/test_devices_broker.py": {"broker"},
+    "cli/test_healthcheck.py": {"broker"},
+    "device_sim/test_broker_tls.py": {"broker"},
+    "device_sim/test_fleet.py": {"broker"},
+    "device_sim/test_publisher.py": {"broker"},
+    "gateway/test_amqtt.py": {"broker"},
+    "gateway/test_chained_e2e.py": {"broker"},
+    "gateway/test_faults_e2e.py": {"broker"},
+    # anvil started inside the test body (or by the command under test)
+    "attestor/test_service_process.py": {"chain"},
+    "chain/test_node_and_artifacts.py": {"chain"},
+    "cli/test_devices_on_chain.py": {"chain"},
+    "cli/test_devices_resync.py": {"chain"},
+    # a browser launched inside the test body
+    "api/test_csp_browser.py": {"browser"},
+}
+
+TESTS = Path(__file__).resolve().parent.parent
+
+
+def markers_for(item: pytest.Item) -> set[str]:
+    found = {FIXTURE_MARKERS[name] for name in getattr(item, "fixturenames", ()) if name in FIXTURE_MARKERS}
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and any(callspec.params.get(name) == "postgresql" for name in DATABASE_PARAMETERS):
+        found.add("postgres")
+    where = item.path.resolve().relative_to(TESTS).as_posix()
+    for prefix, names in MODULE_MARKERS.items():
+        if where == prefix or where.startswith(prefix + "/"):
+            found |= names
+    return found
+
+
+def apply(items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in sorted(markers_for(item)):
+            item.add_marker(name)
