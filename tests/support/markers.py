@@ -35,26 +35,32 @@ DATABASE_PARAMETERS = ("db_url", "dataset")
 """Fixtures parametrised over ``sqlite`` and ``postgresql``: only the PostgreSQL half is marked."""
 
 MODULE_MARKERS: dict[str, set[str]] = {
-    # whole-stack subprocess tests
+    # e2e: the whole stack, or assetproof's services and commands run as child processes (with
+    # their start-up, kill -9 and restart waits): most of the suite's time, little of its edit loop
     "demo": {"e2e", "broker", "chain"},  # assetproof demo, end to end
     "deploy/test_compose.py": {"e2e"},  # the compose stack's commands, run as processes
     "test_ingest_pipeline.py": {"e2e", "broker"},  # simulate -> Mosquitto -> gateway -> database
     "test_readme.py": {"e2e", "broker", "chain"},  # the README's demo command
+    "test_any_hour.py": {"e2e"},  # re-runs the clock-sensitive modules in child pytest processes
+    "test_rogue_subscriber.py": {"e2e", "broker"},  # gateway processes against rogue logins
+    "gateway/test_service.py": {"e2e"},  # gateway workers killed, brokers restarted
+    "gateway/test_amqtt.py": {"e2e", "broker"},  # a gateway process across amqtt restarts
+    "gateway/test_chained_e2e.py": {"e2e", "broker"},
+    "gateway/test_faults_e2e.py": {"e2e", "broker"},
+    "gateway/test_tls.py": {"e2e"},  # a gateway process over TLS
+    "attestor/test_service_process.py": {"e2e", "chain"},  # attestor processes, chain outage, failover
+    "api/test_service.py": {"e2e"},  # `assetproof api` over HTTP
+    "auditor/test_chained.py": {"e2e"},  # `assetproof audit` runs
+    "cli/test_devices_broker.py": {"e2e", "broker"},  # the CLI, as a process, against a broker
+    "cli/test_devices_on_chain.py": {"e2e", "chain"},  # ... against anvil
+    "cli/test_devices_resync.py": {"e2e", "chain"},
+    "cli/test_verify_offline.py": {"e2e"},  # `assetproof verify` as a process
+    "chain/test_node_and_artifacts.py": {"e2e", "chain"},  # anvil and the compile check as processes
     # brokers started inside the test body
-    "test_rogue_subscriber.py": {"broker"},
-    "cli/test_devices_broker.py": {"broker"},
     "cli/test_healthcheck.py": {"broker"},
     "device_sim/test_broker_tls.py": {"broker"},
     "device_sim/test_fleet.py": {"broker"},
     "device_sim/test_publisher.py": {"broker"},
-    "gateway/test_amqtt.py": {"broker"},
-    "gateway/test_chained_e2e.py": {"broker"},
-    "gateway/test_faults_e2e.py": {"broker"},
-    # anvil started inside the test body (or by the command under test)
-    "attestor/test_service_process.py": {"chain"},
-    "chain/test_node_and_artifacts.py": {"chain"},
-    "cli/test_devices_on_chain.py": {"chain"},
-    "cli/test_devices_resync.py": {"chain"},
     # a browser launched inside the test body
     "api/test_csp_browser.py": {"browser"},
 }
