@@ -65,6 +65,17 @@ MODULE_MARKERS: dict[str, set[str]] = {
     "api/test_csp_browser.py": {"browser"},
 }
 
+TEST_MARKERS: dict[str, set[str]] = {
+    # single tests that wait on real time rather than check logic: broker restarts and outages,
+    # a long run of anchors, a fuzzing sweep over every API operation
+    "device_sim/test_publisher.py::test_shared_subscription_survives_a_broker_restart": {"e2e"},
+    "device_sim/test_publisher.py::test_holds_readings_while_no_gateway_is_subscribed": {"e2e"},
+    "device_sim/test_publisher.py::test_store_and_forward_across_a_broker_outage": {"e2e"},
+    "chain/test_anchor_registry.py::test_a_long_run_of_checkpoints_verifies_on_chain": {"e2e"},
+    "api/test_schemathesis.py::test_every_operation_conforms": {"e2e"},
+}
+"""Keyed by module and test name, without parameters."""
+
 TESTS = Path(__file__).resolve().parent.parent
 
 
@@ -77,6 +88,7 @@ def markers_for(item: pytest.Item) -> set[str]:
     for prefix, names in MODULE_MARKERS.items():
         if where == prefix or where.startswith(prefix + "/"):
             found |= names
+    found |= TEST_MARKERS.get(f"{where}::{getattr(item, 'originalname', item.name)}", set())
     return found
 
 
