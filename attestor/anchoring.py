@@ -27,7 +27,7 @@ from chain.errors import ChainError, ConfirmationTimeoutError
 from chain.writer import ChainClient
 from config.clock import wall_ms
 from protocol.errors import AssetproofError
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 from store.cashflow import record_attested
 from store.status import EpochStatus
 from store.tables import EPOCH

@@ -16,7 +16,7 @@ from attestor.epochs import metadata_of
 from attestor.log_store import DbNodeStore
 from protocol.bundle import Anchor, Checkpoint, ProofBundle
 from protocol.errors import AssetproofError
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 from protocol.signing import parse_algorithm
 from store.status import EpochStatus
 from store.tables import DEVICE_KEY, EPOCH, READING

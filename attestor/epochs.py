@@ -23,7 +23,7 @@ from attestor.log_store import DbNodeStore
 from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import decode_message
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 from store.status import EpochStatus
 from store.tables import DEVICE, EPOCH, QUARANTINE, READING, TARIFF
 

@@ -17,7 +17,7 @@ from attestor.bundles import ChainContext, anchor_of
 from attestor.log_store import DbNodeStore
 from protocol.errors import AssetproofError
 from protocol.export import EXPORT_FILES, EpochCheckpoint, QuarantineExport, QuarantineMessage, epoch_dir_name
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 from store.tables import EPOCH, QUARANTINE, READING
 
 __all__ = [

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from sqlalchemy import ColumnElement, Connection, Engine, and_, or_, select, tuple_
 
 from protocol.errors import AssetproofError
-from protocol.merkle import NodeId
+from protocol.merkle.hashing import NodeId
 from store.tables import LOG_STATE, MERKLE_NODE
 
 _READ_CHUNK = 400  # ids per query: a proof needs ~2 log2(n); SQLite allows 32,766 parameters

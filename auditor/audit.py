@@ -51,12 +51,12 @@ from chain.ids import asset_id_hash, device_id_hash
 from chain.reader import ChainReader
 from chain.types import Checkpoint as ChainCheckpoint
 from chain.types import KeyRecord
-from protocol import merkle
 from protocol.cashflow import reading_cash_flow
 from protocol.envelope import Body, Message, decode_message
 from protocol.epoch import AssetTotals, EpochMetadata
 from protocol.errors import VerificationError
 from protocol.export import QuarantineMessage, split_leaves
+from protocol.merkle.log import CompactRange
 from protocol.signing import VerifyingKey
 
 __all__ = ["audit_epochs"]
@@ -126,7 +126,7 @@ class _Auditor:
             previous = self.anchored(report.first - 1)
         if previous is not None:
             self.window_start_block = previous.block_number
-        log: merkle.CompactRange | None = None
+        log: CompactRange | None = None
         last: ChainCheckpoint | None = None
         for epoch in range(report.first, report.last + 1):
             before = len(report.findings)
@@ -148,8 +148,8 @@ class _Auditor:
         *,
         anchored: ChainCheckpoint,
         previous: ChainCheckpoint | None,
-        log: merkle.CompactRange | None,
-    ) -> merkle.CompactRange | None:
+        log: CompactRange | None,
+    ) -> CompactRange | None:
         """Audit one epoch; return the compact range after it (None when it cannot be trusted)."""
         result = EpochResult.begin(anchored)
         self.report.epochs.append(result)

@@ -12,11 +12,12 @@ from typing import Any, Protocol
 
 from auditor.sources import ExportSource, read_json
 from chain.types import Checkpoint as ChainCheckpoint
-from protocol import merkle
 from protocol.envelope import Message, decode_message
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.errors import VerificationError
 from protocol.export import EpochCheckpoint, QuarantineExport, QuarantineMessage
+from protocol.merkle.log import CompactRange
+from protocol.merkle.verify import verify_consistency
 
 __all__ = [
     "Find",
@@ -73,7 +74,7 @@ def check_consistency(
 ) -> None:
     """The exported consistency proof leads from the previous anchored checkpoint to this one."""
     try:
-        merkle.verify_consistency(
+        verify_consistency(
             size1=previous.tree_size,
             size2=anchored.tree_size,
             proof=list(doc.consistency_proof),
@@ -116,23 +117,23 @@ def check_leaf_range(meta: EpochMetadata, *, epoch: int, start: int, anchored: C
         )
 
 
-def seed_log(epoch: int, doc: EpochCheckpoint | None, *, find: Find) -> merkle.CompactRange | None:
+def seed_log(epoch: int, doc: EpochCheckpoint | None, *, find: Find) -> CompactRange | None:
     """The log before the window's first epoch: empty at genesis, else the exported compact
     range (which only a recomputed root equal to the anchored one vindicates)."""
     if epoch == 0:
-        return merkle.CompactRange()
+        return CompactRange()
     if doc is None:
         return None
     try:
-        return merkle.CompactRange(size=doc.frontier_size, hashes=doc.frontier)
+        return CompactRange(size=doc.frontier_size, hashes=doc.frontier)
     except VerificationError as exc:
         find("bad_export", f"checkpoint.json frontier: {exc}", epoch=epoch)
         return None
 
 
 def recompute_root(
-    log: merkle.CompactRange, leaves: Sequence[bytes], *, epoch: int, anchored: ChainCheckpoint, find: Find
-) -> tuple[merkle.CompactRange | None, bytes]:
+    log: CompactRange, leaves: Sequence[bytes], *, epoch: int, anchored: ChainCheckpoint, find: Find
+) -> tuple[CompactRange | None, bytes]:
     """Extend the log with the epoch's leaves and compare size and root with the anchored ones;
     the log (None once it cannot be trusted) and the recomputed root."""
     log.extend(leaves)

@@ -29,13 +29,13 @@ from chain.errors import CheckpointMismatchError, ContractRevert
 from chain.reader import ChainReader
 from chain.types import Checkpoint as ChainCheckpoint
 from chain.types import KeyEnd, KeyRecord
-from protocol import merkle
 from protocol.bundle import Anchor as BundleAnchor
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.cashflow import CashFlow, reading_cash_flow
 from protocol.envelope import Message, decode_message
 from protocol.epoch import EpochMetadata
 from protocol.errors import VerificationError
+from protocol.merkle.verify import verify_inclusion
 
 __all__ = [
     "BundleVerdict",
@@ -266,7 +266,7 @@ def _check_inclusion(bundle: ProofBundle, message: Message, anchored: ChainCheck
             f" with {anchored.tree_size}",
         )
     try:
-        merkle.verify_inclusion(
+        verify_inclusion(
             leaf_hash=message.leaf_hash,
             index=bundle.leaf_index,
             size=anchored.tree_size,

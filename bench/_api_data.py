@@ -14,7 +14,7 @@ from config.clock import wall_ms
 from device_sim.provision import KIND_PREFIX
 from protocol.cashflow import HOUR_MS, Tariff, reading_cash_flow
 from protocol.envelope import Body, DeviceKind, decode_and_verify, sign_body
-from protocol.merkle import leaf_hash
+from protocol.merkle.hashing import leaf_hash
 from protocol.signing import DeviceKey
 
 WINDOW_S = 900

@@ -6,7 +6,7 @@ Prints one JSON object:
 
 - ``gas_per_anchor``: gas of each anchor (consistency check on chain included) as the log grows
   through ``SIZES`` to 1,010,000 leaves, on anvil started here, with the roots and proofs of an
-  in-memory ``protocol.merkle.MerkleLog``; ``gas_worst_case_at_1m``: the anchor into
+  in-memory ``protocol.merkle.log.MerkleLog``; ``gas_worst_case_at_1m``: the anchor into
   1,000,000 leaves from the previous size whose consistency proof is the costliest (the most
   elements and SHA-256 calls), on a fresh deployment; ``gas_epochs_of_10k_near_1m``: epochs of
   10,000 readings from a random size in 990,000..999,999 (``--epoch-samples`` of them, and the
@@ -47,7 +47,9 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from protocol.merkle import MerkleLog, leaf_hash, verify_inclusion
+from protocol.merkle.hashing import leaf_hash
+from protocol.merkle.log import MerkleLog
+from protocol.merkle.verify import verify_inclusion
 
 if TYPE_CHECKING:
     from chain.writer import ChainClient

@@ -7,7 +7,7 @@ is its own and no contender warms the cache for another:
 
 - ``floor``: hashlib alone computing the same 2N-1 hashes in a plain loop (no storage, nothing
   kept but the current level): the least any RFC 6962 implementation in Python can do.
-- ``ours``: ``protocol.merkle.MerkleLog.extend`` over all leaves, then ``root()``; then 10,000
+- ``ours``: ``protocol.merkle.log.MerkleLog.extend`` over all leaves, then ``root()``; then 10,000
   inclusion proofs at size N for random leaves, each generated and verified.
 - ``pymerkle``: ``pymerkle.InmemoryTree.append_entries`` then its root (RFC 9162 hashing, so
   the roots must be equal).
@@ -55,10 +55,12 @@ def run_floor(leaves: list[bytes]) -> dict[str, Any]:
 
 
 def run_ours(leaves: list[bytes], seed: int) -> dict[str, Any]:
-    from protocol import merkle
+    from protocol.merkle.hashing import leaf_hash
+    from protocol.merkle.log import MerkleLog
+    from protocol.merkle.verify import verify_inclusion
 
     start = time.perf_counter()
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend(leaves)
     root = log.root()
     elapsed = time.perf_counter() - start
@@ -66,11 +68,11 @@ def run_ours(leaves: list[bytes], seed: int) -> dict[str, Any]:
     n = len(leaves)
     rng = random.Random(seed + 1)
     indexes = [rng.randrange(n) for _ in range(PROOF_SAMPLES)]
-    leaf_hashes = [merkle.leaf_hash(leaves[i]) for i in indexes]
+    leaf_hashes = [leaf_hash(leaves[i]) for i in indexes]
     start = time.perf_counter()
     for index, leaf in zip(indexes, leaf_hashes, strict=True):
         proof = log.inclusion_proof(index, n)
-        merkle.verify_inclusion(leaf_hash=leaf, index=index, size=n, proof=proof, root=root)
+        verify_inclusion(leaf_hash=leaf, index=index, size=n, proof=proof, root=root)
     proof_us = (time.perf_counter() - start) / PROOF_SAMPLES * 1e6
     return {"build_s": elapsed, "root": root.hex(), "proof_us": proof_us}
 

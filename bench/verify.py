@@ -14,7 +14,7 @@ Then, in one run, prints one JSON object:
 - ``bundles_per_s_chain``: bundles checked with ``auditor.verify.verify_bundle`` against anvil
   (the key history and the checkpoint read from the chain: what ``assetproof verify`` does).
 - ``audit_leaves_per_s``: leaves read from the export, hashed and folded into the checkpoint roots
-  (``protocol.merkle.CompactRange``), each root compared with the anchored one.
+  (``protocol.merkle.log.CompactRange``), each root compared with the anchored one.
 - ``audit_sig_per_s``: the export's signatures re-verified as the audit does (keys parsed once
   per device, two threads), decoding excluded; ``bare_sig_per_s``: pyca/cryptography verifying
   the same signatures in a plain loop on one thread, measured in the same run;
@@ -47,12 +47,12 @@ from chain.writer import ChainClient
 from config import ANVIL_DEV_KEY
 from devstack.anvil import start_anvil
 from gateway.tariff import load_tariff
-from protocol import merkle
 from protocol.bundle import Checkpoint, ProofBundle, verify_bundle_offline
 from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, Message, decode_message, sign_body
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.export import EpochCheckpoint, epoch_dir_name, split_leaves
+from protocol.merkle.log import CompactRange, MerkleLog
 from protocol.signing import DeviceKey, VerifyingKey
 
 ASSET = "bench-rooftops"
@@ -101,12 +101,12 @@ class Fleet:
 
 def build(
     directory: Path, *, chain: ChainClient, fleet: Fleet, leaves: int, epoch_leaves: int, tariff: Tariff
-) -> tuple[merkle.MerkleLog, list[EpochMetadata], list[bytes]]:
+) -> tuple[MerkleLog, list[EpochMetadata], list[bytes]]:
     """Anchor ``leaves`` readings in epochs and write the export; the log, metadata and leaves."""
     chain.register_devices(
         DeviceRegistration(device_id=d, asset=ASSET, alg=k.alg, public_key=k.public_key) for d, k in fleet.keys.items()
     )
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     metas: list[EpochMetadata] = []
     raws: list[bytes] = []
     previous = None
@@ -158,7 +158,7 @@ def build(
 
 
 def bundles(
-    log: merkle.MerkleLog, metas: list[EpochMetadata], raws: list[bytes], fleet: Fleet, *, count: int, seed: int
+    log: MerkleLog, metas: list[EpochMetadata], raws: list[bytes], fleet: Fleet, *, count: int, seed: int
 ) -> list[bytes]:
     rng = random.Random(seed)
     out = []
@@ -206,7 +206,7 @@ def chain_rate(encoded: list[bytes], reader: ChainReader) -> float:
 def leaves_rate(directory: Path, epochs: int) -> tuple[float, bool]:
     """Read, hash and fold every leaf; compare each root with its checkpoint's."""
     started = time.perf_counter()
-    log = merkle.CompactRange()
+    log = CompactRange()
     count = 0
     all_equal = True
     for epoch in range(epochs):

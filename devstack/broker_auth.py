@@ -29,8 +29,6 @@ and never rereads it (not even on SIGHUP). Edit it here only while the broker is
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -41,6 +39,7 @@ from typing import Any
 
 from config.mqtt_tls import GATEWAY_LOGIN
 from device_sim.keystore import write_private_file
+from devstack.dynsec import password_digest, password_matches
 from protocol.errors import AssetproofError
 from protocol.topics import SUBSCRIPTION, shared_subscription, telemetry_topic
 
@@ -142,7 +141,7 @@ def hash_password(password: str, *, salt: bytes | None = None, iterations: int =
     salt = os.urandom(SALT_BYTES) if salt is None else salt
     if len(salt) != SALT_BYTES:
         raise BrokerAuthError(f"the plugin only reads {SALT_BYTES}-byte salts")
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    digest = password_digest(password, salt=salt, iterations=iterations)
     return {
         "password": base64.b64encode(digest).decode(),
         "salt": base64.b64encode(salt).decode(),
@@ -155,10 +154,10 @@ def check_password(password: str, client: Mapping[str, Any]) -> bool:
     try:
         expected = base64.b64decode(client["password"], validate=True)
         salt = base64.b64decode(client["salt"], validate=True)
-        actual = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, int(client["iterations"]))
+        iterations = int(client["iterations"])
     except (KeyError, TypeError, ValueError):
         return False
-    return hmac.compare_digest(actual, expected)
+    return password_matches(password, expected=expected, salt=salt, iterations=iterations)
 
 
 def _check_user(user: str) -> str:

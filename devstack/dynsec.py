@@ -32,7 +32,17 @@ from typing import Any, Literal
 
 from protocol.errors import AssetproofError
 
-__all__ = ["Action", "DynsecError", "DynsecPolicy", "filter_covers", "load_policy", "parse_policy", "topic_matches"]
+__all__ = [
+    "Action",
+    "DynsecError",
+    "DynsecPolicy",
+    "filter_covers",
+    "load_policy",
+    "parse_policy",
+    "password_digest",
+    "password_matches",
+    "topic_matches",
+]
 
 Action = Literal["publish", "receive", "subscribe", "unsubscribe"]
 _TYPES: Mapping[str, tuple[str, ...]] = {
@@ -106,6 +116,17 @@ def filter_covers(pattern: str, requested: str) -> bool:
     return len(want) == len(levels)
 
 
+def password_digest(password: str, *, salt: bytes, iterations: int) -> bytes:
+    """PBKDF2-HMAC-SHA512 of ``password``: what the plugin stores, base64-encoded, as a client's
+    ``password``. The one place it is computed, for writing a config and for checking a login."""
+    return hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+
+
+def password_matches(password: str, *, expected: bytes, salt: bytes, iterations: int) -> bool:
+    """Whether ``password`` hashes to ``expected`` (compared in constant time)."""
+    return hmac.compare_digest(password_digest(password, salt=salt, iterations=iterations), expected)
+
+
 @dataclass(frozen=True, slots=True)
 class DynsecPolicy:
     clients: Mapping[str, _Client]
@@ -117,8 +138,7 @@ class DynsecPolicy:
         client = self.clients.get(username or "")
         if client is None or client.disabled or password is None:
             return False
-        actual = hashlib.pbkdf2_hmac("sha512", password.encode(), client.salt, client.iterations)
-        return hmac.compare_digest(actual, client.password)
+        return password_matches(password, expected=client.password, salt=client.salt, iterations=client.iterations)
 
     def allows(self, username: str | None, action: Action, topic: str) -> bool:
         """Whether ``username`` may ``action`` ``topic`` (a topic, or a filter for (un)subscribe)."""

@@ -27,11 +27,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from protocol import merkle
 from protocol._strict import require_int, require_object
 from protocol.envelope import Message, decode_message, parse_json, validate_device_id
 from protocol.epoch import EpochMetadata
 from protocol.errors import BundleError, MalformedError, MetadataError, VerificationError
+from protocol.merkle.verify import verify_inclusion
 from protocol.signing import Algorithm, parse_algorithm
 
 __all__ = ["Anchor", "Checkpoint", "ProofBundle", "verify_bundle_offline"]
@@ -255,7 +255,7 @@ def verify_bundle_offline(bundle: ProofBundle) -> None:
             f"inclusion proof is for tree size {bundle.tree_size}, the checkpoint has {checkpoint.tree_size}",
             reason="wrong_tree_size",
         )
-    merkle.verify_inclusion(
+    verify_inclusion(
         leaf_hash=message.leaf_hash,
         index=bundle.leaf_index,
         size=bundle.tree_size,

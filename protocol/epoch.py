@@ -31,7 +31,8 @@ from protocol._strict import MAX_INT, require_int, require_object
 from protocol.cashflow import Tariff
 from protocol.envelope import canonical_json, parse_json
 from protocol.errors import MalformedError, MetadataError
-from protocol.merkle import leaf_hash, tree_root
+from protocol.merkle.hashing import leaf_hash
+from protocol.merkle.log import tree_root
 
 __all__ = ["ASSET_NAME", "AssetTotals", "EpochMetadata", "quarantine_root", "validate_asset_name"]
 

@@ -1,53 +1,39 @@
-"""Shared fixtures: real databases.
+"""Fixtures every package's tests share (real databases, real chains), the markers that say
+which services a test needs (tests/support/markers.py), and the fake wall clock.
 
-PostgreSQL is required, not optional: when no server answers at ASSETPROOF_TEST_PG (default
-postgresql://postgres@127.0.0.1:5432/postgres) the PostgreSQL-backed tests fail with a message
-saying so. ``scripts/test`` installs and starts PostgreSQL where the machine lacks it.
+Helpers these fixtures build on, and those tests import directly, live in tests/support/.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
+from web3 import Web3
 
+from chain.devchain import eth_tester_web3
+from devstack.anvil import AnvilNode, start_anvil
 from store.db import make_engine, migrate
+from tests.support import markers
+from tests.support.chain import Chain, deploy_chain, require_anvil
+from tests.support.postgres import connect_admin, drop_pg_database, new_pg_database
 
-PG_ADMIN_URL = os.environ.get("ASSETPROOF_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    markers.apply(items)
+
+
+# --- databases: each test runs on SQLite and on PostgreSQL ----------------------------------------
 
 
 @pytest.fixture(scope="session")
 def pg_admin() -> Iterator[Engine]:
-    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:
-        pytest.fail(
-            f"PostgreSQL is required by the test suite but is not reachable at {PG_ADMIN_URL}"
-            f" ({exc.__class__.__name__}). Run scripts/test, which installs and starts it, or set ASSETPROOF_TEST_PG.",
-            pytrace=False,
-        )
+    engine = connect_admin()
     yield engine
     engine.dispose()
-
-
-def new_pg_database(pg_admin: Engine) -> str:
-    name = f"assetproof_test_{uuid.uuid4().hex[:12]}"
-    with pg_admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return pg_admin.url.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(pg_admin: Engine, url: str) -> None:
-    name = url.rsplit("/", 1)[-1]
-    with pg_admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -75,6 +61,40 @@ def engine(db_url: str) -> Iterator[Engine]:
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
+
+
+# --- chains: every contract test runs on anvil AND on eth-tester ----------------------------------
+# anvil is required, not optional: when ``npm ci --prefix chain`` has not installed it, the anvil
+# half of the suite fails with a message saying so (nothing is skipped). One anvil serves the whole
+# session; each test deploys its own contracts on it, which costs a few milliseconds. eth-tester
+# chains are created per test.
+
+
+@pytest.fixture(scope="session")
+def anvil_node() -> Iterator[AnvilNode]:
+    require_anvil()
+    node = start_anvil()
+    yield node
+    node.stop()
+
+
+@pytest.fixture(params=["anvil", "eth-tester"])
+def w3(request: pytest.FixtureRequest) -> Web3:
+    if request.param == "anvil":
+        node: AnvilNode = request.getfixturevalue("anvil_node")
+        return node.web3()
+    return eth_tester_web3()
+
+
+@pytest.fixture
+def chain(w3: Web3) -> Chain:
+    return deploy_chain(w3)
+
+
+@pytest.fixture
+def anvil_chain(anvil_node: AnvilNode) -> Chain:
+    """A fresh deployment on anvil only (for what eth-tester lacks, such as the P-256 precompile)."""
+    return deploy_chain(anvil_node.web3())
 
 
 _TRAVELLER: pytest.StashKey[Any] = pytest.StashKey()

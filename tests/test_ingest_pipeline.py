@@ -17,7 +17,7 @@ from device_sim.outbox import Outbox
 from devstack.mosquitto import Mosquitto
 from store.db import make_engine
 from store.tables import DeviceState, Quarantine, Reading
-from tests.mqtt_helpers import REPO, count_rows, start_gateway, stop_process, wait_for, wait_subscribed
+from tests.support.processes import REPO, count_rows, start_gateway, stop_process, wait_for, wait_subscribed
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.mqtt_helpers import REPO
+from tests.support.processes import REPO
 
 
 def _readme_command(prefix: str) -> list[str]:

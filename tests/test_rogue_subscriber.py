@@ -27,9 +27,9 @@ from protocol.topics import SUBSCRIPTION, shared_subscription, telemetry_topic
 from store.db import make_engine
 from store.devices import revoke_device
 from store.tables import Quarantine, Reading
-from tests.broker_helpers import NOT_AUTHORIZED, MqttLogin
-from tests.gateway.helpers import NOW_MS, register
-from tests.mqtt_helpers import (
+from tests.support.devices import NOW_MS, register
+from tests.support.mqtt_login import NOT_AUTHORIZED, MqttLogin
+from tests.support.processes import (
     REPO,
     count_rows,
     publisher,

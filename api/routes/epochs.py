@@ -15,7 +15,7 @@ from api.pagination import decode_cursor, encode_cursor
 from api.params import StoreInt
 from api.routes import PREFIX
 from attestor.log_store import DbNodeStore
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 
 router = APIRouter(prefix=PREFIX, tags=["epochs and checkpoints"])
 

@@ -18,7 +18,7 @@ from api.app import create_app
 from config import Settings
 from store.db import make_engine, migrate
 from tests.api.dataset import ADMIN_TOKEN, API_NOW_MS, Dataset, build
-from tests.conftest import drop_pg_database, new_pg_database
+from tests.support.postgres import drop_pg_database, new_pg_database
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -42,7 +42,7 @@ from protocol.signing import DeviceKey
 from protocol.topics import telemetry_topic
 from store.db import make_engine
 from store.devices import NewDevice, ensure_asset, register_devices, revoke_device
-from tests.gateway.helpers import TARIFF
+from tests.support.devices import TARIFF
 
 MINUTE_MS = 60_000
 T0 = 1_780_275_600_000

@@ -19,7 +19,7 @@ from protocol.topics import telemetry_topic
 from store.db import make_engine
 from tests.api.conftest import make_client
 from tests.api.dataset import ADMIN_TOKEN, API_NOW_MS
-from tests.gateway.helpers import TARIFF
+from tests.support.devices import TARIFF
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ADMIN_ENDPOINTS = [

@@ -17,9 +17,9 @@ from playwright.sync_api import sync_playwright
 
 from api.app import create_app
 from config import Settings
-from tests.api.dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING
 from tests.api.dataset import API_NOW_MS, Dataset
-from tests.mqtt_helpers import wait_for
+from tests.support.dashboard import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING
+from tests.support.processes import wait_for
 
 RPC_PORT = 9  # nothing listens (and Chromium refuses the port): the request's start is what counts
 RPC = f"http://127.0.0.1:{RPC_PORT}"

@@ -23,8 +23,9 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from api.routes.chain_info import SELECTORS, SIGNATURES
 from devstack.anvil import AnvilNode
-from protocol import merkle
-from tests.api.dashboard_helpers import (
+from protocol.merkle.hashing import leaf_hash
+from protocol.merkle.log import MerkleLog
+from tests.support.dashboard import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -36,10 +37,7 @@ from tests.api.dashboard_helpers import (
     sunny_start,
     unanchored_readings,
 )
-from tests.chain.conftest import anvil_node
-from tests.mqtt_helpers import REPO, wait_for
-
-__all__ = ["anvil_node"]
+from tests.support.processes import REPO, wait_for
 
 POLL_MS = 500
 """The page's polling period here (``?poll=``): live updates show within a second."""
@@ -174,10 +172,10 @@ def test_chain_endpoint_serves_the_committed_abi_selectors(stack: Stack) -> None
 
 
 def _merkle_vectors() -> dict[str, list[dict[str, Any]]]:
-    """Every inclusion and consistency proof shape of small trees, from protocol/merkle.py, each
+    """Every inclusion and consistency proof shape of small trees, from protocol/merkle/, each
     also with one byte flipped (which must not verify)."""
-    leaves = [merkle.leaf_hash(f"leaf {i}".encode()) for i in range(33)]
-    log = merkle.MerkleLog()
+    leaves = [leaf_hash(f"leaf {i}".encode()) for i in range(33)]
+    log = MerkleLog()
     log.extend_hashes(leaves)
     inclusion, consistency = [], []
     for size in range(1, 34):

@@ -13,7 +13,7 @@ from config import Settings
 from gateway.batch import BatchProcessor
 from gateway.records import Incoming
 from store.db import make_engine
-from tests.gateway.helpers import TARIFF, Clock, register
+from tests.support.devices import TARIFF, Clock, register
 
 HOLD_MS = 5_000
 

@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from attestor.export import EXPORT_FILES, epoch_dir_name, export_epochs
-from protocol import merkle
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.errors import VerificationError
+from protocol.merkle.hashing import leaf_hash
+from protocol.merkle.verify import verify_consistency
 from store.tables import Epoch, Reading
 from tests.api.conftest import make_client
 from tests.api.dataset import EPOCH_LEAVES, Dataset
@@ -108,7 +109,7 @@ def test_consistency_between_epochs_verifies(client: TestClient, dataset: Datase
         body = client.get("/v1/consistency", params={"from": old, "to": new}).json()
         assert (body["from"]["epoch"], body["to"]["epoch"]) == (old, new)
         assert (bytes.fromhex(body["from"]["root"]), bytes.fromhex(body["to"]["root"])) == (roots[old], roots[new])
-        merkle.verify_consistency(
+        verify_consistency(
             size1=body["from"]["tree_size"],
             size2=body["to"]["tree_size"],
             proof=[bytes.fromhex(h) for h in body["proof"]],
@@ -120,7 +121,7 @@ def test_consistency_between_epochs_verifies(client: TestClient, dataset: Datase
 def test_consistency_by_tree_size(client: TestClient) -> None:
     body = client.get("/v1/consistency", params={"from_size": 7, "to_size": 1050}).json()
     assert body["from"]["epoch"] is None
-    merkle.verify_consistency(
+    verify_consistency(
         size1=7,
         size2=1050,
         proof=[bytes.fromhex(h) for h in body["proof"]],
@@ -162,7 +163,7 @@ def test_export_serves_exactly_the_exported_bytes(client: TestClient, dataset: D
     leaves = client.get("/v1/export/epoch-000001/leaves").content.split(b"\n")
     assert len(leaves) == EPOCH_LEAVES + 1
     assert leaves[-1] == b""
-    assert merkle.leaf_hash(leaves[0]) == bytes(_reading(dataset, log_index=EPOCH_LEAVES).leaf_hash)
+    assert leaf_hash(leaves[0]) == bytes(_reading(dataset, log_index=EPOCH_LEAVES).leaf_hash)
     checkpoint = client.get("/v1/export/epoch-000000/checkpoint.json").json()
     assert checkpoint["anchor"]["chain_id"] == dataset.chain.chain_id
     assert json.loads(client.get("/v1/export/epoch-000002/quarantine.json").content)["digests"]

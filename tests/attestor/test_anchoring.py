@@ -8,12 +8,13 @@ from sqlalchemy import Engine, select, update
 from attestor.anchoring import Anchorer, ReconcileError
 from attestor.epochs import EpochBuilder, EpochPolicy
 from chain.errors import ContractRevert
-from protocol import merkle
+from protocol.merkle.hashing import leaf_hash
+from protocol.merkle.log import tree_root
 from store.db import make_engine
 from store.tables import Epoch
 from tests.attestor.test_epochs import _ingest
-from tests.chain.conftest import Chain
-from tests.gateway.helpers import NOW_MS, register
+from tests.support.chain import Chain
+from tests.support.devices import NOW_MS, register
 
 
 def _epochs(db_url: str, engine: Engine, count: int) -> EpochBuilder:
@@ -110,7 +111,7 @@ def test_rewritten_history_is_refused_by_the_contract(db_url: str, chain: Chain)
     _epochs(db_url, engine, 2)
     anchorer = Anchorer(engine, chain.attestor)
     anchorer.anchor_next()
-    forged = merkle.tree_root([merkle.leaf_hash(b"forged %d" % i) for i in range(5)])
+    forged = tree_root([leaf_hash(b"forged %d" % i) for i in range(5)])
     with engine.begin() as conn:  # an operator rewrites epoch 1 to a root that does not extend epoch 0
         conn.execute(update(Epoch).where(Epoch.number == 1).values(root=forged))
     with pytest.raises(ContractRevert) as caught:

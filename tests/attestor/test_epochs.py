@@ -11,12 +11,13 @@ from attestor.epochs import EpochBuilder, EpochPolicy, metadata_of
 from gateway.batch import BatchProcessor
 from gateway.records import Incoming
 from gateway.tariff import record_tariff
-from protocol import merkle
 from protocol.cashflow import Tariff
 from protocol.epoch import quarantine_root
+from protocol.merkle.log import tree_root
+from protocol.merkle.verify import verify_consistency
 from store.db import make_engine
 from store.tables import Epoch, Quarantine, Reading
-from tests.gateway.helpers import NOW_MS, TARIFF, register
+from tests.support.devices import NOW_MS, TARIFF, register
 
 
 def _ingest(db_url: str, engine: Engine, messages: list[tuple[str, bytes]], *, tariff: Tariff = TARIFF) -> None:
@@ -44,7 +45,7 @@ def test_epochs_close_by_time_and_size(db_url: str) -> None:
         junk = conn.execute(select(Quarantine)).one()
     meta = metadata_of(epoch0)
     assert (meta.leaves_from, meta.leaves_to) == (0, 8)
-    assert epoch0.root == merkle.tree_root([bytes(r.leaf_hash) for r in readings[:8]])
+    assert epoch0.root == tree_root([bytes(r.leaf_hash) for r in readings[:8]])
     assert meta.meta_hash == epoch0.meta_hash
     totals = meta.assets["rooftop"]
     assert totals.readings == 8
@@ -60,9 +61,7 @@ def test_epochs_close_by_time_and_size(db_url: str) -> None:
     assert (second.number, second.metadata.leaves_from, second.metadata.leaves_to) == (1, 8, 10)
     assert second.metadata.quarantine_count == 0
     log = builder.log()
-    merkle.verify_consistency(
-        size1=8, size2=10, proof=log.consistency_proof(8, 10), root1=epoch0.root, root2=second.root
-    )
+    verify_consistency(size1=8, size2=10, proof=log.consistency_proof(8, 10), root1=epoch0.root, root2=second.root)
     engine.dispose()
 
 

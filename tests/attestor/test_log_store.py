@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from attestor.log_store import DbNodeStore
-from protocol import merkle
+from protocol.merkle.log import MerkleLog
 from store.db import make_engine
 from store.tables import MerkleNode
 
@@ -17,8 +17,8 @@ def engine(db_url: str) -> Engine:
 
 
 def test_proofs_equal_the_in_memory_log_at_several_sizes(engine: Engine) -> None:
-    memory = merkle.MerkleLog()
-    stored = merkle.MerkleLog(DbNodeStore(engine))
+    memory = MerkleLog()
+    stored = MerkleLog(DbNodeStore(engine))
     added = 0
     for batch in (1, 1, 2, 3, 8, 17, 33, 64, 100):  # sizes 1, 2, 4, 7, 15, 32, 65, 129, 229
         leaves = [i.to_bytes(4, "big") for i in range(added, added + batch)]
@@ -33,7 +33,7 @@ def test_proofs_equal_the_in_memory_log_at_several_sizes(engine: Engine) -> None
         for old in range(size + 1):
             assert stored.consistency_proof(old, size) == memory.consistency_proof(old, size)
             assert stored.root(old) == memory.root(old)
-    reopened = merkle.MerkleLog(DbNodeStore(engine))  # a restarted attestor
+    reopened = MerkleLog(DbNodeStore(engine))  # a restarted attestor
     assert reopened.size == added
     assert reopened.root() == memory.root()
     with engine.connect() as conn:
@@ -44,17 +44,17 @@ def test_proofs_equal_the_in_memory_log_at_several_sizes(engine: Engine) -> None
 
 def test_writes_follow_the_bound_transaction(engine: Engine) -> None:
     store = DbNodeStore(engine)
-    log = merkle.MerkleLog(store)
+    log = MerkleLog(store)
     log.extend([b"a", b"b", b"c"])
     root = log.root()
 
     def crash_before_commit() -> None:
         with engine.begin() as conn, store.bound(conn):
-            merkle.MerkleLog(store).extend([b"d", b"e"])
+            MerkleLog(store).extend([b"d", b"e"])
             raise RuntimeError("crash before commit")
 
     with pytest.raises(RuntimeError):
         crash_before_commit()
-    again = merkle.MerkleLog(store)
+    again = MerkleLog(store)
     assert again.size == 3
     assert again.root() == root

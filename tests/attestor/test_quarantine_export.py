@@ -19,7 +19,7 @@ from protocol.epoch import EpochMetadata, quarantine_root
 from protocol.export import QuarantineExport, epoch_dir_name
 from store.db import make_engine
 from store.tables import QUARANTINE_RAW_LIMIT
-from tests.gateway.helpers import NOW_MS, TARIFF, register
+from tests.support.devices import NOW_MS, TARIFF, register
 
 
 def _ingest(db_url: str, engine: Engine, batch: list[Incoming]) -> None:

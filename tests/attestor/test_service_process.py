@@ -14,13 +14,13 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 
 from devstack.anvil import start_anvil
-from protocol import merkle
+from protocol.merkle.log import tree_root
 from store.db import make_engine
 from store.tables import Epoch, Reading
 from tests.attestor.test_epochs import _ingest
-from tests.chain.conftest import require_anvil
-from tests.gateway.helpers import register
-from tests.mqtt_helpers import REPO, stop_process, wait_for
+from tests.support.chain import require_anvil
+from tests.support.devices import register
+from tests.support.processes import REPO, stop_process, wait_for
 
 
 def _start_attestor(db_url: str, rpc: str, deployment: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -115,7 +115,7 @@ def test_chain_outage_kill_9_and_failover(db_url: str, tmp_path: Path) -> None:
             assert conn.execute(select(func.count()).where(Reading.log_index.is_(None))).scalar_one() == 0
         assert len(leaves) == 45
         for number, _, size in epochs:
-            assert chain.checkpoint(number).root == merkle.tree_root(leaves[:size])  # no gap, no reordering
+            assert chain.checkpoint(number).root == tree_root(leaves[:size])  # no gap, no reordering
     finally:
         anvil.stop()
         engine.dispose()

@@ -32,10 +32,8 @@ from devstack.anvil import AnvilNode
 from devstack.mosquitto import Mosquitto
 from store.db import make_engine
 from store.tables import Epoch, Reading
-from tests.chain.conftest import anvil_node, funded_account
-from tests.mqtt_helpers import REPO, count_rows, start_gateway, stop_process, wait_for, wait_subscribed
-
-__all__ = ["anvil_node"]
+from tests.support.chain import funded_account
+from tests.support.processes import REPO, count_rows, start_gateway, stop_process, wait_for, wait_subscribed
 
 EPOCH_LEAVES = 60
 

@@ -20,14 +20,14 @@ from chain.reader import ChainReader
 from chain.types import DeviceRegistration
 from chain.writer import ChainClient
 from devstack.anvil import AnvilNode
-from protocol import merkle
 from protocol.cashflow import reading_cash_flow
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, Message, sign_body
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.export import EpochCheckpoint, QuarantineExport, QuarantineMessage, epoch_dir_name
+from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
-from tests.chain.conftest import funded_account
-from tests.gateway.helpers import TARIFF
+from tests.support.chain import funded_account
+from tests.support.devices import TARIFF
 
 ASSET = "hk-rooftops"
 
@@ -117,7 +117,7 @@ class Fleet:
     ) -> Path:
         """Write ``epochs`` as export folders under ``directory`` and anchor each (then call
         ``after_anchor`` with its number, to act on chain between epochs)."""
-        log = merkle.MerkleLog()
+        log = MerkleLog()
         previous = 0
         for number, epoch in enumerate(epochs):
             log.extend(m.raw for m in epoch.leaves)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 from auditor.verify import verify_bundles_offline
-from protocol import merkle
 from protocol.bundle import Checkpoint, ProofBundle
 from protocol.envelope import sign_body
+from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
-from tests.protocol.envelope_helpers import body
+from tests.support.envelopes import body
 
 
 def test_a_batch_in_order_with_each_failure_named() -> None:
@@ -18,7 +18,7 @@ def test_a_batch_in_order_with_each_failure_named() -> None:
     messages = [sign_body(body(seq=1), key)]
     for seq in range(2, 600):
         messages.append(sign_body(body(seq=seq, prev=messages[-1].chain_hash), key))
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend(m.raw for m in messages)
     size = log.size
     checkpoint = Checkpoint(epoch=0, tree_size=size, root=log.root(), meta_hash=bytes(32))

@@ -21,7 +21,7 @@ from chain.ids import device_id_hash
 from devstack.anvil import AnvilNode
 from protocol.envelope import GENESIS_PREV
 from tests.auditor.exports import Epoch, Fleet, Quarantined, edited, rejected
-from tests.mqtt_helpers import REPO
+from tests.support.processes import REPO
 
 
 def _audit(fleet: Fleet, folder: Path, epochs: int) -> AuditReport:

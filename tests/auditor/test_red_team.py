@@ -18,9 +18,9 @@ from attestor.anchoring import Anchorer
 from attestor.epochs import EpochBuilder, EpochPolicy, metadata_of
 from chain.errors import ContractRevert
 from device_sim.keystore import Keystore
-from protocol import merkle
 from protocol.envelope import Body, Message, decode_message, sign_body
 from protocol.epoch import AssetTotals, EpochMetadata
+from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
 from store.tables import DEVICE, DEVICE_KEY, EPOCH, READING
 from tests.auditor.conftest import EPOCH_LEAVES, Case, cli
@@ -207,7 +207,7 @@ def test_a_bundle_with_a_proof_for_another_tree_size(case: Case) -> None:
                 select(READING.c.raw).where(READING.c.log_index.is_not(None)).order_by(READING.c.log_index)
             ).scalars()
         ]
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend(leaves)
     other = bundle["tree_size"] - 1  # a genuine tree, just not the anchored one
     proof = [h.hex() for h in log.inclusion_proof(row.log_index, other)]
@@ -363,7 +363,7 @@ def test_the_attestor_cannot_anchor_a_rewritten_history(case: Case) -> None:
                 select(READING.c.raw).where(READING.c.log_index.is_(None)).order_by(READING.c.id)
             ).scalars()
         ]
-    rewritten = merkle.MerkleLog()
+    rewritten = MerkleLog()
     rewritten.extend([_edited(leaves[0], metric="energy_wh", delta=1), *leaves[1:], *pending])
     chain = case.chain()
     latest = chain.latest_checkpoint()

@@ -17,9 +17,10 @@ from chain.reader import ChainReader
 from chain.types import AnchoredEvent, Checkpoint, checkpoint_commitment
 from chain.writer import ChainClient
 from protocol.errors import VerificationError
-from protocol.merkle import MerkleLog, leaf_hash, verify_consistency
-from tests.chain.conftest import Chain
-from tests.chain.helpers import flip, grow, leaf, meta, reverts
+from protocol.merkle.hashing import leaf_hash
+from protocol.merkle.log import MerkleLog
+from protocol.merkle.verify import verify_consistency
+from tests.support.chain import Chain, flip, grow, leaf, meta, reverts
 
 
 def anchor(client: ChainClient, log: MerkleLog, *, epoch: int, previous: int, size: int) -> int:
@@ -274,7 +275,7 @@ def chain_verdict(client: ChainClient, *, claimed: int, root: bytes, proof: list
 def test_a_wrong_size_is_judged_exactly_as_rfc_9162_judges_it(chain: Chain) -> None:
     """An RFC 6962 root does not commit to its tree size: a consistency proof only fixes the
     shape of the path, and sizes whose paths have the same shape pass the check with the same
-    proof, in the contract as in :func:`protocol.merkle.verify_consistency` (and in every RFC
+    proof, in the contract as in :func:`protocol.merkle.verify.verify_consistency` (and in every RFC
     9162 verifier). The contract refuses every other wrong size. What catches a shape-equivalent
     size lie is the auditor's completeness check: the claimed last leaf has no inclusion proof."""
     log = grow(MerkleLog(), 80)

@@ -14,8 +14,7 @@ from chain.types import DeviceRegistration, KeyEnd
 from chain.writer import ChainClient
 from protocol.errors import InvalidKeyError, MalformedError
 from protocol.signing import DeviceKey, verify_signature
-from tests.chain.conftest import Chain
-from tests.chain.helpers import reverts
+from tests.support.chain import Chain, reverts
 
 ASSET = "HK Rooftops #2"
 

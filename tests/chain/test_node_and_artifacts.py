@@ -18,9 +18,8 @@ from chain.errors import ChainUnavailableError, DeploymentError, NodeError
 from chain.reader import ChainReader
 from chain.writer import ChainClient
 from devstack.anvil import ANVIL_ENV, find_anvil, start_anvil
-from protocol.merkle import MerkleLog
-from tests.chain.conftest import Chain, funded_account, require_anvil
-from tests.chain.helpers import grow, meta
+from protocol.merkle.log import MerkleLog
+from tests.support.chain import Chain, funded_account, grow, meta, require_anvil
 
 REPO = Path(__file__).resolve().parents[2]
 

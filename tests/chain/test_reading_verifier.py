@@ -26,10 +26,9 @@ from chain.writer import ChainClient
 from devstack.anvil import AnvilNode
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, decode_message, sign_body
 from protocol.errors import VerificationError
-from protocol.merkle import MerkleLog
+from protocol.merkle.log import MerkleLog
 from protocol.signing import P256_ORDER, DeviceKey, verify_signature
-from tests.chain.conftest import Chain, deploy_chain
-from tests.chain.helpers import flip, meta, reverts
+from tests.support.chain import Chain, deploy_chain, flip, meta, reverts
 
 ASSET = "HK Chargers #1"
 R = OnchainReason

@@ -14,8 +14,8 @@ from pathlib import Path
 from device_sim.keystore import Keystore
 from devstack.mosquitto import Mosquitto, free_port
 from protocol.topics import telemetry_topic
-from tests.broker_helpers import MqttLogin
-from tests.mqtt_helpers import REPO
+from tests.support.mqtt_login import MqttLogin
+from tests.support.processes import REPO
 
 
 def cli(*args: str, code: int = 0) -> str:

@@ -11,8 +11,8 @@ from chain.deployment import read_deployment
 from chain.reader import ChainReader
 from device_sim.keystore import Keystore
 from devstack.anvil import start_anvil
-from tests.chain.conftest import require_anvil
-from tests.mqtt_helpers import REPO
+from tests.support.chain import require_anvil
+from tests.support.processes import REPO
 
 
 def cli(*args: str) -> str:

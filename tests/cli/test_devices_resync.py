@@ -15,8 +15,8 @@ from device_sim.keystore import Keystore
 from devstack.anvil import start_anvil
 from store.db import make_engine
 from store.tables import DeviceKey, DeviceState
-from tests.chain.conftest import require_anvil
-from tests.mqtt_helpers import REPO
+from tests.support.chain import require_anvil
+from tests.support.processes import REPO
 
 
 def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:

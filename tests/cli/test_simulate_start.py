@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.api.dashboard_helpers import DAY_MS, HOUR_MS, sunny_start
+from tests.support.dashboard import DAY_MS, HOUR_MS, sunny_start
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from protocol import merkle
 from protocol.bundle import Checkpoint, ProofBundle
 from protocol.envelope import sign_body
+from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
-from tests.protocol.envelope_helpers import body
+from tests.support.envelopes import body
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -25,7 +25,7 @@ def bundle_file(tmp_path: Path) -> Path:
     key = DeviceKey.generate("ed25519")
     messages = [sign_body(body(seq=1), key)]
     messages.append(sign_body(body(seq=2, prev=messages[0].chain_hash), key))
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend(m.raw for m in messages)
     bundle = ProofBundle(
         message=messages[1].raw,

@@ -19,7 +19,7 @@ import pytest
 
 from devstack.anvil import find_anvil
 from devstack.mosquitto import find_mosquitto
-from tests.mqtt_helpers import REPO, wait_for
+from tests.support.processes import REPO, wait_for
 
 
 def _children(pid: int) -> dict[int, str]:

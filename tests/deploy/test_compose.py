@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from config import SettingsError, load_settings
 from devstack.anvil import start_anvil
 from devstack.mosquitto import find_dynsec_plugin, find_mosquitto, free_port
-from tests.conftest import drop_pg_database, new_pg_database
+from tests.support.postgres import drop_pg_database, new_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -26,7 +26,7 @@ from devstack.broker_auth import (
 )
 from devstack.mosquitto import Mosquitto
 from protocol.topics import SUBSCRIPTION, shared_subscription, telemetry_topic
-from tests.broker_helpers import NOT_AUTHORIZED, V311_SUBACK_FAILURE, MqttLogin
+from tests.support.mqtt_login import NOT_AUTHORIZED, V311_SUBACK_FAILURE, MqttLogin
 
 DEVICES = {"sol-a-0001": "pw-one-1234567890", "sol-a-0002": "pw-two-1234567890"}
 GATEWAY = Login("gateway", "gw-secret-123")

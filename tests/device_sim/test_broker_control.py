@@ -18,7 +18,7 @@ from devstack.broker_control import (
 )
 from devstack.mosquitto import Mosquitto, free_port
 from protocol.topics import telemetry_topic
-from tests.broker_helpers import MqttLogin
+from tests.support.mqtt_login import MqttLogin
 
 DEVICES = {"sol-a-0001": "pw-one-1234567890", "sol-a-0002": "pw-two-1234567890"}
 

@@ -51,7 +51,7 @@ from protocol.topics import device_from_topic, telemetry_topic
 from store.db import make_engine, migrate
 from store.devices import NewDevice, ensure_asset, register_devices
 from store.tables import DeviceState, Quarantine
-from tests.gateway.helpers import TARIFF
+from tests.support.devices import TARIFF
 
 NOW_MS = int(time.time() * 1000)
 START_MS = NOW_MS - 3_600_000 - NOW_MS % 60_000

@@ -28,9 +28,9 @@ from gateway.service import Gateway, GatewayConfig
 from protocol.topics import SUBSCRIPTION, shared_subscription, telemetry_topic
 from store.db import make_engine, migrate
 from store.tables import DeviceState, Quarantine, Reading
-from tests.broker_helpers import NOT_AUTHORIZED, V311_SUBACK_FAILURE, MqttLogin
-from tests.gateway.helpers import NOW_MS, TARIFF, SimDevice, register
-from tests.mqtt_helpers import REPO, count_rows, wait_for
+from tests.support.devices import NOW_MS, TARIFF, SimDevice, register
+from tests.support.mqtt_login import NOT_AUTHORIZED, V311_SUBACK_FAILURE, MqttLogin
+from tests.support.processes import REPO, count_rows, wait_for
 
 GATEWAY_USER = "gateway"
 
@@ -103,7 +103,7 @@ class GatewayProcess:
     SCRIPT = (
         "import json, logging, sys, threading\n"
         "from gateway.service import Gateway, GatewayConfig\n"
-        "from tests.gateway.helpers import TARIFF\n"
+        "from tests.support.devices import TARIFF\n"
         "logging.basicConfig(level=logging.INFO)\n"
         "Gateway(GatewayConfig(tariff=TARIFF, **json.loads(sys.argv[1]))).run(threading.Event())\n"
     )

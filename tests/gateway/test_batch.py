@@ -20,7 +20,7 @@ from protocol.topics import telemetry_topic
 from store.db import make_engine
 from store.devices import revoke_device
 from store.tables import CashflowHourly, DeviceState, HeldReading, Quarantine, Reading
-from tests.gateway.helpers import NOW_MS, TARIFF, Clock, SimDevice, register, rewrite
+from tests.support.devices import NOW_MS, TARIFF, Clock, SimDevice, register, rewrite
 
 
 @pytest.fixture

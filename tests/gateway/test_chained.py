@@ -20,7 +20,7 @@ from store.db import make_engine
 from store.devices import resync_device, rotate_key
 from store.tables import DeviceKey as DeviceKeyRow
 from store.tables import DeviceState, HeldReading, Quarantine, QuarantineWindow, Reading
-from tests.gateway.helpers import NOW_MS, TARIFF, Clock, SimDevice, register
+from tests.support.devices import NOW_MS, TARIFF, Clock, SimDevice, register
 
 
 @pytest.fixture

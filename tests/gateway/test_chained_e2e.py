@@ -18,8 +18,8 @@ from store import ingest
 from store.db import make_engine
 from store.devices import resync_device
 from store.tables import DeviceState, Quarantine, Reading
-from tests.gateway.helpers import NOW_MS, SimDevice, register
-from tests.mqtt_helpers import (
+from tests.support.devices import NOW_MS, SimDevice, register
+from tests.support.processes import (
     REPO,
     count_rows,
     publish_all,

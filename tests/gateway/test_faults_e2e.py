@@ -16,8 +16,8 @@ from protocol.envelope import DeviceKind, chain_hash
 from store.db import make_engine
 from store.devices import revoke_device
 from store.tables import DeviceState, Quarantine, Reading
-from tests.gateway.helpers import NOW_MS, RATING, register, solar_metrics
-from tests.mqtt_helpers import (
+from tests.support.devices import NOW_MS, RATING, register, solar_metrics
+from tests.support.processes import (
     count_rows,
     publish_all,
     publisher,

@@ -13,8 +13,8 @@ from sqlalchemy import Engine, func, select
 from devstack.mosquitto import Mosquitto
 from store.db import make_engine
 from store.tables import DeviceState, Quarantine, Reading
-from tests.gateway.helpers import NOW_MS, register
-from tests.mqtt_helpers import (
+from tests.support.devices import NOW_MS, register
+from tests.support.processes import (
     count_rows,
     publish_all,
     publisher,
@@ -123,7 +123,7 @@ def test_broker_restart_mid_run(db_url: str, engine: Engine, broker: Mosquitto, 
 
 
 def test_two_workers_share_one_subscription(pg_admin: Engine, broker: Mosquitto, tmp_path: Path) -> None:
-    from tests.conftest import drop_pg_database, new_pg_database
+    from tests.support.postgres import drop_pg_database, new_pg_database
 
     url = new_pg_database(pg_admin)
     try:

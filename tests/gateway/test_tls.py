@@ -32,8 +32,8 @@ from devstack.broker_tls import BrokerTLSDir, issue_client, issue_server
 from devstack.mosquitto import Mosquitto
 from store.db import make_engine, migrate
 from store.tables import Reading
-from tests.gateway.helpers import NOW_MS, register
-from tests.mqtt_helpers import REPO, count_rows, stop_process, wait_for, wait_subscribed
+from tests.support.devices import NOW_MS, register
+from tests.support.processes import REPO, count_rows, stop_process, wait_for, wait_subscribed
 
 DEVICE = "sol-0000"
 

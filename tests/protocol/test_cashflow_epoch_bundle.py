@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import merkle
 from protocol.bundle import Anchor, Checkpoint, ProofBundle, verify_bundle_offline
 from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import DeviceKind, Message, sign_body
@@ -20,8 +19,10 @@ from protocol.errors import (
     RootMismatchError,
     VerificationError,
 )
+from protocol.merkle.hashing import EMPTY_ROOT
+from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
-from tests.protocol.envelope_helpers import body
+from tests.support.envelopes import body
 
 TARIFF = Tariff(
     id="hk-2026-11",
@@ -88,7 +89,7 @@ def _meta(**change: Any) -> EpochMetadata:
             "mining-pod": AssetTotals(readings=1, energy_wh=82, revenue=2, cost=4),
         },
         "quarantine_count": 0,
-        "quarantine_root": merkle.EMPTY_ROOT,
+        "quarantine_root": EMPTY_ROOT,
     }
     fields.update(change)
     return EpochMetadata(**fields)
@@ -145,8 +146,8 @@ def test_metadata_rejections() -> None:
 # --- bundles ------------------------------------------------------------------------------------
 
 
-def _log_with(messages: list[Message]) -> merkle.MerkleLog:
-    log = merkle.MerkleLog()
+def _log_with(messages: list[Message]) -> MerkleLog:
+    log = MerkleLog()
     log.extend(m.raw for m in messages)
     return log
 

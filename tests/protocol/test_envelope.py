@@ -30,7 +30,7 @@ from protocol.errors import (
 )
 from protocol.signing import DeviceKey
 from tests.protocol.conftest import load_vector
-from tests.protocol.envelope_helpers import METRICS_BY_KIND, body
+from tests.support.envelopes import METRICS_BY_KIND, body
 
 ED_SEED = bytes.fromhex(load_vector("rfc8032_ed25519_section7_1.json")["vectors"][0]["secret_key"])
 P256_SEED = bytes.fromhex(load_vector("rfc6979_ecdsa_p256_sha256.json")["private_key_x"])

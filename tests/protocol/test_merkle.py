@@ -8,15 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import merkle
 from protocol.errors import InvalidProofError, RangeError, RootMismatchError, VerificationError
+from protocol.merkle.hashing import EMPTY_ROOT, NodeId, leaf_hash, node_hash
+from protocol.merkle.log import CompactRange, MemoryNodeStore, MerkleLog, consistency_proof, inclusion_proof, tree_root
+from protocol.merkle.verify import root_from_inclusion_proof, verify_consistency, verify_inclusion
 from tests.protocol import reference_merkle as ref
 
 H = bytes.fromhex
 
 
 def _leaf_hashes(vectors: Any) -> list[bytes]:
-    return [merkle.leaf_hash(H(d)) for d in vectors["leaves"]]
+    return [leaf_hash(H(d)) for d in vectors["leaves"]]
 
 
 # --- known answers ------------------------------------------------------------------------------
@@ -25,18 +27,18 @@ def _leaf_hashes(vectors: Any) -> list[bytes]:
 def test_hasher_known_answers(merkle_vectors: Any) -> None:
     kats = merkle_vectors["hasher_kats"]
     for kat in kats["leaf"]:
-        assert merkle.leaf_hash(H(kat["data_hex"])).hex() == kat["leaf_hash"]
+        assert leaf_hash(H(kat["data_hex"])).hex() == kat["leaf_hash"]
     for kat in kats["node"]:
-        assert merkle.node_hash(H(kat["left_hex"]), H(kat["right_hex"])).hex() == kat["node_hash"]
-    assert merkle.EMPTY_ROOT.hex() == kats["empty_tree"]["root"] == merkle_vectors["empty_root"]
+        assert node_hash(H(kat["left_hex"]), H(kat["right_hex"])).hex() == kat["node_hash"]
+    assert EMPTY_ROOT.hex() == kats["empty_tree"]["root"] == merkle_vectors["empty_root"]
 
 
 def test_roots_for_every_size(merkle_vectors: Any) -> None:
     hashes = _leaf_hashes(merkle_vectors)
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     for size_text, root in merkle_vectors["roots_by_size"].items():
         size = int(size_text)
-        assert merkle.tree_root(hashes[:size]).hex() == root
+        assert tree_root(hashes[:size]).hex() == root
     for size, data in enumerate(merkle_vectors["leaves"], start=1):
         assert log.append(H(data)) == size - 1
         assert log.root().hex() == merkle_vectors["roots_by_size"][str(size)]
@@ -45,7 +47,7 @@ def test_roots_for_every_size(merkle_vectors: Any) -> None:
 
 
 def test_stored_perfect_subtrees(merkle_vectors: Any) -> None:
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend(H(d) for d in merkle_vectors["leaves"])
     for level, nodes in enumerate(merkle_vectors["node_hashes_by_level"]["levels"]):
         got = log.store.get_nodes([(level, i) for i in range(len(nodes))])
@@ -56,21 +58,21 @@ def test_inclusion_vectors(merkle_vectors: Any) -> None:
     hashes = _leaf_hashes(merkle_vectors)
     for case in merkle_vectors["inclusion_proofs"]:
         index, size = case["leaf_index"], case["tree_size"]
-        proof = merkle.inclusion_proof(hashes, index=index, size=size)
+        proof = inclusion_proof(hashes, index=index, size=size)
         assert [p.hex() for p in proof] == case["proof"]
         root = H(case["root"])
-        leaf = merkle.leaf_hash(H(case["leaf_data"]))
-        merkle.verify_inclusion(leaf_hash=leaf, index=index, size=size, proof=proof, root=root)
-        assert merkle.root_from_inclusion_proof(leaf_hash=leaf, index=index, size=size, proof=proof) == root
+        leaf = leaf_hash(H(case["leaf_data"]))
+        verify_inclusion(leaf_hash=leaf, index=index, size=size, proof=proof, root=root)
+        assert root_from_inclusion_proof(leaf_hash=leaf, index=index, size=size, proof=proof) == root
 
 
 def test_consistency_vectors(merkle_vectors: Any) -> None:
     hashes = _leaf_hashes(merkle_vectors)
     for case in merkle_vectors["consistency_proofs"]:
         size1, size2 = case["size1"], case["size2"]
-        proof = merkle.consistency_proof(hashes, size1=size1, size2=size2)
+        proof = consistency_proof(hashes, size1=size1, size2=size2)
         assert [p.hex() for p in proof] == case["proof"]
-        merkle.verify_consistency(size1=size1, size2=size2, proof=proof, root1=H(case["root1"]), root2=H(case["root2"]))
+        verify_consistency(size1=size1, size2=size2, proof=proof, root1=H(case["root1"]), root2=H(case["root2"]))
 
 
 # --- negatives by mutation ----------------------------------------------------------------------
@@ -111,12 +113,12 @@ def test_inclusion_mutations_all_fail(merkle_vectors: Any) -> None:
     checked = 0
     for case in merkle_vectors["inclusion_proofs"]:
         index, size, proof = case["leaf_index"], case["tree_size"], [H(p) for p in case["proof"]]
-        leaf = merkle.leaf_hash(H(case["leaf_data"]))
+        leaf = leaf_hash(H(case["leaf_data"]))
         root = H(case["root"])
         base = {"leaf_hash": leaf, "index": index, "size": size, "proof": proof, "root": root}
 
         def fails(base: dict[str, Any] = base, **change: Any) -> None:
-            _fails(merkle.verify_inclusion, base, **change)
+            _fails(verify_inclusion, base, **change)
 
         for _, mutated in _proof_mutations(proof):
             fails(proof=mutated)
@@ -146,7 +148,7 @@ def test_consistency_mutations_all_fail(merkle_vectors: Any) -> None:
         base = {"size1": size1, "size2": size2, "proof": proof, "root1": root1, "root2": root2}
 
         def fails(base: dict[str, Any] = base, **change: Any) -> None:
-            _fails(merkle.verify_consistency, base, **change)
+            _fails(verify_consistency, base, **change)
 
         for _, mutated in _proof_mutations(proof):
             fails(proof=mutated)
@@ -166,12 +168,12 @@ def test_consistency_mutations_all_fail(merkle_vectors: Any) -> None:
 
 def test_root_mismatch_carries_both_roots(merkle_vectors: Any) -> None:
     hashes = _leaf_hashes(merkle_vectors)
-    proof = merkle.inclusion_proof(hashes, index=2, size=8)
+    proof = inclusion_proof(hashes, index=2, size=8)
     wrong = b"\x11" * 32
     with pytest.raises(RootMismatchError) as caught:
-        merkle.verify_inclusion(leaf_hash=hashes[2], index=2, size=8, proof=proof, root=wrong)
+        verify_inclusion(leaf_hash=hashes[2], index=2, size=8, proof=proof, root=wrong)
     assert caught.value.expected == wrong
-    assert caught.value.calculated == merkle.tree_root(hashes)
+    assert caught.value.calculated == tree_root(hashes)
     assert caught.value.reason == "root_mismatch"
 
 
@@ -182,19 +184,19 @@ GARBAGE = [None, "", "00" * 32, 1.5, -1, 2**64, True, [], {}, b"", b"\x00" * 31,
 def test_verifiers_raise_only_verification_errors(bad: Any) -> None:
     good = b"\x00" * 32
     calls: list[Callable[[], object]] = [
-        lambda: merkle.verify_inclusion(leaf_hash=bad, index=0, size=1, proof=[], root=good),
-        lambda: merkle.verify_inclusion(leaf_hash=good, index=bad, size=2, proof=[good], root=good),
-        lambda: merkle.verify_inclusion(leaf_hash=good, index=0, size=bad, proof=[good], root=good),
-        lambda: merkle.verify_inclusion(leaf_hash=good, index=0, size=2, proof=bad, root=good),
-        lambda: merkle.verify_inclusion(leaf_hash=good, index=0, size=2, proof=[bad], root=good),
-        lambda: merkle.verify_inclusion(leaf_hash=good, index=0, size=1, proof=[], root=bad),
-        lambda: merkle.root_from_inclusion_proof(leaf_hash=good, index=bad, size=bad, proof=bad),
-        lambda: merkle.verify_consistency(size1=bad, size2=2, proof=[good], root1=good, root2=good),
-        lambda: merkle.verify_consistency(size1=1, size2=bad, proof=[good], root1=good, root2=good),
-        lambda: merkle.verify_consistency(size1=1, size2=2, proof=bad, root1=good, root2=good),
-        lambda: merkle.verify_consistency(size1=1, size2=2, proof=[bad], root1=good, root2=good),
-        lambda: merkle.verify_consistency(size1=1, size2=2, proof=[good], root1=bad, root2=good),
-        lambda: merkle.verify_consistency(size1=1, size2=2, proof=[good], root1=good, root2=bad),
+        lambda: verify_inclusion(leaf_hash=bad, index=0, size=1, proof=[], root=good),
+        lambda: verify_inclusion(leaf_hash=good, index=bad, size=2, proof=[good], root=good),
+        lambda: verify_inclusion(leaf_hash=good, index=0, size=bad, proof=[good], root=good),
+        lambda: verify_inclusion(leaf_hash=good, index=0, size=2, proof=bad, root=good),
+        lambda: verify_inclusion(leaf_hash=good, index=0, size=2, proof=[bad], root=good),
+        lambda: verify_inclusion(leaf_hash=good, index=0, size=1, proof=[], root=bad),
+        lambda: root_from_inclusion_proof(leaf_hash=good, index=bad, size=bad, proof=bad),
+        lambda: verify_consistency(size1=bad, size2=2, proof=[good], root1=good, root2=good),
+        lambda: verify_consistency(size1=1, size2=bad, proof=[good], root1=good, root2=good),
+        lambda: verify_consistency(size1=1, size2=2, proof=bad, root1=good, root2=good),
+        lambda: verify_consistency(size1=1, size2=2, proof=[bad], root1=good, root2=good),
+        lambda: verify_consistency(size1=1, size2=2, proof=[good], root1=bad, root2=good),
+        lambda: verify_consistency(size1=1, size2=2, proof=[good], root1=good, root2=bad),
     ]
     for call in calls:
         with pytest.raises(VerificationError):
@@ -202,29 +204,29 @@ def test_verifiers_raise_only_verification_errors(bad: Any) -> None:
 
 
 def test_consistency_edge_cases() -> None:
-    hashes = [merkle.leaf_hash(bytes([i])) for i in range(5)]
-    root5 = merkle.tree_root(hashes)
-    merkle.verify_consistency(size1=0, size2=5, proof=[], root1=merkle.EMPTY_ROOT, root2=root5)
-    merkle.verify_consistency(size1=5, size2=5, proof=[], root1=root5, root2=root5)
+    hashes = [leaf_hash(bytes([i])) for i in range(5)]
+    root5 = tree_root(hashes)
+    verify_consistency(size1=0, size2=5, proof=[], root1=EMPTY_ROOT, root2=root5)
+    verify_consistency(size1=5, size2=5, proof=[], root1=root5, root2=root5)
     with pytest.raises(RootMismatchError):
-        merkle.verify_consistency(size1=0, size2=5, proof=[], root1=root5, root2=root5)
+        verify_consistency(size1=0, size2=5, proof=[], root1=root5, root2=root5)
     with pytest.raises(RootMismatchError):
-        merkle.verify_consistency(size1=5, size2=5, proof=[], root1=root5, root2=merkle.EMPTY_ROOT)
+        verify_consistency(size1=5, size2=5, proof=[], root1=root5, root2=EMPTY_ROOT)
     with pytest.raises(InvalidProofError, match="wrong proof length"):
-        merkle.verify_consistency(size1=5, size2=5, proof=[root5], root1=root5, root2=root5)
+        verify_consistency(size1=5, size2=5, proof=[root5], root1=root5, root2=root5)
     with pytest.raises(InvalidProofError, match="smaller"):
-        merkle.verify_consistency(size1=5, size2=4, proof=[], root1=root5, root2=root5)
+        verify_consistency(size1=5, size2=4, proof=[], root1=root5, root2=root5)
 
 
 # --- against the recursive reference ------------------------------------------------------------
 
 REF_MAX = 64
 REF_LEAVES = [bytes([i]) * (i % 5) for i in range(REF_MAX)]
-REF_HASHES = [merkle.leaf_hash(d) for d in REF_LEAVES]
+REF_HASHES = [leaf_hash(d) for d in REF_LEAVES]
 
 
 def test_against_reference_every_index_and_size() -> None:
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend(REF_LEAVES)
     for size in range(1, REF_MAX + 1):
         root = ref.mth(REF_LEAVES[:size])
@@ -233,11 +235,11 @@ def test_against_reference_every_index_and_size() -> None:
             expected = ref.path(index, REF_LEAVES[:size])
             proof = log.inclusion_proof(index, size)
             assert proof == expected, (index, size)
-            merkle.verify_inclusion(leaf_hash=REF_HASHES[index], index=index, size=size, proof=proof, root=root)
+            verify_inclusion(leaf_hash=REF_HASHES[index], index=index, size=size, proof=proof, root=root)
 
 
 def test_against_reference_every_size_pair() -> None:
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend(REF_LEAVES)
     for size2 in range(1, REF_MAX + 1):
         root2 = log.root(size2)
@@ -245,7 +247,7 @@ def test_against_reference_every_size_pair() -> None:
             expected = ref.proof(size1, REF_LEAVES[:size2])
             proof = log.consistency_proof(size1, size2)
             assert proof == expected, (size1, size2)
-            merkle.verify_consistency(size1=size1, size2=size2, proof=proof, root1=log.root(size1), root2=root2)
+            verify_consistency(size1=size1, size2=size2, proof=proof, root1=log.root(size1), root2=root2)
 
 
 # --- properties ---------------------------------------------------------------------------------
@@ -256,38 +258,36 @@ sizes = st.integers(min_value=1, max_value=300)
 @settings(max_examples=60, deadline=None)
 @given(size=sizes, data=st.data())
 def test_property_inclusion_round_trip_and_tamper(size: int, data: st.DataObject) -> None:
-    hashes = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
+    hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(size)]
     index = data.draw(st.integers(min_value=0, max_value=size - 1))
-    proof = merkle.inclusion_proof(hashes, index=index, size=size)
-    root = merkle.tree_root(hashes)
-    merkle.verify_inclusion(leaf_hash=hashes[index], index=index, size=size, proof=proof, root=root)
+    proof = inclusion_proof(hashes, index=index, size=size)
+    root = tree_root(hashes)
+    verify_inclusion(leaf_hash=hashes[index], index=index, size=size, proof=proof, root=root)
     other = data.draw(st.integers(min_value=0, max_value=size - 1))
     if other != index:
         with pytest.raises(VerificationError):
-            merkle.verify_inclusion(leaf_hash=hashes[other], index=index, size=size, proof=proof, root=root)
+            verify_inclusion(leaf_hash=hashes[other], index=index, size=size, proof=proof, root=root)
 
 
 @settings(max_examples=60, deadline=None)
 @given(size2=sizes, data=st.data())
 def test_property_consistency_round_trip(size2: int, data: st.DataObject) -> None:
-    hashes = [merkle.leaf_hash(i.to_bytes(4, "big")) for i in range(size2)]
+    hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(size2)]
     size1 = data.draw(st.integers(min_value=0, max_value=size2))
-    proof = merkle.consistency_proof(hashes, size1=size1, size2=size2)
-    root1, root2 = merkle.tree_root(hashes[:size1]), merkle.tree_root(hashes)
-    merkle.verify_consistency(size1=size1, size2=size2, proof=proof, root1=root1, root2=root2)
+    proof = consistency_proof(hashes, size1=size1, size2=size2)
+    root1, root2 = tree_root(hashes[:size1]), tree_root(hashes)
+    verify_consistency(size1=size1, size2=size2, proof=proof, root1=root1, root2=root2)
     if 0 < size1 < size2:
         forked = list(hashes)
         forked[data.draw(st.integers(min_value=0, max_value=size1 - 1))] = b"\xff" * 32
         with pytest.raises(VerificationError):
-            merkle.verify_consistency(
-                size1=size1, size2=size2, proof=proof, root1=merkle.tree_root(forked[:size1]), root2=root2
-            )
+            verify_consistency(size1=size1, size2=size2, proof=proof, root1=tree_root(forked[:size1]), root2=root2)
 
 
 @settings(max_examples=40, deadline=None)
 @given(batches=st.lists(st.integers(min_value=0, max_value=40), max_size=12))
 def test_property_batched_extend_equals_one_by_one(batches: list[int]) -> None:
-    batched, single = merkle.MerkleLog(), merkle.MerkleLog()
+    batched, single = MerkleLog(), MerkleLog()
     for batch, n in enumerate(batches):
         leaves = [batch.to_bytes(4, "big") + bytes([j]) for j in range(n)]
         batched.extend(leaves)
@@ -301,13 +301,13 @@ def test_property_batched_extend_equals_one_by_one(batches: list[int]) -> None:
 # --- the log and its store ----------------------------------------------------------------------
 
 
-class CountingStore(merkle.MemoryNodeStore):
+class CountingStore(MemoryNodeStore):
     def __init__(self) -> None:
         super().__init__()
         self.reads = 0
         self.calls = 0
 
-    def get_nodes(self, ids: Sequence[merkle.NodeId]) -> list[bytes]:
+    def get_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
         self.reads += len(ids)
         self.calls += 1
         return super().get_nodes(ids)
@@ -315,7 +315,7 @@ class CountingStore(merkle.MemoryNodeStore):
 
 def test_proofs_cost_logarithmic_reads_in_one_call() -> None:
     store = CountingStore()
-    log = merkle.MerkleLog(store)
+    log = MerkleLog(store)
     log.extend(i.to_bytes(4, "big") for i in range(100_003))
     for index in (0, 1, 65_535, 65_536, 99_999, 100_002):
         store.reads = store.calls = 0
@@ -332,19 +332,19 @@ def test_proofs_cost_logarithmic_reads_in_one_call() -> None:
 
 
 def test_log_reopens_from_its_store() -> None:
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend(bytes([i]) for i in range(37))
-    reopened = merkle.MerkleLog(log.store)
+    reopened = MerkleLog(log.store)
     assert reopened.size == 37
     assert reopened.root() == log.root()
     reopened.append(b"more")
-    log2 = merkle.MerkleLog()
+    log2 = MerkleLog()
     log2.extend([*(bytes([i]) for i in range(37)), b"more"])
     assert reopened.root() == log2.root()
 
 
 def test_failed_store_write_leaves_the_log_unchanged() -> None:
-    class FailingStore(merkle.MemoryNodeStore):
+    class FailingStore(MemoryNodeStore):
         fail = False
 
         def add_nodes(self, *, size: int, levels: Sequence[bytes]) -> None:
@@ -353,7 +353,7 @@ def test_failed_store_write_leaves_the_log_unchanged() -> None:
             super().add_nodes(size=size, levels=levels)
 
     store = FailingStore()
-    log = merkle.MerkleLog(store)
+    log = MerkleLog(store)
     log.extend([b"a", b"b", b"c"])
     root = log.root()
     store.fail = True
@@ -363,11 +363,11 @@ def test_failed_store_write_leaves_the_log_unchanged() -> None:
     assert log.root() == root
     store.fail = False
     log.extend([b"d", b"e"])
-    assert log.root() == merkle.tree_root([merkle.leaf_hash(x) for x in (b"a", b"b", b"c", b"d", b"e")])
+    assert log.root() == tree_root([leaf_hash(x) for x in (b"a", b"b", b"c", b"d", b"e")])
 
 
 def test_range_errors() -> None:
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend([b"a", b"b"])
     with pytest.raises(RangeError):
         log.inclusion_proof(2, 2)
@@ -380,11 +380,11 @@ def test_range_errors() -> None:
     with pytest.raises(RangeError):
         log.extend_hashes([b"short"])
     with pytest.raises(RangeError):
-        merkle.inclusion_proof([b"\x00" * 32], index=0, size=2)
+        inclusion_proof([b"\x00" * 32], index=0, size=2)
     assert log.consistency_proof(0, 2) == []
     assert log.consistency_proof(2, 2) == []
-    assert merkle.tree_root([]) == merkle.EMPTY_ROOT
-    assert log.leaf_hashes(0, 2) == [merkle.leaf_hash(b"a"), merkle.leaf_hash(b"b")]
+    assert tree_root([]) == EMPTY_ROOT
+    assert log.leaf_hashes(0, 2) == [leaf_hash(b"a"), leaf_hash(b"b")]
 
 
 @settings(max_examples=60, deadline=None)
@@ -392,9 +392,9 @@ def test_range_errors() -> None:
 def test_compact_range_continues_a_log_from_its_frontier(total: int, start: int, chunk: int) -> None:
     start = min(start, total)
     leaves = [i.to_bytes(4, "big") for i in range(total)]
-    log = merkle.MerkleLog()
+    log = MerkleLog()
     log.extend(leaves)
-    compact = merkle.CompactRange(size=start, hashes=log.compact_range(start))
+    compact = CompactRange(size=start, hashes=log.compact_range(start))
     assert compact.root() == log.root(start)
     for i in range(start, total, chunk):
         compact.extend(leaves[i : i + chunk])
@@ -404,6 +404,6 @@ def test_compact_range_continues_a_log_from_its_frontier(total: int, start: int,
 
 def test_compact_range_refuses_a_frontier_of_the_wrong_shape() -> None:
     with pytest.raises(InvalidProofError, match="has 2 hashes"):
-        merkle.CompactRange(size=3, hashes=[bytes(32)])
+        CompactRange(size=3, hashes=[bytes(32)])
     with pytest.raises(InvalidProofError):
-        merkle.CompactRange(size=1, hashes=[b"short"])
+        CompactRange(size=1, hashes=[b"short"])

@@ -10,7 +10,7 @@ from gateway.records import Incoming
 from store.cashflow import cashflow
 from store.db import make_engine
 from store.tables import Reading
-from tests.gateway.helpers import NOW_MS, TARIFF, register
+from tests.support.devices import NOW_MS, TARIFF, register
 
 HOUR = 3_600_000
 

@@ -8,7 +8,7 @@ from gateway.batch import BatchProcessor, Incoming
 from store.cashflow import cashflow
 from store.coverage import coverage_by_asset, ratio, selection_coverage
 from store.db import make_engine
-from tests.gateway.helpers import NOW_MS, TARIFF, register
+from tests.support.devices import NOW_MS, TARIFF, register
 
 HOUR = 3_600_000
 

@@ -1,16 +1,10 @@
-"""RFC 6962 / RFC 9162 Merkle tree hashing, proofs and an append-only log.
-
-Leaf hash ``SHA-256(0x00 || data)``, node hash ``SHA-256(0x01 || left || right)``, empty tree
-``SHA-256("")``. Proofs are exactly those of RFC 9162 section 2.1.3 (inclusion) and 2.1.4
-(consistency), ordered from the leaf upwards, so any RFC 6962 verifier accepts them.
+"""The append-only RFC 6962 log over a pluggable node store, compact ranges, and the proofs
+built from stored nodes (RFC 9162 section 2.1.3 inclusion, 2.1.4 consistency).
 
 Nodes are named by ``(level, index)``: the perfect subtree of ``2**level`` leaves starting at leaf
 ``index << level``. A log of ``size`` leaves only ever stores complete (perfect) subtrees; the
 right edge of a tree whose size is not a power of two is made of *ephemeral* nodes, recomputed
 from the complete subtrees below them. That is what lets a proof cost O(log n) node reads.
-
-Verifiers check every precondition before hashing and raise :class:`VerificationError`
-subclasses, and nothing else, whatever they are given.
 """
 
 from __future__ import annotations
@@ -20,46 +14,20 @@ from collections.abc import Iterable, Sequence
 from itertools import islice
 from typing import Protocol
 
-from protocol.errors import InvalidProofError, RangeError, RootMismatchError
+from protocol.errors import InvalidProofError, RangeError
+from protocol.merkle.hashing import EMPTY_ROOT, MAX_TREE_SIZE, NodeId, require_hash, require_size
 
 __all__ = [
-    "EMPTY_ROOT",
-    "HASH_SIZE",
     "CompactRange",
     "MemoryNodeStore",
     "MerkleLog",
-    "NodeId",
     "NodeStore",
     "consistency_proof",
     "inclusion_proof",
-    "leaf_hash",
-    "node_hash",
-    "root_from_inclusion_proof",
     "tree_root",
-    "verify_consistency",
-    "verify_inclusion",
 ]
 
-HASH_SIZE = 32
-MAX_TREE_SIZE = 1 << 64
-"""Sizes and indexes are uint64, as in the contracts and every other RFC 6962 implementation."""
-
-EMPTY_ROOT = hashlib.sha256(b"").digest()
-
-NodeId = tuple[int, int]
-"""``(level, index)`` of a complete subtree."""
-
 _sha256 = hashlib.sha256
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """The RFC 6962 hash of one leaf: ``SHA-256(0x00 || data)``."""
-    return _sha256(b"\x00" + data).digest()
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """The RFC 6962 hash of an interior node: ``SHA-256(0x01 || left || right)``."""
-    return _sha256(b"\x01" + left + right).digest()
 
 
 # --- proof shapes -------------------------------------------------------------------------------
@@ -260,7 +228,7 @@ class MerkleLog:
         source = iter(leaf_hashes)
         while chunk := list(islice(source, _CHUNK)):
             for h in chunk:
-                _require_hash("leaf hash", h, error=RangeError)
+                require_hash("leaf hash", h, error=RangeError)
             batch.add(chunk)
         self._commit(batch)
 
@@ -346,12 +314,12 @@ class CompactRange:
     __slots__ = ("_frontier", "_size")
 
     def __init__(self, *, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
-        size = _require_size("size", size)
+        size = require_size("size", size)
         ids = _decomposition(size, size.bit_length())
         if len(hashes) != len(ids):
             raise InvalidProofError(f"a compact range of size {size} has {len(ids)} hashes, got {len(hashes)}")
         for h in hashes:
-            _require_hash("compact range hash", h)
+            require_hash("compact range hash", h)
         self._size = size
         self._frontier: dict[int, bytes] = {level: bytes(h) for (level, _), h in zip(ids, hashes, strict=True)}
 
@@ -376,7 +344,7 @@ class CompactRange:
         source = iter(leaf_hashes)
         while chunk := list(islice(source, _CHUNK)):
             for h in chunk:
-                _require_hash("leaf hash", h, error=RangeError)
+                require_hash("leaf hash", h, error=RangeError)
             self._add(chunk)
 
     def _add(self, leaf_hashes: list[bytes]) -> None:
@@ -415,113 +383,3 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], *, index: int, size: int) -> l
 def consistency_proof(leaf_hashes: Sequence[bytes], *, size1: int, size2: int) -> list[bytes]:
     """The consistency proof between the trees over the first ``size1`` and ``size2`` leaves."""
     return _log_of(leaf_hashes, size2).consistency_proof(size1, size2)
-
-
-# --- verification -------------------------------------------------------------------------------
-
-
-def _require_hash(name: str, value: object, *, error: type[Exception] = InvalidProofError) -> None:
-    if not isinstance(value, bytes) or len(value) != HASH_SIZE:
-        shown = f"{len(value)} bytes" if isinstance(value, bytes) else type(value).__name__
-        raise error(f"{name} must be {HASH_SIZE} bytes, got {shown}")
-
-
-def _require_size(name: str, value: object) -> int:
-    if type(value) is not int or not 0 <= value < MAX_TREE_SIZE:
-        raise InvalidProofError(f"{name} must be an integer in 0..2**64-1, got {value!r}")
-    return value
-
-
-def _require_proof(proof: object, expected_length: int) -> list[bytes]:
-    if not isinstance(proof, (list, tuple)):
-        raise InvalidProofError(f"proof must be a list of hashes, got {type(proof).__name__}")
-    if len(proof) != expected_length:
-        raise InvalidProofError(f"wrong proof length {len(proof)}, expected {expected_length}")
-    for position, element in enumerate(proof):
-        _require_hash(f"proof element {position}", element)
-    return list(proof)
-
-
-def _inclusion_shape(index: int, size: int) -> tuple[int, int]:
-    """(inner, border): proof elements below the fork with the right edge, and left siblings
-    above it."""
-    inner = (index ^ (size - 1)).bit_length()
-    border = (index >> inner).bit_count()
-    return inner, border
-
-
-def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
-    for i, h in enumerate(proof):
-        seed = _sha256(b"\x01" + h + seed).digest() if index >> i & 1 else _sha256(b"\x01" + seed + h).digest()
-    return seed
-
-
-def _chain_inner_right(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
-    """Like :func:`_chain_inner` but only with siblings left of the path: the hash of the same
-    subtree in the earlier, smaller tree."""
-    for i, h in enumerate(proof):
-        if (index >> i) & 1:
-            seed = _sha256(b"\x01" + h + seed).digest()
-    return seed
-
-
-def _chain_border_right(seed: bytes, proof: Sequence[bytes]) -> bytes:
-    for h in proof:
-        seed = _sha256(b"\x01" + h + seed).digest()
-    return seed
-
-
-def root_from_inclusion_proof(*, leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
-    """The root that ``proof`` leads to from ``leaf_hash`` at ``index`` in a tree of ``size``."""
-    index = _require_size("index", index)
-    size = _require_size("size", size)
-    if index >= size:
-        raise InvalidProofError(f"index {index} is not below size {size}")
-    _require_hash("leaf hash", leaf_hash)
-    inner, border = _inclusion_shape(index, size)
-    checked = _require_proof(proof, inner + border)
-    return _chain_border_right(_chain_inner(leaf_hash, checked[:inner], index), checked[inner:])
-
-
-def verify_inclusion(*, leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
-    """Raise unless ``proof`` shows ``leaf_hash`` at ``index`` in the tree of ``size`` with
-    ``root``."""
-    _require_hash("root", root)
-    calculated = root_from_inclusion_proof(leaf_hash=leaf_hash, index=index, size=size, proof=proof)
-    if calculated != root:
-        raise RootMismatchError("inclusion proof", expected=root, calculated=calculated)
-
-
-def verify_consistency(*, size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:
-    """Raise unless ``proof`` shows the tree (``size2``, ``root2``) extends (``size1``,
-    ``root1``)."""
-    size1 = _require_size("size1", size1)
-    size2 = _require_size("size2", size2)
-    _require_hash("root1", root1)
-    _require_hash("root2", root2)
-    if size2 < size1:
-        raise InvalidProofError(f"size2 {size2} is smaller than size1 {size1}")
-    if size1 == size2 or size1 == 0:
-        _require_proof(proof, 0)
-        if size1 == 0 and root1 != EMPTY_ROOT:
-            raise RootMismatchError("empty tree", expected=root1, calculated=EMPTY_ROOT)
-        if size1 == size2 and root1 != root2:
-            raise RootMismatchError("equal tree sizes", expected=root2, calculated=root1)
-        return
-
-    shift = (size1 & -size1).bit_length() - 1
-    inner, border = _inclusion_shape(size1 - 1, size2)
-    inner -= shift
-    seeded = size1 == 1 << shift  # a power of two: root1 itself is the seed
-    start = 0 if seeded else 1
-    checked = _require_proof(proof, start + inner + border)
-    seed = root1 if seeded else checked[0]
-    path = checked[start:]
-    mask = (size1 - 1) >> shift
-
-    calculated1 = _chain_border_right(_chain_inner_right(seed, path[:inner], mask), path[inner:])
-    if calculated1 != root1:
-        raise RootMismatchError("consistency proof (first tree)", expected=root1, calculated=calculated1)
-    calculated2 = _chain_border_right(_chain_inner(seed, path[:inner], mask), path[inner:])
-    if calculated2 != root2:
-        raise RootMismatchError("consistency proof (second tree)", expected=root2, calculated=calculated2)

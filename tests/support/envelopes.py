@@ -1,3 +1,5 @@
+"""Readings with every metric of each device kind, for envelope and bundle tests."""
+
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind
 
 SOLAR_METRICS = {"energy_wh": 81, "power_w": 4860, "irradiance_wm2": 812, "temp_dc": 453}

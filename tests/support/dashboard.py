@@ -3,7 +3,7 @@ provisioned on a real anvil, Mosquitto with the generated dynamic-security confi
 process, ``assetproof simulate``, an attestor process and ``assetproof api`` (uvicorn) serving
 the dashboard; and Debian's Chromium driven by Playwright.
 
-Usable outside pytest too (``python -c 'from tests.api.dashboard_helpers import ...'``), which is
+Usable outside pytest too (``python -c 'from tests.support.dashboard import ...'``), which is
 how the dashboard is looked at while it is being written.
 """
 
@@ -30,8 +30,8 @@ from devstack.mosquitto import Mosquitto, free_port
 from protocol.cashflow import HOUR_MS
 from store.db import make_engine
 from store.tables import EPOCH, QUARANTINE, READING, Reading
-from tests.chain.conftest import funded_account
-from tests.mqtt_helpers import REPO, count_rows, start_gateway, stop_process, wait_for, wait_subscribed
+from tests.support.chain import funded_account
+from tests.support.processes import REPO, count_rows, start_gateway, stop_process, wait_for, wait_subscribed
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = (
