@@ -18,13 +18,16 @@ from attestor.log_store import DbNodeStore
 from protocol.errors import AssetproofError
 from protocol.export import EXPORT_FILES, EpochCheckpoint, QuarantineExport, QuarantineMessage, epoch_dir_name
 from protocol.merkle.log import MerkleLog
+from store.status import EpochStatus
 from store.tables import EPOCH, QUARANTINE, READING
 
 __all__ = [
     "EXPORT_FILES",
+    "ClosedEpochs",
     "ExportError",
     "ExportSummary",
     "checkpoint_document",
+    "closed_epochs",
     "epoch_dir_name",
     "export_epochs",
     "iter_leaves",
@@ -55,6 +58,31 @@ def _epoch_row(engine: Engine, epoch: int) -> Any:
     if row is None:
         raise ExportError(f"epoch {epoch} is not closed")
     return row
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedEpochs:
+    """What the database holds of a requested range: the closed epochs in it (None when none),
+    and of those, the ones not anchored yet."""
+
+    closed: tuple[int, int] | None
+    not_anchored: tuple[int, ...]
+    last_closed: int | None
+
+
+def closed_epochs(engine: Engine, *, first: int, last: int) -> ClosedEpochs:
+    """The part of ``first..last`` that is closed (epochs close in order, so it is a prefix)."""
+    with engine.connect() as conn:
+        last_closed = conn.execute(select(EPOCH.c.number).order_by(EPOCH.c.number.desc()).limit(1)).scalar()
+        pending = conn.execute(
+            select(EPOCH.c.number)
+            .where(EPOCH.c.number >= first, EPOCH.c.number <= last, EPOCH.c.status != EpochStatus.ANCHORED)
+            .order_by(EPOCH.c.number)
+        ).scalars()
+        not_anchored = tuple(int(n) for n in pending)
+    if last_closed is None or last_closed < first:
+        return ClosedEpochs(None, (), None if last_closed is None else int(last_closed))
+    return ClosedEpochs((first, min(last, int(last_closed))), not_anchored, int(last_closed))
 
 
 def checkpoint_document(engine: Engine, *, epoch: int, chain: ChainContext | None) -> dict[str, Any]:

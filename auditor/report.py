@@ -134,9 +134,10 @@ class AuditReport:
         return {device: dict(sorted(c.items())) for device, c in sorted(grouped.items())}
 
     def render(self, *, examples: int | None = 5) -> str:
-        """The report for people: the verdict and a summary first, then findings grouped by check
-        with at most ``examples`` of each (None: every one). One bad run can have tens of
-        thousands of findings; nobody reads them one per line."""
+        """The report for people: the verdict and a summary first (counts, findings per check and
+        per device), then the findings grouped by device and check, each group with its count,
+        its first ``examples`` seq numbers and one message (None: every finding). One bad run
+        can have tens of thousands of findings; nobody reads them one per line."""
         lines = _summary(self, examples)
         lines += _completeness(self)
         lines += _rejections(self, examples)
@@ -215,19 +216,49 @@ def _epochs(report: AuditReport) -> list[str]:
 
 
 def _findings(report: AuditReport, examples: int | None) -> list[str]:
-    """The findings grouped by check, most frequent check first, at most ``examples`` of each."""
-    grouped: dict[str, list[Finding]] = {}
+    """The findings grouped by device, then by check (most frequent first): per group a count, the
+    first ``examples`` seq numbers and one message (None: every finding, one per line). Findings
+    that name no device (an epoch's root, its metadata) follow, grouped by check alone."""
+    by_device: dict[str, dict[str, list[Finding]]] = {}
+    no_device: dict[str, list[Finding]] = {}
     for f in report.findings:
-        grouped.setdefault(f.check, []).append(f)
-    lines = []
-    for check in report.by_check():
-        found = grouped[check]
-        lines.append("")
-        lines.append(f"[{check}] {len(found)} finding(s):")
-        shown = found if examples is None else found[:examples]
-        lines.extend(f"  {_where(f)}{f.message}" for f in shown)
-        if len(shown) < len(found):
-            lines.append(f"  ... and {len(found) - len(shown)} more (--all or --json for every one)")
+        if f.device is None:
+            no_device.setdefault(f.check, []).append(f)
+        else:
+            by_device.setdefault(f.device, {}).setdefault(f.check, []).append(f)
+    lines: list[str] = []
+    if by_device:
+        lines += ["", f"findings by device and check ({len(by_device)} device(s)):"]
+        ordered = sorted(by_device.items(), key=lambda kv: (-sum(map(len, kv[1].values())), kv[0]))
+        for device, checks in ordered:
+            lines.append(f"  {device}")
+            for check, found in sorted(checks.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+                lines += _group(check, found, examples, indent="    ")
+    if no_device:
+        lines += ["", "findings that name no device:"]
+        for check, found in sorted(no_device.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            lines += _group(check, found, examples, indent="  ")
+    return lines
+
+
+def _group(check: str, found: list[Finding], examples: int | None, *, indent: str) -> list[str]:
+    """One check's findings in one group: ``check N: seq a, b, c (first 3 of N)`` and a message."""
+    if examples is None:
+        return [f"{indent}{check} {len(found)}:"] + [f"{indent}  {_where(f)}{f.message}" for f in found]
+    seqs = [f.seq for f in found if f.seq is not None]
+    head = f"{indent}{check} {len(found)}"
+    if seqs:
+        shown = ", ".join(str(s) for s in seqs[:examples])
+        more = f" (first {examples} of {len(seqs)})" if len(seqs) > examples else ""
+        head += f": seq {shown}{more}"
+    else:
+        epochs = sorted({f.epoch for f in found if f.epoch is not None})
+        if epochs:
+            head += ": epoch " + ", ".join(str(e) for e in epochs[:examples])
+            head += f" (first {examples} of {len(epochs)})" if len(epochs) > examples else ""
+    lines = [head, f"{indent}  e.g. {_where(found[0])}{found[0].message}"]
+    if len(found) > 1:
+        lines.append(f"{indent}  (--all or --json lists all {len(found)})")
     return lines
 
 

@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli.common import DatabaseOption, DeploymentOption, RpcOption
 from cli.verify_cmd import EXIT_INVALID, EXIT_UNUSABLE
+
+if TYPE_CHECKING:
+    from auditor.sources import ExportSource
+    from chain.reader import ChainReader
 
 _RANGE = re.compile(r"(\d+)(?:\.\.(\d+))?")
 
@@ -70,10 +74,22 @@ def bundle(
     finally:
         engine.dispose()
     text = json.dumps(result.to_json(), indent=1) + "\n"
+    body = result.decoded_message().body
+    anchored = "anchored" if result.anchor is not None else "not anchored yet: verify needs the anchor"
+    what = (
+        f"the proof bundle of {body.device} seq {body.seq}: leaf {result.leaf_index} of epoch"
+        f" {result.checkpoint.epoch}'s checkpoint (tree size {result.tree_size}, {anchored})"
+    )
     if out is None:
         typer.echo(text, nl=False)
+        typer.echo(f"wrote {what} to stdout", err=True)
     else:
         out.write_text(text)
+        typer.echo(f"wrote {what} to {out}; check it with `assetproof verify {out}`")
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}..{last}"
 
 
 def export(
@@ -82,20 +98,44 @@ def export(
     database: DatabaseOption,
     deployment: DeploymentOption,
 ) -> None:
-    """Export epochs for an auditor: leaves, metadata, checkpoints, quarantine digests."""
-    from attestor.export import ExportError, export_epochs
+    """Export epochs for an auditor: leaves, metadata, checkpoints, quarantine digests. A range
+    that runs past the last closed epoch exports what is closed and says what to run later."""
+    from attestor.export import ExportError, closed_epochs, export_epochs
     from store.db import make_engine
 
     first, last = parse_epochs(epochs)
     engine = make_engine(database, writer=False)
     try:
-        summary = export_epochs(engine, first=first, last=last, directory=directory, chain=_chain_context(deployment))
+        closed = closed_epochs(engine, first=first, last=last)
+        if closed.closed is None:
+            latest = "no epoch is closed yet" if closed.last_closed is None else f"the last is {closed.last_closed}"
+            typer.echo(
+                f"error: none of epochs {_span(first, last)} is closed yet ({latest}): nothing exported;"
+                " run the attestor, then export again",
+                err=True,
+            )
+            raise typer.Exit(EXIT_UNUSABLE)
+        done_first, done_last = closed.closed
+        summary = export_epochs(
+            engine, first=done_first, last=done_last, directory=directory, chain=_chain_context(deployment)
+        )
     except ExportError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_UNUSABLE) from None
     finally:
         engine.dispose()
-    typer.echo(f"exported epochs {first}..{last} ({summary.leaves} leaves) to {directory}")
+    lines = [f"exported epochs {_span(done_first, done_last)} ({summary.leaves} leaves) to {directory}"]
+    if done_last < last:
+        lines.append(
+            f"epochs {_span(done_last + 1, last)} are not closed yet (the last closed epoch is {closed.last_closed}):"
+            f" once they are, run `assetproof export {directory} --epochs {_span(done_last + 1, last)}`"
+        )
+    if closed.not_anchored:
+        lines.append(
+            f"epochs {_span(closed.not_anchored[0], closed.not_anchored[-1])} are closed but not anchored yet:"
+            " an audit checks them once the attestor has anchored them (export them again then)"
+        )
+    typer.echo("\n".join(lines))
 
 
 def audit(
@@ -118,19 +158,75 @@ def audit(
     from auditor.sources import SourceError, open_source
     from chain.errors import ChainError
     from chain.rpc import connect_reader
-    from cli.verify_cmd import fail
+    from cli.verify_cmd import fail, rpc_hint
 
     first, last = parse_epochs(epochs)
     try:
         reader = connect_reader(rpc, deployment=deployment)
-        report = audit_epochs(open_source(source), chain=reader, first=first, last=last, verify_signatures=signatures)
+        source_ = open_source(source)
+        audited, notes = _auditable(source_, reader, first=first, last=last)
+        report = audit_epochs(source_, chain=reader, first=first, last=audited, verify_signatures=signatures)
     except SourceError as exc:
         fail(EXIT_UNUSABLE, f"cannot read the export: {exc}", as_json=as_json)
     except ChainError as exc:
-        fail(EXIT_UNUSABLE, f"cannot check against the chain: {exc}", as_json=as_json)
+        fail(EXIT_UNUSABLE, f"cannot check against the chain: {rpc_hint(exc, rpc)}", as_json=as_json)
     if as_json:
-        typer.echo(json.dumps(report.to_json()))
+        document = report.to_json()
+        document["requested"] = _span(first, last)
+        document["notes"] = notes
+        typer.echo(json.dumps(document))
     else:
+        for note in notes:
+            typer.echo(f"note: {note}", err=True)
         typer.echo(report.render(examples=None if show_all else 5))
     if not report.ok:
         raise typer.Exit(EXIT_INVALID)
+
+
+def _exported(source: ExportSource, epoch: int) -> bool:
+    from auditor.sources import SourceError
+
+    try:
+        source.read(epoch, "checkpoint.json")
+    except SourceError:
+        return False
+    return True
+
+
+def _auditable(source: ExportSource, reader: ChainReader, *, first: int, last: int) -> tuple[int, list[str]]:
+    """The last epoch of ``first..last`` worth auditing, and what was left out and why.
+
+    Epochs past the last anchored one cannot be checked (the chain is the only judge), and
+    epochs past the last exported one were simply not exported yet: both are left out with a
+    note saying what to run next. An epoch missing in the middle of the export is still audited
+    (and found missing): only the tail is trimmed."""
+    from auditor.sources import SourceError
+
+    anchored = reader.epoch_count()
+    if anchored <= first:
+        latest = "no epoch is anchored yet" if anchored == 0 else f"the last anchored epoch is {anchored - 1}"
+        raise SourceError(
+            f"none of epochs {_span(first, last)} is anchored on chain yet ({latest}): nothing to audit;"
+            " audit again once the attestor has anchored them"
+        )
+    end = min(last, anchored - 1)
+    exported_end = next((e for e in range(end, first - 1, -1) if _exported(source, e)), None)
+    if exported_end is None:
+        raise SourceError(
+            f"{source.describe()} holds none of epochs {_span(first, end)}: export them first"
+            f" (`assetproof export DIR --epochs {_span(first, end)}`), then audit DIR"
+        )
+    notes = []
+    if end < last:
+        notes.append(
+            f"epochs {_span(end + 1, last)} are not anchored on chain yet (the last anchored epoch is"
+            f" {anchored - 1}): audited {_span(first, exported_end)}; audit --epochs {_span(end + 1, last)}"
+            " once they are anchored (and exported)"
+        )
+    if exported_end < end:
+        notes.append(
+            f"epochs {_span(exported_end + 1, end)} are anchored on chain but not in {source.describe()}:"
+            f" audited {_span(first, exported_end)}; export them (`assetproof export DIR --epochs"
+            f" {_span(exported_end + 1, end)}`) and audit --epochs {_span(exported_end + 1, end)} from DIR"
+        )
+    return exported_end, notes

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from cli.common import BrokerOption, DatabaseOption, KeystoreOption, RpcOption, fail, secret, setting, settings
 from config.clock import wall_ms
@@ -142,8 +142,13 @@ def list_(
     if as_json:
         typer.echo(json.dumps([{**r, "public_key": bytes(r["public_key"]).hex()} for r in rows]))
         return
+    # Ids are never cut short: the device column is as wide as the longest id, and any other
+    # cell that does not fit folds onto a second line instead of ending in an ellipsis.
+    widest = max((len(r["id"]) for r in rows), default=6)
+    headers = ("kind", "asset", "alg", "status", "last seq", "readings", "quarantined", "dropped", "last seen")
     table = Table(
-        "device", "kind", "asset", "alg", "status", "last seq", "readings", "quarantined", "dropped", "last seen"
+        Column("device", no_wrap=True, min_width=widest),
+        *(Column(h, overflow="fold") for h in headers),
     )
     for r in rows:
         seen = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["last_seen_ms"] / 1000)) if r["last_seen_ms"] else "-"

@@ -10,7 +10,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
+import typer.core
 
 from cli import (
     api_cmd,
@@ -26,6 +28,16 @@ from cli import (
     verify_cmd,
 )
 from cli.common import use_settings
+
+_value_type = typer.core.TyperOption.display_type_rich
+
+
+def _no_placeholder_on_flags(self: typer.core.TyperOption, ctx: click.Context) -> str | None:
+    # typer 0.29 shows "<bool>" beside every flag, as if it took a value: a flag takes none.
+    return None if self.is_flag else _value_type(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_placeholder_on_flags  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="assetproof",

@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from cli.common import DeploymentOption, RpcOption
+from cli.common import DeploymentOption, RpcOption, setting
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.errors import BundleError, VerificationError
 
@@ -28,6 +28,17 @@ def fail(code: int, message: str, *, as_json: bool, reason: str | None = None) -
     raise typer.Exit(code)
 
 
+def rpc_hint(exc: Exception, rpc: str, *, offline: str | None = None) -> str:
+    """One line for a chain error: for a node that does not answer, where we tried and what to
+    do, instead of the HTTP library's text (``offline``: the command's offline alternative)."""
+    from chain.errors import ChainUnavailableError
+
+    if not isinstance(exc, ChainUnavailableError):
+        return str(exc)
+    line = f"the chain node at {rpc} is unreachable (set --rpc or ASSETPROOF_RPC)"
+    return line + (f"; or check without the chain: {offline}" if offline else "")
+
+
 def _time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -36,7 +47,14 @@ def verify(
     bundle_path: Annotated[Path, typer.Argument(metavar="BUNDLE.json", help="A proof bundle.")],
     rpc: RpcOption,
     deployment: DeploymentOption,
-    confirmations: Annotated[int, typer.Option(min=1, help="Blocks the anchor must be buried under (1 = mined).")] = 1,
+    confirmations: Annotated[
+        int,
+        setting(
+            "confirmations",
+            min=0,
+            help="Blocks the anchoring block must have on top of it (0 = mined), as the attestor counts them.",
+        ),
+    ],
     onchain: Annotated[
         bool, typer.Option("--onchain", help="Also have the ReadingVerifier contract check it, in one eth_call.")
     ] = False,
@@ -65,11 +83,13 @@ def verify(
 
     try:
         reader = connect_reader(rpc, deployment=deployment)
-        verdict = verify_bundle(bundle, chain=reader, min_confirmations=confirmations)
+        # verify_bundle counts the anchoring block itself; the setting counts the blocks on top.
+        verdict = verify_bundle(bundle, chain=reader, min_confirmations=confirmations + 1)
     except VerificationError as exc:
         fail(EXIT_INVALID, f"INVALID ({exc.reason}): {exc}", as_json=as_json, reason=exc.reason)
     except ChainError as exc:
-        fail(EXIT_UNUSABLE, f"cannot check against the chain: {exc}", as_json=as_json)
+        hint = rpc_hint(exc, rpc, offline=f"assetproof verify {bundle_path} --offline")
+        fail(EXIT_UNUSABLE, f"cannot check against the chain: {hint}", as_json=as_json)
     result = verdict.to_json()
     if onchain:
         result["onchain"] = _onchain(reader, bundle, as_json=as_json)
@@ -84,7 +104,7 @@ def verify(
         + ("" if verdict.bundle_key_matches else " (the bundle named another key: ignored)"),
         f"  inclusion: leaf {verdict.leaf_index} of epoch {cp.epoch}'s checkpoint (tree size {cp.tree_size},"
         f" root {cp.root.hex()[:16]}…)",
-        f"  anchored: block {cp.block_number} at {_time(cp.timestamp)}, {verdict.confirmations} confirmation(s)",
+        f"  anchored: block {cp.block_number} at {_time(cp.timestamp)}, {verdict.confirmations - 1} block(s) on top",
         "  metrics: " + ", ".join(f"{k}={v}" for k, v in body.metrics.items()),
     ]
     if verdict.cash_flow is not None:
