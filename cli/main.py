@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 import typer.core
 
@@ -32,12 +31,12 @@ from cli.common import use_settings
 _value_type = typer.core.TyperOption.display_type_rich
 
 
-def _no_placeholder_on_flags(self: typer.core.TyperOption, ctx: click.Context) -> str | None:
+def _no_placeholder_on_flags(self: typer.core.TyperOption, ctx: Any) -> str | None:
     # typer 0.29 shows "<bool>" beside every flag, as if it took a value: a flag takes none.
     return None if self.is_flag else _value_type(self, ctx)
 
 
-typer.core.TyperOption.display_type_rich = _no_placeholder_on_flags  # type: ignore[method-assign]
+typer.core.TyperOption.display_type_rich = _no_placeholder_on_flags  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="assetproof",
