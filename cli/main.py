@@ -36,7 +36,7 @@ def _no_placeholder_on_flags(self: typer.core.TyperOption, ctx: Any) -> str | No
     return None if self.is_flag else _value_type(self, ctx)
 
 
-typer.core.TyperOption.display_type_rich = _no_placeholder_on_flags  # type: ignore[method-assign,assignment]
+typer.core.TyperOption.display_type_rich = _no_placeholder_on_flags  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="assetproof",
