@@ -92,6 +92,18 @@ def _span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
 
 
+def _epochs(first: int, last: int) -> str:
+    return f"epoch {first}" if first == last else f"epochs {first}..{last}"
+
+
+def _them(first: int, last: int) -> str:
+    return "it" if first == last else "them"
+
+
+def _are(first: int, last: int) -> str:
+    return _epochs(first, last) + (" is" if first == last else " are")
+
+
 def export(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the epochs' folders.")],
     epochs: EpochsOption,
@@ -124,15 +136,15 @@ def export(
         raise typer.Exit(EXIT_UNUSABLE) from None
     finally:
         engine.dispose()
-    lines = [f"exported epochs {_span(done_first, done_last)} ({summary.leaves} leaves) to {directory}"]
+    lines = [f"exported {_epochs(done_first, done_last)} ({summary.leaves} leaves) to {directory}"]
     if done_last < last:
         lines.append(
-            f"epochs {_span(done_last + 1, last)} are not closed yet (the last closed epoch is {closed.last_closed}):"
+            f"{_are(done_last + 1, last)} not closed yet (the last closed epoch is {closed.last_closed}):"
             f" once they are, run `assetproof export {directory} --epochs {_span(done_last + 1, last)}`"
         )
     if closed.not_anchored:
         lines.append(
-            f"epochs {_span(closed.not_anchored[0], closed.not_anchored[-1])} are closed but not anchored yet:"
+            f"{_are(closed.not_anchored[0], closed.not_anchored[-1])} closed but not anchored yet:"
             " an audit checks them once the attestor has anchored them (export them again then)"
         )
     typer.echo("\n".join(lines))
@@ -166,6 +178,8 @@ def audit(
         source_ = open_source(source)
         audited, notes = _auditable(source_, reader, first=first, last=last)
         report = audit_epochs(source_, chain=reader, first=first, last=audited, verify_signatures=signatures)
+    except _NothingToAuditError as exc:
+        fail(EXIT_UNUSABLE, str(exc), as_json=as_json)
     except SourceError as exc:
         fail(EXIT_UNUSABLE, f"cannot read the export: {exc}", as_json=as_json)
     except ChainError as exc:
@@ -181,6 +195,10 @@ def audit(
         typer.echo(report.render(examples=None if show_all else 5))
     if not report.ok:
         raise typer.Exit(EXIT_INVALID)
+
+
+class _NothingToAuditError(Exception):
+    """No epoch of the range is both anchored and exported: the message says what to run."""
 
 
 def _exported(source: ExportSource, epoch: int) -> bool:
@@ -200,33 +218,32 @@ def _auditable(source: ExportSource, reader: ChainReader, *, first: int, last: i
     epochs past the last exported one were simply not exported yet: both are left out with a
     note saying what to run next. An epoch missing in the middle of the export is still audited
     (and found missing): only the tail is trimmed."""
-    from auditor.sources import SourceError
-
     anchored = reader.epoch_count()
     if anchored <= first:
         latest = "no epoch is anchored yet" if anchored == 0 else f"the last anchored epoch is {anchored - 1}"
-        raise SourceError(
-            f"none of epochs {_span(first, last)} is anchored on chain yet ({latest}): nothing to audit;"
+        raise _NothingToAuditError(
+            f"none of {_epochs(first, last)} is anchored on chain yet ({latest}): nothing to audit;"
             " audit again once the attestor has anchored them"
         )
     end = min(last, anchored - 1)
     exported_end = next((e for e in range(end, first - 1, -1) if _exported(source, e)), None)
     if exported_end is None:
-        raise SourceError(
-            f"{source.describe()} holds none of epochs {_span(first, end)}: export them first"
+        raise _NothingToAuditError(
+            f"{source.describe()} holds none of {_epochs(first, end)}: export {_them(first, end)} first"
             f" (`assetproof export DIR --epochs {_span(first, end)}`), then audit DIR"
         )
     notes = []
     if end < last:
         notes.append(
-            f"epochs {_span(end + 1, last)} are not anchored on chain yet (the last anchored epoch is"
+            f"{_are(end + 1, last)} not anchored on chain yet (the last anchored epoch is"
             f" {anchored - 1}): audited {_span(first, exported_end)}; audit --epochs {_span(end + 1, last)}"
             " once they are anchored (and exported)"
         )
     if exported_end < end:
         notes.append(
-            f"epochs {_span(exported_end + 1, end)} are anchored on chain but not in {source.describe()}:"
-            f" audited {_span(first, exported_end)}; export them (`assetproof export DIR --epochs"
-            f" {_span(exported_end + 1, end)}`) and audit --epochs {_span(exported_end + 1, end)} from DIR"
+            f"{_are(exported_end + 1, end)} anchored on chain but not in {source.describe()}:"
+            f" audited {_span(first, exported_end)}; export {_them(exported_end + 1, end)}"
+            f" (`assetproof export DIR --epochs {_span(exported_end + 1, end)}`)"
+            f" and audit --epochs {_span(exported_end + 1, end)} from DIR"
         )
     return exported_end, notes

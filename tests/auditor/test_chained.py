@@ -204,8 +204,8 @@ def test_the_report_summarises_first_and_shows_a_few_examples_per_kind(anvil_nod
     assert "FAILED" in lines[0]
     assert lines[2] == "20 finding(s): gap 19, silent 1"
     assert "  sol-a                    gap 19" in lines
-    assert "[gap] 19 finding(s):" in lines
-    assert "  ... and 14 more (--all or --json for every one)" in lines
+    assert "    gap 19: seq 3, 5, 7, 9, 11 (first 5 of 19)" in lines
+    assert "      (--all or --json lists all 19)" in lines
     assert len(lines) < 40
 
     every = _cli_audit(fleet, folder, tmp_path, "--all")
