@@ -20,6 +20,7 @@ from cli import (
     cashflow_cmd,
     chain_cmd,
     demo_cmd,
+    device_cmd,
     devices_cmd,
     gateway_cmd,
     health_cmd,
@@ -48,6 +49,7 @@ app = typer.Typer(
 
 app.command(name="gateway")(gateway_cmd.gateway)
 app.add_typer(devices_cmd.app, name="devices")
+app.add_typer(device_cmd.app, name="device")
 app.command(name="simulate")(simulate_cmd.simulate)
 app.command(name="cashflow")(cashflow_cmd.cashflow)
 app.add_typer(chain_cmd.app, name="chain")
