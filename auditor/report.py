@@ -163,7 +163,8 @@ def _summary(report: AuditReport, examples: int | None) -> list[str]:
     by_device = r.by_device()
     if by_device:
         lines.append(f"by device ({len(by_device)}):")
-        shown = list(by_device.items()) if examples is None else list(by_device.items())[: examples * 2]
+        ordered = sorted(by_device.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+        shown = ordered if examples is None else ordered[: examples * 2]
         for device, checks in shown:
             lines.append(f"  {device:<24} " + ", ".join(f"{c} {n}" for c, n in checks.items()))
         if len(shown) < len(by_device):
