@@ -47,8 +47,10 @@ def demo(
     console = Console()
     # The services log to a file: the live view owns the terminal.
     home.mkdir(parents=True, exist_ok=True)
+    # A fresh log each run, like the state under ``home``: it never grows across runs.
     logging.basicConfig(
         filename=str(home.parent / "demo.log"),
+        filemode="w",
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
@@ -99,6 +101,9 @@ def demo(
             )
         with console.status("draining: every signed reading stored, every epoch anchored ..."):
             summary = stack.finish()
+        # A blank line between the live panel's last frame and the summary's title: without a
+        # terminal the panel is printed once more as plain text and the two would touch.
+        console.print()
         console.print(summary_table(summary))
         console.print(f"summary written to {home / 'summary.json'}; logs in {home.parent / 'demo.log'}")
         if not summary.ok:

@@ -9,6 +9,8 @@ from rich.text import Text
 
 from demo.snapshot import Snapshot, Summary
 
+COVERAGE_NOTE = "coverage: readings received / expected since each device's first hour (as the API and dashboard)"
+
 
 class Rates:
     """Per-second rates between two snapshots."""
@@ -46,7 +48,15 @@ def render(snap: Snapshot, rates: tuple[float, float], *, chain: str, broker: st
     if snap.first_anchor_s is not None:
         chain_table.add_row("first anchor", f"{snap.first_anchor_s:.1f} s after start", "")
 
-    coverage = Table("asset", "coverage", box=None, padding=(0, 2))
+    coverage = Table(
+        "asset",
+        "coverage",
+        box=None,
+        padding=(0, 2),
+        caption=COVERAGE_NOTE,
+        caption_justify="left",
+        caption_style="dim",
+    )
     for asset, value in snap.coverage.items():
         coverage.add_row(asset, f"{value:.1%}")
 
@@ -60,6 +70,15 @@ def render(snap: Snapshot, rates: tuple[float, float], *, chain: str, broker: st
     return Panel(Group(head, Text(""), ingest, Text(""), chain_table, Text(""), coverage), border_style="blue")
 
 
+def quarantined_line(summary: Summary) -> str:
+    """``quarantined 9 (10 faulty injected; 1 refused by the broker)``, without the label: every
+    injected fault is either quarantined or was refused by the broker before the gateway."""
+    text = f"{sum(summary.quarantined.values()):,} ({summary.faults_injected:,} faulty injected"
+    if summary.refused_by_broker:
+        text += f"; {summary.refused_by_broker:,} refused by the broker"
+    return text + ")"
+
+
 def summary_table(summary: Summary) -> Table:
     table = Table(title="assetproof demo: summary", show_header=False)
     table.add_column(style="bold")
@@ -69,10 +88,7 @@ def summary_table(summary: Summary) -> Table:
         ("readings signed", f"{summary.signed:,}"),
         ("readings accepted", f"{summary.accepted:,}"),
         ("lost", f"[{'green' if summary.lost == 0 else 'red'}]{summary.lost}[/]"),
-        (
-            "quarantined",
-            f"{sum(summary.quarantined.values())} ({summary.faults_injected} faulty messages injected)",
-        ),
+        ("quarantined", quarantined_line(summary)),
         ("epochs anchored", f"{summary.epochs_anchored} (gas {summary.gas_total:,})"),
         ("epochs not anchored", f"{summary.epochs_not_anchored}"),
         ("readings not anchored", f"{summary.unanchored_readings}"),
