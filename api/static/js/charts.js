@@ -36,14 +36,15 @@ function ticks(lo, hi, count = 4) {
   return out;
 }
 
-/** Labels for money ticks (minor units): compact ("HK$1.2K") unless that makes two ticks read
- *  the same, then in full ("HK$0.25"). */
+/** Labels for money ticks (minor units): in full ("HK$0.25") when the ticks are less than ten
+ *  major units apart, where compact notation would round them; otherwise compact ("HK$1.2K"),
+ *  unless that makes two ticks read the same. */
 export function moneyTicks(values, currency) {
-  for (const compact of [true, false]) {
-    const labels = values.map((v) => money(v, currency, { compact }));
-    if (new Set(labels).size === labels.length || !compact) return labels;
-  }
-  return [];
+  const step = values.length > 1 ? Math.abs(values[1] - values[0]) : 0;
+  const full = values.map((v) => money(v, currency));
+  if (step < 10 * 10 ** minorDigits(currency)) return full;
+  const compact = values.map((v) => money(v, currency, { compact: true }));
+  return new Set(compact).size === compact.length ? compact : full;
 }
 
 function hatch(id, color, soft) {
@@ -151,6 +152,7 @@ export function cashflowLegend() {
     <span><svg width="18" height="10" aria-hidden="true"><line x1="0" x2="18" y1="5" y2="5" stroke="${COLORS.net}" stroke-width="2"/><circle cx="9" cy="5" r="3" fill="${COLORS.net}"/></svg> net</span>
     <span class="sep">solid: attested on chain</span>
     <span>${hatchSw(COLORS.revenue, COLORS.revenueSoft)}${hatchSw(COLORS.cost, COLORS.costSoft)} hatched: pending</span>
+    <span class="sep" title="Each reading counts in the hour its device says it was made, not when it arrived">by device time</span>
   </div>`;
 }
 
