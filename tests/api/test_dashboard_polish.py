@@ -22,7 +22,7 @@ from demo.snapshot import take_snapshot
 from protocol.envelope import METRICS
 from store.db import make_engine
 from tests.api.dataset import API_NOW_MS, Dataset
-from tests.support.dashboard import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING
+from tests.support.dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.parametrize("dataset", ["sqlite"], indirect=True)
@@ -89,6 +89,8 @@ def test_a_narrow_screen_has_no_overflow(server: str, chromium: Browser) -> None
                 };
             }"""
         )
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"narrow-{view}.png"))
         assert sizes["page"] <= 420, (view, sizes)
         assert sizes["header"] <= sizes["headerBox"], (view, sizes)
         assert sizes["tabsRight"] <= 420, (view, sizes)
