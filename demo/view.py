@@ -9,7 +9,7 @@ from rich.text import Text
 
 from demo.snapshot import Snapshot, Summary
 
-COVERAGE_NOTE = "coverage: readings received / expected since each device's first hour (as the API and dashboard)"
+COVERAGE_NOTE = "coverage = readings received / expected from each device's first hour (as in the API and dashboard)"
 
 
 class Rates:
@@ -48,15 +48,7 @@ def render(snap: Snapshot, rates: tuple[float, float], *, chain: str, broker: st
     if snap.first_anchor_s is not None:
         chain_table.add_row("first anchor", f"{snap.first_anchor_s:.1f} s after start", "")
 
-    coverage = Table(
-        "asset",
-        "coverage",
-        box=None,
-        padding=(0, 2),
-        caption=COVERAGE_NOTE,
-        caption_justify="left",
-        caption_style="dim",
-    )
+    coverage = Table("asset", "coverage", box=None, padding=(0, 2))
     for asset, value in snap.coverage.items():
         coverage.add_row(asset, f"{value:.1%}")
 
@@ -65,9 +57,13 @@ def render(snap: Snapshot, rates: tuple[float, float], *, chain: str, broker: st
         f"   {snap.elapsed_s:,.0f} s   chain: {chain}   broker: {broker}\n",
         ("dashboard: ", "bold"),
         (dashboard, "underline blue"),
+        "   ",
+        ("API reference: ", "bold"),
+        (f"{dashboard}docs" if dashboard else "", "underline blue"),
         "   (Ctrl-C stops everything)",
     )
-    return Panel(Group(head, Text(""), ingest, Text(""), chain_table, Text(""), coverage), border_style="blue")
+    note = Text(COVERAGE_NOTE, style="dim")
+    return Panel(Group(head, Text(""), ingest, Text(""), chain_table, Text(""), coverage, note), border_style="blue")
 
 
 def quarantined_line(summary: Summary) -> str:
