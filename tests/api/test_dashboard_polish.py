@@ -51,7 +51,7 @@ def server(dataset: Dataset) -> Iterator[str]:
 
 
 @pytest.fixture
-def chromium() -> Iterator[Browser]:
+def browser() -> Iterator[Browser]:
     assert CHROMIUM.exists(), CHROMIUM_MISSING
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
@@ -67,8 +67,8 @@ def _page(browser: Browser, width: int = 1400) -> Page:
     return page
 
 
-def test_a_narrow_screen_has_no_overflow(server: str, chromium: Browser) -> None:
-    page = _page(chromium, width=420)
+def test_a_narrow_screen_has_no_overflow(server: str, browser: Browser) -> None:
+    page = _page(browser, width=420)
     for view, ready in (
         ("investor", '[data-asset="hk-rooftops"] svg[data-chart="cashflow"]'),
         ("fleet", ".devices tbody tr"),
@@ -97,8 +97,8 @@ def test_a_narrow_screen_has_no_overflow(server: str, chromium: Browser) -> None
         assert sizes["statusRight"] <= 420, (view, sizes)
 
 
-def test_metrics_have_plain_names_and_units(server: str, chromium: Browser) -> None:
-    page = _page(chromium)
+def test_metrics_have_plain_names_and_units(server: str, browser: Browser) -> None:
+    page = _page(browser)
     page.goto(f"{server}/#investor")
     out = page.evaluate(
         """async () => {
@@ -127,8 +127,8 @@ def test_metrics_have_plain_names_and_units(server: str, chromium: Browser) -> N
     assert 'title="irradiance_wm2 = 812 (as signed)"' in out["html"]
 
 
-def test_an_all_zero_series_has_ticks_that_differ(server: str, chromium: Browser) -> None:
-    page = _page(chromium)
+def test_an_all_zero_series_has_ticks_that_differ(server: str, browser: Browser) -> None:
+    page = _page(browser)
     page.goto(f"{server}/#investor")
     ticks = page.evaluate(
         """async () => {
@@ -152,8 +152,8 @@ def test_an_all_zero_series_has_ticks_that_differ(server: str, chromium: Browser
     assert ticks["zero"][-1] == "HK$1.00"
 
 
-def test_the_fleet_range_picker_and_reason_links(server: str, chromium: Browser, dataset: Dataset) -> None:
-    page = _page(chromium)
+def test_the_fleet_range_picker_and_reason_links(server: str, browser: Browser, dataset: Dataset) -> None:
+    page = _page(browser)
     page.goto(f"{server}/#fleet")
     page.wait_for_selector(".devices tbody tr")
     assert "by arrival time" in page.locator('[data-testid="arrival-rate"]').inner_text()
@@ -176,8 +176,8 @@ def test_the_fleet_range_picker_and_reason_links(server: str, chromium: Browser,
     page.wait_for_selector('[data-testid="quarantined"]', state="detached")
 
 
-def test_the_investor_range_picker(server: str, chromium: Browser) -> None:
-    page = _page(chromium)
+def test_the_investor_range_picker(server: str, browser: Browser) -> None:
+    page = _page(browser)
     page.goto(f"{server}/#investor")
     page.wait_for_selector('[data-asset="hk-rooftops"] svg[data-chart="cashflow"]')
     labels = page.locator("#view-investor [data-range]").all_inner_texts()
@@ -187,13 +187,13 @@ def test_the_investor_range_picker(server: str, chromium: Browser) -> None:
         page.click('#view-investor [data-range="7d"]')
 
 
-def test_coverage_reads_the_same_in_terminal_api_and_page(server: str, chromium: Browser, dataset: Dataset) -> None:
+def test_coverage_reads_the_same_in_terminal_api_and_page(server: str, browser: Browser, dataset: Dataset) -> None:
     engine = make_engine(dataset.url, writer=False)
     try:
         terminal = take_snapshot(engine, elapsed_s=0, wall_started_s=0).coverage
     finally:
         engine.dispose()
-    page = _page(chromium)
+    page = _page(browser)
     page.goto(f"{server}/#investor")
     page.wait_for_selector('[data-asset="hk-rooftops"] svg[data-chart="cashflow"]')
     for asset, value in terminal.items():

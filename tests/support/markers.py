@@ -64,6 +64,7 @@ MODULE_MARKERS: dict[str, set[str]] = {
     "device_sim/test_publisher.py": {"broker"},
     # a browser launched inside the test body
     "api/test_csp_browser.py": {"browser"},
+    "api/test_docs_offline.py": {"browser"},
 }
 
 TEST_MARKERS: dict[str, set[str]] = {
