@@ -206,6 +206,10 @@ def test_the_first_minute_of_the_readme_demo(tmp_path: Path) -> None:
     lines = out.splitlines()
     title = next(i for i, line in enumerate(lines) if "assetproof demo: summary" in line)
     assert lines[title - 1].strip() == "", lines[title - 3 : title + 1]
+    # and nothing runs on from the panel's bottom border (without a terminal rich does not end it)
+    borders = [line for line in lines if "╰" in line]
+    assert borders, out[-3000:]
+    assert all(line.rstrip().endswith("╯") for line in borders), borders
     quarantined = sum(summary["quarantined"].values())
     row = next(line for line in lines[title:] if "quarantined" in line)
     assert f"{quarantined} ({summary['faults_injected']} faulty injected" in row, row
