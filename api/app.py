@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
@@ -96,7 +97,8 @@ def create_app(
         lifespan=lifespan,
         responses=INVALID_REQUEST,
         # FastAPI's /docs and /redoc pages run inline scripts from a CDN: blank offline, and refused
-        # by the CSP. The schema itself stays at /openapi.json.
+        # by the CSP. /docs is served below from the vendored Swagger UI instead; the schema itself
+        # stays at /openapi.json.
         docs_url=None,
         redoc_url=None,
         openapi_tags=[
@@ -116,7 +118,25 @@ def create_app(
     app.add_middleware(MetricsMiddleware)
     for module in (devices, readings, cashflow, epochs, chain_info, export, quarantine, fleet, admin, system):
         app.include_router(module.router)
+    _offline_docs(app, static_dir)
     # The dashboard's files, when someone has put them there; last, so every route wins.
     if static_dir.is_dir():
         app.mount("/", StaticFiles(directory=static_dir, html=True), name="static")
     return app
+
+
+def _offline_docs(app: FastAPI, static_dir: Path) -> None:
+    """``/docs``: Swagger UI from the copy vendored in ``static/vendor/swagger-ui`` (no CDN, so it
+    renders offline, under the same CSP as the dashboard). ``/redoc`` leads there: ReDoc injects
+    inline styles, which the policy refuses."""
+    page = static_dir / "docs.html"
+    if not page.is_file():
+        return
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        return FileResponse(page, media_type="text/html")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> RedirectResponse:
+        return RedirectResponse("/docs", status_code=307)

@@ -367,8 +367,20 @@ class FleetHealth(_Model):
     now_ms: int
     minutes: int = Field(description="The recent window the rates cover.")
     devices: DeviceCounts
-    readings_per_minute: list[MinuteCount] = Field(description="Readings per minute of device time, oldest first.")
+    readings_per_minute: list[MinuteCount] = Field(
+        description="Readings per minute of device time (the time each reading carries), oldest first."
+    )
     readings_per_minute_avg: float
+    arrivals_per_minute: list[MinuteCount] = Field(
+        default_factory=list,
+        description="Readings per minute of arrival (the gateway's clock) over the window, oldest first: the"
+        " rate the fleet sends at now, also while it replays or drains a backlog of older readings.",
+    )
+    arrivals_per_minute_avg: float = Field(
+        default=0.0,
+        description="Arrivals per minute over the window, or since the first arrival in it when that is later"
+        " (at least a minute).",
+    )
     rejects: list[ReasonCount] = Field(description="Quarantined messages received in the window, by reason.")
     rejects_total: int
     last_seen: list[LastSeen] = Field(description="Devices by last seen, stalest (or never seen) first.")

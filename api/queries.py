@@ -345,6 +345,16 @@ def readings_per_minute(*, conn: Connection, since_ms: int) -> list[tuple[int, i
     return [(int(m), int(n)) for m, n in rows]
 
 
+def arrivals_per_minute(*, conn: Connection, since_ms: int) -> list[tuple[int, int]]:
+    """Readings per minute of the gateway's clock (when each arrived), from ``since_ms`` on: what
+    the fleet is sending now, whatever the time its readings carry (a replay, a backlog)."""
+    minute = (READING.c.received_ms - READING.c.received_ms % literal_column(str(MINUTE_MS))).label("minute")
+    rows = conn.execute(
+        select(minute, func.count()).where(READING.c.received_ms >= since_ms).group_by(minute).order_by(minute)
+    ).all()
+    return [(int(m), int(n)) for m, n in rows]
+
+
 def last_seen(*, conn: Connection, now_ms: int, limit: int) -> Sequence[Any]:
     return conn.execute(
         select(

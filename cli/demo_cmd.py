@@ -47,8 +47,10 @@ def demo(
     console = Console()
     # The services log to a file: the live view owns the terminal.
     home.mkdir(parents=True, exist_ok=True)
+    # A fresh log each run, like the state under ``home``: it never grows across runs.
     logging.basicConfig(
         filename=str(home.parent / "demo.log"),
+        filemode="w",
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
@@ -74,21 +76,27 @@ def demo(
         rates = Rates()
         deadline = None if seconds is None else time.monotonic() + seconds
         try:
-            with Live(console=console, refresh_per_second=2, transient=False) as live:
-                while not interrupted.is_set() and (deadline is None or time.monotonic() < deadline):
-                    snap = stack.snapshot()
-                    live.update(
-                        render(
-                            snap,
-                            rates.update(snap),
-                            chain=stack.chain_label,
-                            broker=stack.broker_label,
-                            dashboard=stack.dashboard_url,
+            try:
+                with Live(console=console, refresh_per_second=2, transient=False) as live:
+                    while not interrupted.is_set() and (deadline is None or time.monotonic() < deadline):
+                        snap = stack.snapshot()
+                        live.update(
+                            render(
+                                snap,
+                                rates.update(snap),
+                                chain=stack.chain_label,
+                                broker=stack.broker_label,
+                                dashboard=stack.dashboard_url,
+                            )
                         )
-                    )
-                    if (failure := stack.failed()) is not None:
-                        raise DemoError(f"a service failed: {failure}")
-                    interrupted.wait(1.0)
+                        if (failure := stack.failed()) is not None:
+                            raise DemoError(f"a service failed: {failure}")
+                        interrupted.wait(1.0)
+            finally:
+                if not console.is_terminal:
+                    # Without a terminal, rich prints the live panel's last frame without ending
+                    # its line: end it, or the next line would run on from the panel's border.
+                    console.line()
         except DemoError as exc:
             console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(1) from None
@@ -99,6 +107,8 @@ def demo(
             )
         with console.status("draining: every signed reading stored, every epoch anchored ..."):
             summary = stack.finish()
+        # A blank line between the live panel's last frame and the summary's title.
+        console.print()
         console.print(summary_table(summary))
         console.print(f"summary written to {home / 'summary.json'}; logs in {home.parent / 'demo.log'}")
         if not summary.ok:

@@ -51,6 +51,9 @@ class Summary:
     """Of the quarantined, genuine readings rejected for their content (they count as signed)."""
     coverage: dict[str, float] = field(default_factory=dict)
     """Per asset, as in the live view (``store.coverage``)."""
+    refused_by_broker: int = 0
+    """Messages the broker refused (PUBACK "not authorized": a faulty message on a topic the
+    device may not publish on), so the gateway never saw them: injected, never quarantined."""
 
     @property
     def ok(self) -> bool:

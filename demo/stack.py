@@ -30,7 +30,7 @@ from chain.writer import ChainClient
 from config import ANVIL_DEV_KEY
 from config.clock import wall_ms
 from config.mqtt import MqttVersion
-from demo.options import ASSETS, DemoError, DemoOptions, split_devices
+from demo.options import ASSETS, DemoError, DemoOptions, replay_start_ms, split_devices
 from demo.snapshot import Snapshot, Summary, take_snapshot
 from demo.workers import Worker
 from device_sim.fleet import FleetDevice, FleetRunner, SimClock
@@ -225,12 +225,10 @@ class DemoStack:
         devices = [FleetDevice.from_credentials(c) for c in credentials]
         outbox_path = self.home / "outbox.sqlite"
         box = Outbox(outbox_path)
-        accelerate = self.options.accelerate
-        span_s = self.options.seconds if self.options.seconds is not None else 3_600.0
         # Replay the recent past at `accelerate`, catching up with the wall clock (never past it:
         # the gateway refuses readings from its future).
-        start_ms = wall_ms() - int(span_s * max(accelerate - 1, 0) * 1000)
-        clock = SimClock(start_ms, accelerate)
+        start_ms = replay_start_ms(now_ms=wall_ms(), accelerate=self.options.accelerate, seconds=self.options.seconds)
+        clock = SimClock(start_ms, self.options.accelerate)
         self.publisher = Publisher(
             outbox_path,
             host=self._mqtt_host,
@@ -288,8 +286,10 @@ class DemoStack:
     def finish(self, *, timeout_s: float = 60.0) -> Summary:
         """Stop the fleet, let everything it signed be stored and anchored, then stop the rest."""
         self._halt("simulator")
+        refused = 0
         if self.publisher is not None:
             self.publisher.wait_until_drained(timeout_s)
+            refused = self.publisher.rejected
         signed = self.signed()
         deadline = time.monotonic() + timeout_s
         # Every signed reading ends accepted or quarantined chained (the fleet's chained faults).
@@ -318,6 +318,7 @@ class DemoStack:
             dashboard=self.dashboard_url,
             chained=snap.chained,
             coverage=snap.coverage,
+            refused_by_broker=refused,
         )
         (self.home / "summary.json").write_text(json.dumps(summary.to_json(), indent=1) + "\n")
         return summary

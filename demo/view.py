@@ -9,6 +9,8 @@ from rich.text import Text
 
 from demo.snapshot import Snapshot, Summary
 
+COVERAGE_NOTE = "coverage = readings received / expected from each device's first hour (as in the API and dashboard)"
+
 
 class Rates:
     """Per-second rates between two snapshots."""
@@ -55,9 +57,22 @@ def render(snap: Snapshot, rates: tuple[float, float], *, chain: str, broker: st
         f"   {snap.elapsed_s:,.0f} s   chain: {chain}   broker: {broker}\n",
         ("dashboard: ", "bold"),
         (dashboard, "underline blue"),
+        "   ",
+        ("API reference: ", "bold"),
+        (f"{dashboard}docs" if dashboard else "", "underline blue"),
         "   (Ctrl-C stops everything)",
     )
-    return Panel(Group(head, Text(""), ingest, Text(""), chain_table, Text(""), coverage), border_style="blue")
+    note = Text(COVERAGE_NOTE, style="dim")
+    return Panel(Group(head, Text(""), ingest, Text(""), chain_table, Text(""), coverage, note), border_style="blue")
+
+
+def quarantined_line(summary: Summary) -> str:
+    """``quarantined 9 (10 faulty injected; 1 refused by the broker)``, without the label: every
+    injected fault is either quarantined or was refused by the broker before the gateway."""
+    text = f"{sum(summary.quarantined.values()):,} ({summary.faults_injected:,} faulty injected"
+    if summary.refused_by_broker:
+        text += f"; {summary.refused_by_broker:,} refused by the broker"
+    return text + ")"
 
 
 def summary_table(summary: Summary) -> Table:
@@ -69,10 +84,7 @@ def summary_table(summary: Summary) -> Table:
         ("readings signed", f"{summary.signed:,}"),
         ("readings accepted", f"{summary.accepted:,}"),
         ("lost", f"[{'green' if summary.lost == 0 else 'red'}]{summary.lost}[/]"),
-        (
-            "quarantined",
-            f"{sum(summary.quarantined.values())} ({summary.faults_injected} faulty messages injected)",
-        ),
+        ("quarantined", quarantined_line(summary)),
         ("epochs anchored", f"{summary.epochs_anchored} (gas {summary.gas_total:,})"),
         ("epochs not anchored", f"{summary.epochs_not_anchored}"),
         ("readings not anchored", f"{summary.unanchored_readings}"),

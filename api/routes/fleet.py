@@ -68,21 +68,32 @@ def _loss(conn: Connection, now_ms: int) -> list[DeviceLoss]:
     return stalled + silent
 
 
+def _arrival_rate(arrivals: list[tuple[int, int]], *, since_ms: int, now_ms: int) -> float:
+    """Readings per minute over the part of the window since the first arrival in it (at least
+    a minute): a fleet that started two minutes ago reads at its rate, not diluted over the
+    whole window."""
+    if not arrivals:
+        return 0.0
+    began = max(since_ms, arrivals[0][0])
+    return round(sum(n for _, n in arrivals) * 60_000 / max(now_ms - began, 60_000), 2)
+
+
 @router.get("/fleet/health", summary="Devices online, reading rate, rejects, last seen", response_model=FleetHealth)
 def fleet_health(
     ctx: Ctx,
     minutes: Annotated[StoreInt, Query(ge=1, le=1440, description="The recent window, in minutes.")] = 15,
     devices: Annotated[StoreInt, Query(ge=0, le=10_000, description="How many devices to list in last_seen.")] = 100,
 ) -> FleetHealth:
-    """Devices online (active and seen within three of their windows), readings per minute of
-    device time over the last `minutes`, messages quarantined in that window by reason, the
-    stalest devices first, and loss: devices whose chain shows readings the gateway never got
-    (stalled) and active devices that went quiet (silent)."""
+    """Devices online (active and seen within three of their windows), readings per minute over
+    the last `minutes` by arrival (the gateway's clock) and by device time, messages quarantined
+    in that window by reason, the stalest devices first, and loss: devices whose chain shows
+    readings the gateway never got (stalled) and active devices that went quiet (silent)."""
     now = ctx.clock_ms()
     since = now - minutes * 60_000
     with ctx.reader.connect() as conn:
         counts = queries.device_counts(conn=conn, now_ms=now)
         per_minute = queries.readings_per_minute(conn=conn, since_ms=since)
+        arrivals = queries.arrivals_per_minute(conn=conn, since_ms=since)
         rejects = queries.quarantine_reasons(conn=conn, device_id=None, from_ms=since, to_ms=None)
         seen = queries.last_seen(conn=conn, now_ms=now, limit=devices)
         loss = _loss(conn, now)
@@ -101,6 +112,8 @@ def fleet_health(
         ),
         readings_per_minute=[MinuteCount(minute_ms=m, readings=n) for m, n in per_minute],
         readings_per_minute_avg=round(in_window / minutes, 2),
+        arrivals_per_minute=[MinuteCount(minute_ms=m, readings=n) for m, n in arrivals],
+        arrivals_per_minute_avg=_arrival_rate(arrivals, since_ms=since, now_ms=now),
         rejects=[ReasonCount(reason=r, count=n) for r, n in rejects],
         rejects_total=sum(n for _, n in rejects),
         last_seen=[

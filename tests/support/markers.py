@@ -38,6 +38,7 @@ MODULE_MARKERS: dict[str, set[str]] = {
     # e2e: the whole stack, or assetproof's services and commands run as child processes (with
     # their start-up, kill -9 and restart waits): most of the suite's time, little of its edit loop
     "demo": {"e2e", "broker", "chain"},  # assetproof demo, end to end
+    "demo/test_first_minute.py": {"browser"},  # ... watched in Chromium
     "deploy/test_compose.py": {"e2e"},  # the compose stack's commands, run as processes
     "test_ingest_pipeline.py": {"e2e", "broker"},  # simulate -> Mosquitto -> gateway -> database
     "test_readme.py": {"e2e", "broker", "chain"},  # the README's demo command
@@ -63,6 +64,7 @@ MODULE_MARKERS: dict[str, set[str]] = {
     "device_sim/test_publisher.py": {"broker"},
     # a browser launched inside the test body
     "api/test_csp_browser.py": {"browser"},
+    "api/test_docs_offline.py": {"browser"},
 }
 
 TEST_MARKERS: dict[str, set[str]] = {

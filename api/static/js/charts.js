@@ -2,7 +2,7 @@
 // ships no build step. Every chart scales to its container through its viewBox; hovering a mark
 // shows its exact figures (SVG <title>).
 
-import { esc, hourLabel, money, moneyTitle } from "./format.js";
+import { esc, hourLabel, minorDigits, money, moneyTitle } from "./format.js";
 
 let uid = 0;
 
@@ -36,6 +36,17 @@ function ticks(lo, hi, count = 4) {
   return out;
 }
 
+/** Labels for money ticks (minor units): in full ("HK$0.25") when the ticks are less than ten
+ *  major units apart, where compact notation would round them; otherwise compact ("HK$1.2K"),
+ *  unless that makes two ticks read the same. */
+export function moneyTicks(values, currency) {
+  const step = values.length > 1 ? Math.abs(values[1] - values[0]) : 0;
+  const full = values.map((v) => money(v, currency));
+  if (step < 10 * 10 ** minorDigits(currency)) return full;
+  const compact = values.map((v) => money(v, currency, { compact: true }));
+  return new Set(compact).size === compact.length ? compact : full;
+}
+
 function hatch(id, color, soft) {
   return `<pattern id="${id}" patternUnits="userSpaceOnUse" width="6" height="6" patternTransform="rotate(45)">
     <rect width="6" height="6" fill="${soft}"/><rect width="2.2" height="6" fill="${color}"/></pattern>`;
@@ -63,7 +74,9 @@ export function cashflowChart(series, { currency, granularity, width = 680, heig
   const w = width - m.left - m.right;
   const h = height - m.top - m.bottom;
   const filled = series.filter((b) => !b.empty);
-  const maxRev = Math.max(1, ...filled.map((b) => b.revenue));
+  // At least one major unit (HK$1) up: an all-zero or tiny series still gets an axis whose
+  // ticks read as different amounts, not five times "HK$0".
+  const maxRev = Math.max(10 ** minorDigits(currency), ...filled.map((b) => b.revenue));
   const maxCost = Math.max(0, ...filled.map((b) => b.cost));
   const minNet = Math.min(0, ...filled.map((b) => b.net));
   const lo = -Math.max(maxCost, -minNet);
@@ -77,12 +90,13 @@ export function cashflowChart(series, { currency, granularity, width = 680, heig
 
   const parts = [];
   parts.push(`<defs>${hatch(`${id}-rev`, COLORS.revenue, COLORS.revenueSoft)}${hatch(`${id}-cost`, COLORS.cost, COLORS.costSoft)}</defs>`);
-  for (const v of yt) {
+  const labels = moneyTicks(yt, currency);
+  yt.forEach((v, k) => {
     parts.push(
       `<line class="gridline${v === 0 ? " zero" : ""}" x1="${m.left}" x2="${m.left + w}" y1="${y(v)}" y2="${y(v)}"/>` +
-        `<text class="tick" x="${m.left - 8}" y="${y(v) + 4}" text-anchor="end">${esc(money(v, currency, { compact: true }))}</text>`,
+        `<text class="tick" x="${m.left - 8}" y="${y(v) + 4}" text-anchor="end">${esc(labels[k])}</text>`,
     );
-  }
+  });
   const labelEvery = Math.max(1, Math.ceil(54 / slot));
   series.forEach((b, i) => {
     if (i % labelEvery === 0 || i === series.length - 1) {
@@ -138,6 +152,7 @@ export function cashflowLegend() {
     <span><svg width="18" height="10" aria-hidden="true"><line x1="0" x2="18" y1="5" y2="5" stroke="${COLORS.net}" stroke-width="2"/><circle cx="9" cy="5" r="3" fill="${COLORS.net}"/></svg> net</span>
     <span class="sep">solid: attested on chain</span>
     <span>${hatchSw(COLORS.revenue, COLORS.revenueSoft)}${hatchSw(COLORS.cost, COLORS.costSoft)} hatched: pending</span>
+    <span class="sep" title="Each reading counts in the hour its device says it was made, not when it arrived">by device time</span>
   </div>`;
 }
 
@@ -193,7 +208,7 @@ export function columns(points, { width = 520, height = 190, color = "#4a86c5", 
   return `<svg class="chart columns" data-chart="columns" viewBox="0 0 ${width} ${height}" role="img">${parts.join("")}</svg>`;
 }
 
-/** Horizontal bars ({label, value}) with the count at the end. */
+/** Horizontal bars ({label, value, href?}) with the count at the end; a row with `href` links. */
 export function hbars(items, { width = 420, row = 24, color = "#c46a5a" } = {}) {
   const labelW = 130;
   const max = Math.max(1, ...items.map((i) => i.value));
@@ -202,9 +217,10 @@ export function hbars(items, { width = 420, row = 24, color = "#c46a5a" } = {}) 
   const parts = items.map((it, k) => {
     const yy = k * row;
     const bw = Math.max(2, (it.value / max) * w);
-    return `<text class="hlabel" x="${labelW - 8}" y="${yy + row / 2 + 4}" text-anchor="end">${esc(it.label)}</text>
+    const mark = `<text class="hlabel" x="${labelW - 8}" y="${yy + row / 2 + 4}" text-anchor="end">${esc(it.label)}</text>
       <rect class="bar" x="${labelW}" y="${yy + 5}" width="${bw}" height="${row - 10}" rx="3" fill="${color}"><title>${esc(`${it.label}: ${it.value}`)}</title></rect>
       <text class="hvalue" x="${labelW + bw + 6}" y="${yy + row / 2 + 4}">${it.value}</text>`;
+    return it.href ? `<a class="hlink" href="${esc(it.href)}">${mark}</a>` : mark;
   });
   return `<svg class="chart hbars" data-chart="hbars" viewBox="0 0 ${width} ${height}" role="img">${parts.join("")}</svg>`;
 }

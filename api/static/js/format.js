@@ -100,3 +100,52 @@ export function ago(ms, now = Date.now()) {
 }
 
 export const KIND_LABEL = { solar: "Solar", charger: "EV charging", miner: "Mining" };
+
+// Device metrics (integers in fixed units, protocol/envelope.py METRICS) as people read them.
+// `scale` turns the signed integer into `unit`; `si` picks a prefix for large values.
+// tests/api/test_dashboard_format.py checks that every metric protocol/ defines is here.
+export const METRIC_LABELS = {
+  energy_wh: { label: "Energy", unit: "Wh", si: true },
+  grid_wh: { label: "Grid energy", unit: "Wh", si: true },
+  power_w: { label: "Power", unit: "W", si: true },
+  irradiance_wm2: { label: "Irradiance", unit: "W/m²" },
+  temp_dc: { label: "Temperature", unit: "°C", scale: 0.1, digits: 1 },
+  sessions_started: { label: "Sessions started", unit: "" },
+  sessions_ended: { label: "Sessions ended", unit: "" },
+  active_s: { label: "Charging time", unit: "s" },
+  hashes_gh: { label: "Hashes", unit: "H", scale: 1e9, si: true },
+  hashrate_ghs: { label: "Hashrate", unit: "H/s", scale: 1e9, si: true },
+  uptime_s: { label: "Hashing time", unit: "s" },
+  curtailed_s: { label: "Curtailed", unit: "s" },
+};
+
+const SI = [
+  [1e18, "E"],
+  [1e15, "P"],
+  [1e12, "T"],
+  [1e9, "G"],
+  [1e6, "M"],
+  [1e3, "k"],
+];
+
+/** A metric's value with its unit: ("temp_dc", 482) -> "48.2 °C", ("hashes_gh", 17280000) -> "17.28 PH". */
+export function metricValue(name, value) {
+  const spec = METRIC_LABELS[name];
+  if (!spec) return num(value);
+  const v = value * (spec.scale ?? 1);
+  if (spec.si && Math.abs(v) >= 1000) {
+    const [factor, prefix] = SI.find(([f]) => Math.abs(v) >= f);
+    return `${(v / factor).toLocaleString("en", { maximumFractionDigits: 2 })} ${prefix}${spec.unit}`;
+  }
+  return `${num(v, spec.digits ?? 0)}${spec.unit ? ` ${spec.unit}` : ""}`;
+}
+
+/** A metric's plain name: "temp_dc" -> "Temperature" (the raw name for one this page does not know). */
+export function metricLabel(name) {
+  return METRIC_LABELS[name]?.label ?? name;
+}
+
+/** A metric as HTML: its plain name and value with unit, the signed name and integer on hover. */
+export function metricHTML(name, value) {
+  return `<span class="metric" title="${esc(`${name} = ${value} (as signed)`)}"><span class="muted">${esc(metricLabel(name))}</span> ${esc(metricValue(name, value))}</span>`;
+}

@@ -23,6 +23,7 @@ function setLive(state, text) {
   const el = document.getElementById("live");
   el.className = `live ${state}`;
   el.querySelector("span").textContent = text;
+  el.title = `${text}. The page asks the API for new figures every few seconds`;
 }
 
 function showBanner(text) {

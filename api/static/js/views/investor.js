@@ -11,8 +11,12 @@ const COVERAGE_TIP =
   "its reporting window in every whole hour from its first reading's hour through the newest " +
   "reading's hour of the selection (device time, UTC); silent hours count as expected.";
 
+// The default, 48 hours, holds everything the open-ended demo replays (it starts 12 to 36 hours
+// back: demo/options.py), so its figures show from the first minute.
 const RANGES = {
+  "24h": { label: "24 hours", granularity: "hour", span: 24 * 3_600_000 },
   "48h": { label: "48 hours, hourly", granularity: "hour", span: 48 * 3_600_000 },
+  "7d": { label: "7 days", granularity: "day", span: 7 * 86_400_000 },
   "30d": { label: "30 days, daily", granularity: "day", span: 30 * 86_400_000 },
 };
 let range = "48h";
