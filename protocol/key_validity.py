@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-
 __all__ = ["KeySpan", "KeyVerdict", "judge_key"]
 
 
@@ -34,8 +33,6 @@ class KeyVerdict(StrEnum):
     ANCHORED_AFTER_KEY = "anchored_after_key"
     DATED_AFTER_KEY_END = "dated_after_key_end"
     DATED_BEFORE_BACKFILL = "dated_before_backfill"
-
-
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,9 +62,7 @@ class KeySpan:
         return min(limits) if limits else None
 
 
-def judge_key(
-    span: KeySpan, *, anchored_at: int, ts_ms: int, rotation_grace: int, max_backfill: int
-) -> KeyVerdict:
+def judge_key(span: KeySpan, *, anchored_at: int, ts_ms: int, rotation_grace: int, max_backfill: int) -> KeyVerdict:
     """Whether a reading dated ``ts_ms`` and first anchored at block time ``anchored_at``
     counts under the key whose life is ``span`` (see the module's rule)."""
     if anchored_at < span.from_time:
