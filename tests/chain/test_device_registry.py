@@ -449,7 +449,8 @@ def test_registry_events_for_auditors(chain: Chain) -> None:
         DeviceRevokedEvent,
     ]
     reg_a, reg_b, rot_a, rot_b, rev_a = events
-    assert isinstance(reg_a, DeviceRegisteredEvent) and isinstance(reg_b, DeviceRegisteredEvent)
+    assert isinstance(reg_a, DeviceRegisteredEvent)
+    assert isinstance(reg_b, DeviceRegisteredEvent)
     assert (reg_a.device_hash, reg_a.asset_id, reg_a.alg, reg_a.public_key) == (
         device_id_hash(a.device_id),
         asset_id_hash(ASSET),
@@ -463,7 +464,8 @@ def test_registry_events_for_auditors(chain: Chain) -> None:
         t0,
     )
     assert (reg_b.profile, reg_b.cert_hash, reg_b.public_key) == (b.profile, b"", b.public_key)
-    assert isinstance(rot_a, KeyRotatedEvent) and isinstance(rot_b, KeyRotatedEvent)
+    assert isinstance(rot_a, KeyRotatedEvent)
+    assert isinstance(rot_b, KeyRotatedEvent)
     assert (rot_a.key_index, rot_a.public_key, rot_a.cert_hash, rot_a.block_number, rot_a.timestamp) == (
         1,
         ed_key(5),

@@ -19,10 +19,10 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from chain.deployment import Deployment
-from chain.types import DeployParams, DeviceRegistration, Roles
 from chain.devchain import dev_fund
 from chain.errors import ContractRevert
 from chain.reader import ChainReader
+from chain.types import DeployParams, DeviceRegistration, Roles
 from chain.writer import ChainClient
 from devstack.anvil import find_anvil
 from protocol.cashflow import Tariff
