@@ -41,7 +41,9 @@ CONTRACTS_DIR = CHAIN_DIR / "contracts"
 ARTIFACTS_DIR = CHAIN_DIR / "artifacts"
 SOLC_BRIDGE = CHAIN_DIR / "solc_compile.js"
 
-CONTRACTS = ("AnchorRegistry", "DeviceRegistry", "ReadingVerifier")
+CONTRACTS = ("AnchorRegistry", "DeviceRegistry", "ReadingVerifier", "TariffRegistry")
+"""The deployable contracts, each with a committed artifact; every ``*.sol`` file in
+``contracts/`` is compiled (a base such as ``Governed.sol`` has no artifact of its own)."""
 EVM_VERSION = "cancun"
 """Supported by anvil's default hardfork and by eth-tester's py-evm (Prague): both run it."""
 OPTIMIZER: Mapping[str, Any] = {"enabled": True, "runs": 10_000}
@@ -56,10 +58,9 @@ def _source_name(contract: str) -> str:
 
 def _sources(contracts_dir: Path) -> dict[str, str]:
     sources = {}
-    for contract in CONTRACTS:
-        path = contracts_dir / f"{contract}.sol"
+    for path in sorted({*contracts_dir.glob("*.sol"), *(contracts_dir / f"{c}.sol" for c in CONTRACTS)}):
         try:
-            sources[_source_name(contract)] = path.read_text(encoding="utf-8")
+            sources[f"contracts/{path.name}"] = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise CompileError(f"cannot read {path}: {exc}") from exc
     return sources

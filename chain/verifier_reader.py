@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from chain._args import checkpoint_args, require_hashes
-from chain._contracts import ContractAccess
-from chain.errors import ChainError, ContractRevert, P256UnavailableError
+from chain.anchor_reader import AnchorReader
+from chain.errors import ChainError, CheckpointMismatchError, ContractRevert, P256UnavailableError
+from chain.reverts import edge
 from chain.types import ONCHAIN_REASONS, Checkpoint, OnchainReason, OnchainVerdict
 
 __all__ = ["VerifierReader"]
 
 
-class VerifierReader(ContractAccess):
+class VerifierReader(AnchorReader):
     """One reading verified by the chain itself (P-256 precompile), as a verdict."""
 
     def p256_available(self) -> bool:
@@ -32,15 +34,20 @@ class VerifierReader(ContractAccess):
         tree_size: int,
         proof: Sequence[bytes],
         checkpoint: Checkpoint,
+        previous: Checkpoint | None = None,
     ) -> OnchainVerdict:
         """Ask the chain itself whether a reading is genuine: one ``eth_call`` of the
         ReadingVerifier's ``verifyReading`` (after this reader's one-time precompile probe).
 
         It checks, in order: ``checkpoint`` is the one anchored for its epoch; the leaf
         SHA-256(0x00 || ``message``) is at ``leaf_index`` under its root, with ``tree_size`` the
-        checkpoint's; ``message`` is a canonical es256 message of ``device_id``; a key of that
-        device was valid at the reading's time (``ts_ms // 1000``) and the signature verifies
-        under it (P-256 precompile). The verdict names the first check that failed. Ed25519
+        checkpoint's; ``previous`` (epoch - 1's checkpoint, as anchored) ends before the leaf, so
+        ``checkpoint`` is the first to include it; ``message`` is a canonical es256 message of
+        ``device_id``, of the kind and window registered for it; it is signed by a key of the
+        device (P-256 precompile) that the DeviceRegistry accepts for a reading of that date
+        anchored at the checkpoint's block time (``acceptsReading``). The verdict names the first
+        check that failed. ``previous`` is read from the chain (verified against its commitment)
+        when not given; it is not used for epoch 0. Ed25519
         readings get the verdict ``unsupported_alg`` (there is no Ed25519 precompile): a
         verdict, not an error, because the answer is about the reading, not the chain.
 
@@ -49,6 +56,63 @@ class VerifierReader(ContractAccess):
         :class:`NotDeployedError` when the deployment has no ReadingVerifier, and
         ``ValueError`` for arguments that cannot be encoded.
         """
+        args = self._verify_args(
+            message=message,
+            device_id=device_id,
+            leaf_index=leaf_index,
+            tree_size=tree_size,
+            proof=proof,
+            checkpoint=checkpoint,
+            previous=previous,
+        )
+        try:
+            status = int(self._call("ReadingVerifier", "verifyReading", *args))
+        except ContractRevert as revert:
+            if revert.name == "P256PrecompileMissing":
+                raise P256UnavailableError() from revert
+            raise
+        if not 0 <= status < len(ONCHAIN_REASONS):
+            raise ChainError(f"the ReadingVerifier answered an unknown status {status}")
+        reason = ONCHAIN_REASONS[status]
+        return OnchainVerdict(valid=reason is OnchainReason.VALID, reason=reason)
+
+    def reading_verification_gas(
+        self,
+        *,
+        message: bytes,
+        device_id: str,
+        leaf_index: int,
+        tree_size: int,
+        proof: Sequence[bytes],
+        checkpoint: Checkpoint,
+        previous: Checkpoint | None = None,
+    ) -> int:
+        """The gas of ``isValidReading`` on these arguments (``estimate_gas`` of the call, the
+        intrinsic 21,000 and the calldata included): what a contract or a transaction would pay
+        for the check that :meth:`verify_reading_onchain` makes for free."""
+        args = self._verify_args(
+            message=message,
+            device_id=device_id,
+            leaf_index=leaf_index,
+            tree_size=tree_size,
+            proof=proof,
+            checkpoint=checkpoint,
+            previous=previous,
+        )
+        with edge():
+            return int(self._contract("ReadingVerifier").functions.isValidReading(*args).estimate_gas())
+
+    def _verify_args(
+        self,
+        *,
+        message: bytes,
+        device_id: str,
+        leaf_index: int,
+        tree_size: int,
+        proof: Sequence[bytes],
+        checkpoint: Checkpoint,
+        previous: Checkpoint | None,
+    ) -> tuple[Any, ...]:
         if not isinstance(message, bytes):
             raise ValueError("message must be bytes")
         if not isinstance(device_id, str):
@@ -60,14 +124,24 @@ class VerifierReader(ContractAccess):
         self._contract("ReadingVerifier")
         if not self.p256_available():
             raise P256UnavailableError()
-        args = (message, device_id, leaf_index, tree_size, list(proof), checkpoint_args(checkpoint))
-        try:
-            status = int(self._call("ReadingVerifier", "verifyReading", *args))
-        except ContractRevert as revert:
-            if revert.name == "P256PrecompileMissing":
-                raise P256UnavailableError() from revert
-            raise
-        if not 0 <= status < len(ONCHAIN_REASONS):
-            raise ChainError(f"the ReadingVerifier answered an unknown status {status}")
-        reason = ONCHAIN_REASONS[status]
-        return OnchainVerdict(valid=reason is OnchainReason.VALID, reason=reason)
+        return (
+            message,
+            device_id,
+            leaf_index,
+            tree_size,
+            list(proof),
+            checkpoint_args(checkpoint),
+            self._previous_args(checkpoint, previous),
+        )
+
+    def _previous_args(self, checkpoint: Checkpoint, previous: Checkpoint | None) -> tuple[Any, ...]:
+        if checkpoint.epoch == 0:
+            return (0, 0, bytes(32), bytes(32), 0, 0)
+        if previous is None:
+            try:
+                previous = self.checkpoint(checkpoint.epoch - 1)
+            except (ContractRevert, CheckpointMismatchError):
+                # Nothing anchored before a checkpoint that is itself not anchored (or not read
+                # back): the verifier's answer on the checkpoint says what is wrong.
+                return (checkpoint.epoch - 1, 0, bytes(32), bytes(32), 0, 0)
+        return checkpoint_args(previous)

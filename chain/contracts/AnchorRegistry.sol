@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.20;
 
+import {Governed} from "./Governed.sol";
+
 /// @title AnchorRegistry: append-only checkpoints of one RFC 6962 / RFC 9162 Merkle log.
 /// @notice Epoch n is the checkpoint (tree size, root) of the log after epoch n, the SHA-256 of
 /// that epoch's metadata, and the block and time it was anchored. Only the attestor may anchor,
@@ -23,7 +25,7 @@ pragma solidity ^0.8.20;
 /// and checks them against the previous epoch's record (cheaper than a head kept in storage:
 /// one cold read, against two cold reads and two writes), then verifies the consistency proof
 /// from them; the caller names the epoch, which must have no record while the one before has.
-contract AnchorRegistry {
+contract AnchorRegistry is Governed {
     /// @notice The previous checkpoint, as `anchor` takes it (its epoch is the anchored one - 1;
     /// all zero for epoch 0).
     struct Previous {
@@ -34,8 +36,10 @@ contract AnchorRegistry {
         uint64 timestamp;
     }
 
-    /// @notice The only address allowed to anchor.
-    address public immutable attestor;
+    bytes32 public constant ATTESTOR_ROLE = keccak256("assetproof.role.attestor");
+
+    /// @notice The most leaves one anchor may add to the log.
+    uint64 public immutable maxGrowth;
 
     mapping(uint256 epoch => bytes32 record) private _records;
 
@@ -43,6 +47,9 @@ contract AnchorRegistry {
     event Anchored(uint64 indexed epoch, uint64 treeSize, bytes32 root, bytes32 metaHash);
 
     error NotAttestor();
+    /// @notice The anchor would add `growth` leaves; at most `limit` may be added at once.
+    error GrowthTooLarge(uint64 limit, uint64 growth);
+    error ZeroMaxGrowth();
     error WrongEpoch(uint64 expected, uint64 got);
     error TreeSizeNotGrowing(uint64 previous, uint64 given);
     error ZeroRoot();
@@ -54,8 +61,20 @@ contract AnchorRegistry {
     /// epoch - 1 (for epoch 0: not all zero).
     error PreviousCheckpointMismatch(uint64 epoch);
 
-    constructor(address attestor_) {
-        attestor = attestor_;
+    constructor(
+        address attestor_,
+        address governor_,
+        uint64 governanceDelay_,
+        uint64 maxGrowth_
+    ) Governed(governor_, governanceDelay_) {
+        if (maxGrowth_ == 0) revert ZeroMaxGrowth();
+        maxGrowth = maxGrowth_;
+        _set(ATTESTOR_ROLE, attestor_);
+    }
+
+    /// @notice The only address allowed to anchor now.
+    function attestor() external view returns (address) {
+        return _holder(ATTESTOR_ROLE);
     }
 
     /// @notice Anchor the checkpoint of `epoch`: the log has `treeSize` leaves and root `root`;
@@ -70,7 +89,7 @@ contract AnchorRegistry {
         Previous calldata previous,
         bytes32[] calldata consistencyProof
     ) external {
-        if (msg.sender != attestor) revert NotAttestor();
+        if (msg.sender != _holder(ATTESTOR_ROLE)) revert NotAttestor();
         if (_records[epoch] != bytes32(0)) revert WrongEpoch(_count(), epoch);
         bytes32 previousRecord;
         if (epoch != 0) {
@@ -102,6 +121,7 @@ contract AnchorRegistry {
             revert PreviousCheckpointMismatch(epoch);
         }
         if (treeSize <= previousSize) revert TreeSizeNotGrowing(previousSize, treeSize);
+        if (treeSize - previousSize > maxGrowth) revert GrowthTooLarge(maxGrowth, treeSize - previousSize);
         if (epoch == 0) {
             if (consistencyProof.length != 0) revert InconsistentProof();
         } else if (!_consistent(previousSize, treeSize, previousRoot, root, consistencyProof)) {
@@ -174,6 +194,10 @@ contract AnchorRegistry {
             revert CheckpointMismatch(epoch);
         }
         return _included(treeSize, root, index, leafHash, proof);
+    }
+
+    function _isRole(bytes32 role) internal pure override returns (bool) {
+        return role == ATTESTOR_ROLE || role == GOVERNOR_ROLE;
     }
 
     /// @dev The first epoch without a record: the records are non-zero exactly for 0 .. count - 1,

@@ -7,11 +7,15 @@ import {DeviceRegistry} from "./DeviceRegistry.sol";
 /// @title ReadingVerifier: one signed reading checked end to end on chain, in one view call.
 /// @notice `verifyReading` answers, from the chain alone, whether a reading (the exact message
 /// bytes anchored as a Merkle leaf) is genuine: its checkpoint is the one anchored for its
-/// epoch, the leaf is in that checkpoint's tree, and the message is an es256 message of the
-/// device named, signed with the key the DeviceRegistry says that device held at the reading's
-/// time (verified by the P-256 precompile at address 0x100, EIP-7951 / RIP-7212). It returns a
+/// epoch and the first to include the leaf (the previous epoch's checkpoint, also checked, ends
+/// before it), the leaf is in that checkpoint's tree, the message is an es256 message of the
+/// device named, of the kind and reporting window the DeviceRegistry holds for it, signed with
+/// a key that the DeviceRegistry accepts for a reading of that date anchored at that
+/// checkpoint's block time (chain time, not the reading's word: `DeviceRegistry.acceptsReading`),
+/// verified by the P-256 precompile at address 0x100 (EIP-7951 / RIP-7212). It returns a
 /// `Status`, naming the first check that failed, in this order: the checkpoint, the inclusion,
-/// the message's form and algorithm, the device, the key's validity, the signature.
+/// the previous checkpoint, the message's form and algorithm, the device, its kind and window,
+/// the signature, the key's validity.
 /// `isValidReading` is the same as a bool.
 /// Ed25519 readings are not verifiable here (the EVM has no Ed25519 precompile):
 /// `UnsupportedAlgorithm`, so a caller can say so rather than "bad signature".
@@ -45,13 +49,22 @@ contract ReadingVerifier {
         DeviceMismatch,
         /// No device is registered under keccak256(device id).
         UnknownDevice,
-        /// No key of the device was valid at the reading's time (before its registration, from
-        /// its revocation on), or the signature is by one of its keys that was not valid then
-        /// (rotated out before, or in after, the reading's time).
+        /// The signing key was not in force when the checkpoint was anchored (chain time): the
+        /// checkpoint came before the key, or after its rotation's grace or its revocation.
         KeyNotValid,
-        /// The signature does not verify under the key valid at the reading's time, nor under any
-        /// other key of the device (also: a device whose registered key is not a P-256 key).
-        BadSignature
+        /// The signature does not verify under any key of the device (also: a device whose
+        /// registered key is not a P-256 key).
+        BadSignature,
+        /// The leaf was already in the previous epoch's checkpoint: key validity is judged at the
+        /// first checkpoint that included it, so that one must be given.
+        NotFirstCheckpoint,
+        /// The message's kind is not the one registered for the device.
+        WrongKind,
+        /// The message's window_s is not the reporting window registered for the device.
+        WrongWindow,
+        /// The reading is dated after its key's end, or further before its key's start than the
+        /// registry's backfill bound.
+        DatedOutsideKey
     }
 
     /// @notice The checkpoint of an epoch, every field as anchored (`AnchorRegistry` keeps only a
@@ -67,8 +80,8 @@ contract ReadingVerifier {
 
     /// @notice The P-256 verification precompile (EIP-7951; RIP-7212 on L2s).
     address public constant P256_VERIFIER = address(0x100);
-    /// @notice How many keys of a device, besides the one valid at the reading's time, are tried
-    /// to tell a rotated-out key (`KeyNotValid`) from a forgery (`BadSignature`); the newest first.
+    /// @notice How many keys of a device, besides the one in force at the anchor's time, are
+    /// tried to find the signing key (one rotated out, or in later); the newest first.
     uint256 public constant MAX_OTHER_KEYS = 16;
 
     AnchorRegistry public immutable anchorRegistry;
@@ -108,10 +121,15 @@ contract ReadingVerifier {
     /// @dev What the message says, once its form is checked.
     struct Reading {
         uint256 bodyEnd; // the signed body is message[_BODY_START:bodyEnd]
-        uint64 seconds_; // ts_ms / 1000: the time the DeviceRegistry's validity is in
+        uint64 tsMs;
+        uint64 windowS;
+        uint256 idEnd; // the index of the device id's closing quote
         bytes32 r;
         bytes32 s;
     }
+
+    // `,"kind":"` right after the device id's closing quote (the body's keys are sorted).
+    bytes9 private constant _KIND = ',"kind":"';
 
     constructor(AnchorRegistry anchorRegistry_, DeviceRegistry deviceRegistry_) {
         if (address(anchorRegistry_).code.length == 0) revert NoCode(address(anchorRegistry_));
@@ -127,7 +145,10 @@ contract ReadingVerifier {
     /// @param leafIndex The leaf's index in the log.
     /// @param treeSize The tree size the proof is for: must be the checkpoint's.
     /// @param proof The RFC 9162 inclusion proof of the leaf in that tree.
-    /// @param checkpoint Every field of the epoch's checkpoint, as anchored.
+    /// @param checkpoint Every field of the epoch's checkpoint, as anchored: the first to include
+    /// the leaf.
+    /// @param previous The checkpoint of the epoch before, as anchored (ignored for epoch 0): it
+    /// shows the leaf was not in the log before `checkpoint`.
     /// @dev Reverts only with P256PrecompileMissing (see the contract's notes) or when a registry
     /// call fails for want of gas.
     function verifyReading(
@@ -136,14 +157,20 @@ contract ReadingVerifier {
         uint64 leafIndex,
         uint64 treeSize,
         bytes32[] calldata proof,
-        Checkpoint calldata checkpoint
+        Checkpoint calldata checkpoint,
+        Checkpoint calldata previous
     ) public view returns (Status) {
         Status status = _anchored(message, leafIndex, treeSize, proof, checkpoint);
+        if (status != Status.Valid) return status;
+        status = _first(leafIndex, checkpoint.epoch, previous);
         if (status != Status.Valid) return status;
         Reading memory reading;
         (status, reading) = _parse(message, deviceId);
         if (status != Status.Valid) return status;
-        return _signedInTime(message, keccak256(bytes(deviceId)), reading);
+        bytes32 device = keccak256(bytes(deviceId));
+        status = _profiled(message, device, reading);
+        if (status != Status.Valid) return status;
+        return _signedInTime(message, device, reading, checkpoint.timestamp);
     }
 
     /// @notice Whether `verifyReading` says `Status.Valid`.
@@ -153,9 +180,10 @@ contract ReadingVerifier {
         uint64 leafIndex,
         uint64 treeSize,
         bytes32[] calldata proof,
-        Checkpoint calldata checkpoint
+        Checkpoint calldata checkpoint,
+        Checkpoint calldata previous
     ) external view returns (bool) {
-        return verifyReading(message, deviceId, leafIndex, treeSize, proof, checkpoint) == Status.Valid;
+        return verifyReading(message, deviceId, leafIndex, treeSize, proof, checkpoint, previous) == Status.Valid;
     }
 
     /// @notice Whether this chain's P-256 precompile accepts a known-good signature (RFC 6979
@@ -205,6 +233,23 @@ contract ReadingVerifier {
         }
     }
 
+    /// @dev For epoch e > 0: `previous` is epoch e - 1's anchored checkpoint and ends before the
+    /// leaf, so `checkpoint` is the first to include it.
+    function _first(uint64 leafIndex, uint64 epoch, Checkpoint calldata p) private view returns (Status) {
+        if (epoch == 0) return Status.Valid;
+        if (p.epoch != epoch - 1) return Status.CheckpointMismatch;
+        bool same = anchorRegistry.verifyCheckpoint(
+            p.epoch,
+            p.treeSize,
+            p.root,
+            p.metaHash,
+            p.blockNumber,
+            p.timestamp
+        );
+        if (!same) return Status.CheckpointMismatch;
+        return leafIndex < p.treeSize ? Status.NotFirstCheckpoint : Status.Valid;
+    }
+
     // --- the message -----------------------------------------------------------------------
 
     /// @dev Check the message's form piece by piece, each index bounded before it is read. The
@@ -238,7 +283,8 @@ contract ReadingVerifier {
         uint256 pos = tail - 1;
         if (message[pos] != "}") return (Status.Malformed, reading);
         uint256 start;
-        (ok, start, ) = _digitsBefore(message, pos, idEnd + 1);
+        uint256 windowS;
+        (ok, start, windowS) = _digitsBefore(message, pos, idEnd + 1);
         if (!ok || start < idEnd + 1 + 18 || bytes18(message[start - 18:start]) != _V_WINDOW) {
             return (Status.Malformed, reading);
         }
@@ -250,7 +296,9 @@ contract ReadingVerifier {
             return (Status.DeviceMismatch, reading);
         }
         reading.bodyEnd = tail;
-        reading.seconds_ = uint64(tsMs / 1000);
+        reading.tsMs = uint64(tsMs);
+        reading.windowS = uint64(windowS);
+        reading.idEnd = idEnd;
         return (Status.Valid, reading);
     }
 
@@ -367,35 +415,59 @@ contract ReadingVerifier {
 
     // --- the device and its key --------------------------------------------------------------
 
-    /// @dev The signature, against the key valid at the reading's time; when that fails, the
-    /// device's other keys tell a key used out of its time from a forgery.
+    /// @dev The registered kind and window: the kind is the string right after the device id.
+    function _profiled(bytes calldata message, bytes32 device, Reading memory reading) private view returns (Status) {
+        if (deviceRegistry.keyCount(device) == 0) return Status.UnknownDevice;
+        (uint8 kind, uint32 windowS, , ) = deviceRegistry.profile(device);
+        bytes memory name = kind == 1 ? bytes("solar") : kind == 2 ? bytes("charger") : bytes("miner");
+        uint256 kindAt = reading.idEnd + 1;
+        uint256 end = kindAt + 9 + name.length;
+        if (
+            end >= reading.bodyEnd ||
+            bytes9(message[kindAt:kindAt + 9]) != _KIND ||
+            keccak256(message[kindAt + 9:end]) != keccak256(name) ||
+            message[end] != '"'
+        ) return Status.WrongKind;
+        if (reading.windowS != windowS) return Status.WrongWindow;
+        return Status.Valid;
+    }
+
+    /// @dev Find the signing key (first the one in force at the anchor's time, then the others,
+    /// newest first), then ask the registry whether it counts for this date and anchor time.
     function _signedInTime(
         bytes calldata message,
         bytes32 device,
-        Reading memory reading
+        Reading memory reading,
+        uint64 anchoredAt
     ) private view returns (Status) {
         uint256 keys = deviceRegistry.keyCount(device);
-        if (keys == 0) return Status.UnknownDevice;
-        (bool inForce, uint32 keyIndex) = deviceRegistry.keyValidAt(device, reading.seconds_);
-        if (!inForce) {
-            // A reading dated before the device was registered signs with its first key (no
-            // other key can have existed then; a device may deliver readings it measured before
-            // registration): the same rule as the off-chain auditor (auditor.verify.key_for_time).
-            // After a rotation or revocation ended a key, nothing signs with it.
-            (, , uint64 firstFrom, , , ) = deviceRegistry.keyAt(device, 0);
-            if (reading.seconds_ >= firstFrom) return Status.KeyNotValid;
-            keyIndex = 0;
-        }
         bytes32 digest = sha256(message[_BODY_START:reading.bodyEnd]);
-        if (_signedBy(digest, reading, device, keyIndex)) return Status.Valid;
-        uint256 tried;
-        for (uint256 i = keys; i > 0 && tried < MAX_OTHER_KEYS; --i) {
-            if (i - 1 == keyIndex) continue;
-            ++tried;
-            if (_signedBy(digest, reading, device, i - 1)) return Status.KeyNotValid;
+        (bool inForce, uint32 first) = deviceRegistry.keyInForceAt(device, anchoredAt);
+        uint256 signer = type(uint256).max;
+        if (inForce && _signedBy(digest, reading, device, first)) {
+            signer = first;
+        } else {
+            uint256 tried;
+            for (uint256 i = keys; i > 0 && tried < MAX_OTHER_KEYS; --i) {
+                if (inForce && i - 1 == first) continue;
+                ++tried;
+                if (_signedBy(digest, reading, device, i - 1)) {
+                    signer = i - 1;
+                    break;
+                }
+            }
         }
-        if (!p256Available()) revert P256PrecompileMissing();
-        return Status.BadSignature;
+        if (signer == type(uint256).max) {
+            if (!p256Available()) revert P256PrecompileMissing();
+            return Status.BadSignature;
+        }
+        DeviceRegistry.KeyVerdict verdict = deviceRegistry.acceptsReading(device, signer, anchoredAt, reading.tsMs);
+        if (verdict == DeviceRegistry.KeyVerdict.Valid) return Status.Valid;
+        if (
+            verdict == DeviceRegistry.KeyVerdict.DatedAfterKeyEnd ||
+            verdict == DeviceRegistry.KeyVerdict.DatedBeforeBackfill
+        ) return Status.DatedOutsideKey;
+        return Status.KeyNotValid;
     }
 
     function _signedBy(
