@@ -91,7 +91,17 @@ def provision_fleet(
         try:
             # Before any device signs: a key is valid on chain from its registration block on.
             chain.register_devices(
-                DeviceRegistration(device_id=d.id, asset=asset, alg=d.alg, public_key=d.public_key) for d in devices
+                DeviceRegistration.from_rating(
+                    device_id=d.id,
+                    asset=asset,
+                    alg=d.alg,
+                    public_key=d.public_key,
+                    kind=d.kind,
+                    rating=d.rating,
+                    window_s=d.window_s,
+                    cert_hash=b"",
+                )
+                for d in devices
             )
         except ChainError as exc:
             raise ChainError(
