@@ -383,6 +383,10 @@ def test_unpinned_the_chain_the_api_names_is_never_verified(stack: VerifyStack, 
     sources = page.locator("[data-pin]").evaluate_all("(rows) => rows.map((r) => r.dataset.source)")
     assert sources == ["api", "api", "api"]
     assert "badge warn" in (page.get_attribute("#chain-badge", "class") or "")
+    # What the API names (the page's fallback, shown as the API's).
+    info = _get(stack, "/v1/chain")
+    assert info["device_registry"] == stack.deployment.device_registry.address
+    assert info["anchor_registry"] == stack.deployment.anchor_registry.address
 
 
 def test_a_pin_saved_in_the_browser_is_used_and_shown(stack: VerifyStack, page: Page) -> None:
@@ -556,3 +560,20 @@ def _get_raw(stack: VerifyStack, path: str) -> bytes:
 
 def _get(stack: VerifyStack, path: str) -> Any:
     return json.loads(_get_raw(stack, path))
+
+
+def test_a_node_on_the_user_s_loopback_can_be_pinned(stack: VerifyStack, page: Page) -> None:
+    """The API names 127.0.0.1:PORT; the user pins the same node as localhost:PORT, which only
+    the policy's loopback sources (``http://localhost:*``) let the page call."""
+    port = stack.rpc_url.rsplit(":", 1)[1]
+    query = urlencode(
+        {
+            "rpc": f"http://localhost:{port}",
+            "anchor": stack.deployment.anchor_registry.address,
+            "devices": stack.deployment.device_registry.address,
+        }
+    )
+    page.goto(f"{stack.api_url}/?poll=500&{query}#verify/dev/{GENUINE_ED25519}/3")
+    out = _outcome(page, "loopback-pin")
+    assert out["title"] == "VERIFIED", out["why"]
+    assert f"at http://localhost:{port}" in page.locator('[data-testid="checked-against"]').inner_text()

@@ -103,11 +103,19 @@ export async function cspConnectOrigins() {
   return allowedOrigins;
 }
 
+/** Whether a CSP host source (scheme://host[:port|:*]) admits `origin` (scheme://host[:port]). */
+function sourceMatches(source, origin) {
+  const clean = source.replace(/\/$/, "");
+  if (!clean.endsWith(":*")) return clean === origin;
+  const base = clean.slice(0, -2);
+  return origin === base || (origin.startsWith(`${base}:`) && /^\d+$/.test(origin.slice(base.length + 1)));
+}
+
 /** Null when this page may call `url`, else a sentence saying why not. */
 export async function cspRefusal(url) {
   const origins = await cspConnectOrigins();
   const origin = new URL(url).origin;
-  const ok = origins.some((o) => o === "*" || (o === "'self'" ? origin === location.origin : o.replace(/\/$/, "") === origin));
+  const ok = origins.some((o) => o === "*" || (o === "'self'" ? origin === location.origin : sourceMatches(o, origin)));
   if (ok) return null;
   return (
     `this page's Content-Security-Policy lets it call only ${origins.join(" ").replace("'self'", "its own origin")}, ` +
