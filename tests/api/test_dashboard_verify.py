@@ -577,3 +577,23 @@ def test_a_node_on_the_user_s_loopback_can_be_pinned(stack: VerifyStack, page: P
     out = _outcome(page, "loopback-pin")
     assert out["title"] == "VERIFIED", out["why"]
     assert f"at http://localhost:{port}" in page.locator('[data-testid="checked-against"]').inner_text()
+
+
+def test_a_bundle_for_a_tree_never_anchored_fails_at_the_checkpoint(
+    stack: VerifyStack, page: Page, tmp_path: Path
+) -> None:
+    """A bundle consistent in itself (a one-leaf tree of its own message) whose checkpoint the
+    chain never held: the offline checks pass, the chain's does not."""
+    bundle = _get(stack, f"/v1/devices/{GENUINE_ES256}/readings/2/bundle")
+    root = leaf_hash(bytes.fromhex(bundle["message"])).hex()
+    bundle.update(leaf_index=0, tree_size=1, inclusion_proof=[])
+    bundle["checkpoint"].update(tree_size=1, root=root)
+    path = tmp_path / "phantom.json"
+    path.write_text(json.dumps(bundle))
+    page.goto(f"{stack.api_url}/?poll=500&{stack.pin_query()}#verify")
+    page.set_input_files(".bundle-file input", str(path))
+    out = _outcome(page, "phantom-tree")
+    assert out["title"] == "FAILED"
+    assert out["failed"] == ["checkpoint"], out["why"]
+    assert out["status"]["inclusion"] == "pass"
+    assert "is not the one anchored: tree size 1 (chain: " in out["text"]["checkpoint"]

@@ -272,6 +272,7 @@ async function onChain({ bundle, parts, metadata, target, set, result, checks })
     if (held.metaHash !== cp.meta_hash) differ.push(`metaHash ${short(cp.meta_hash)} (chain: ${short(held.metaHash)})`);
     if (held.blockNumber !== anchor.block_number) differ.push(`block ${anchor.block_number} (chain: ${held.blockNumber})`);
     if (held.timestamp !== anchor.block_timestamp) differ.push(`block time ${anchor.block_timestamp} (chain: ${held.timestamp})`);
+    if (held.txHash?.toLowerCase() !== anchor.tx_hash.toLowerCase()) differ.push(`transaction ${short(anchor.tx_hash)} (chain: ${short(held.txHash ?? "none")})`);
     if (differ.length) {
       set("checkpoint", "fail", `the bundle's checkpoint for epoch ${cp.epoch} is not the one anchored: ${differ.join(", ")}`);
     } else {
