@@ -33,6 +33,8 @@ from urllib.parse import urlencode
 
 import pytest
 import uvicorn
+from eth_utils.abi import function_signature_to_4byte_selector
+from eth_utils.crypto import keccak
 from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import Engine, select, update
 
@@ -445,9 +447,6 @@ def test_a_bundle_file_is_checked_against_the_pinned_chain(stack: VerifyStack, p
 
 
 def test_the_page_computes_its_own_selectors_and_device_ids(stack: VerifyStack, page: Page) -> None:
-    from eth_utils import keccak
-    from eth_utils.abi import function_signature_to_4byte_selector
-
     abi = {
         name: json.loads((REPO / "chain" / "artifacts" / f"{name}.json").read_text())["abi"]
         for name in ("AnchorRegistry", "DeviceRegistry")
