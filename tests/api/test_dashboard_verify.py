@@ -16,6 +16,10 @@ dashboard. Then what a compromised operator does is done to it:
 - ``sol-ghost-0001``: in the database, never registered on chain;
 - the last epoch's metadata in the database is altered after anchoring (a total inflated).
 
+Bundle files the user opens in the page cover what the API would not serve: a key named that is
+not the registry's, a proof against a later checkpoint (the key judged at the first), and a tree
+the chain never held.
+
 Anvil is required (the shared session node), as is Chromium; both fail the test with how to
 install them when missing.
 """
