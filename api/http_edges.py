@@ -98,9 +98,21 @@ async def _answer(send: Send, status: int, allowed: frozenset[str], body: bytes)
     await send({"type": "http.response.body", "body": body})
 
 
+LOOPBACK_RPC: Final = ("http://127.0.0.1:*", "http://localhost:*")
+"""Where a user's own chain node answers: always allowed to the dashboard's ``eth_call``. (CSP has
+no syntax for an IPv6 literal such as [::1]: Chromium ignores it and reports the policy.)"""
+
+
 def content_security_policy(*, public_rpc_url: str | None) -> str:
     """The dashboard's policy: its own ES modules and stylesheet, fetches to the API (same origin)
-    and ``eth_call`` to the public RPC URL it is configured with; no inline script, no framing.
+    and ``eth_call`` to the public RPC URL it is configured with, or to a node on the user's own
+    machine (loopback, any port); no inline script, no framing.
+
+    A user who does not trust the operator pins their own RPC URL in the page; the policy is the
+    operator's, so it cannot name that node in advance. Loopback is what lets a pinned node work
+    without opening ``connect-src`` to the whole web (which would let any injected script send
+    what the page shows anywhere): the user's own node (anvil, a light client, an SSH tunnel to
+    one) answers on 127.0.0.1, and a remote node the policy refuses is named as such by the page.
 
     No inline style either: the dashboard sets its colours and widths through the CSSOM."""
     connect = ["'self'"]
@@ -108,6 +120,7 @@ def content_security_policy(*, public_rpc_url: str | None) -> str:
         parts = urlsplit(public_rpc_url)
         if parts.scheme in ("http", "https") and parts.netloc:
             connect.append(f"{parts.scheme}://{parts.netloc}")
+    connect += [origin for origin in LOOPBACK_RPC if origin not in connect]
     return "; ".join(
         (
             "default-src 'none'",

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from eth_utils.abi import function_signature_to_4byte_selector
@@ -108,8 +109,18 @@ def page(browser: Browser, capsys: pytest.CaptureFixture[str]) -> Iterator[Page]
     assert errors == [], f"the page logged errors: {errors}"
 
 
-def _open(page: Page, base: str, view: str) -> None:
-    page.goto(f"{base}/?poll={POLL_MS}#{view}")
+def _open(page: Page, base: str, view: str, *, pin: Stack | None = None) -> None:
+    """``pin``: the chain pinned in the link, as a user holding the deployment file would."""
+    query = "" if pin is None else "&" + urlencode(_pin(pin))
+    page.goto(f"{base}/?poll={POLL_MS}{query}#{view}")
+
+
+def _pin(stack: Stack) -> dict[str, str]:
+    return {
+        "rpc": stack.node.url,
+        "anchor": stack.deployment.anchor_registry.address,
+        "devices": stack.deployment.device_registry.address,
+    }
 
 
 def _shot(page: Page, name: str) -> Path:
@@ -319,15 +330,21 @@ def _verdict(page: Page) -> tuple[str, str, dict[str, str]]:
     return verdict.get_attribute("data-verdict") or "", verdict.get_attribute("data-failed") or "", checks
 
 
+VERIFY_CHECKS = ("message", "leaf", "inclusion", "checkpoint", "metadata", "device", "signature", "key")
+
+
 def test_verify_genuine_readings_in_the_browser(anchored: Stack, page: Page) -> None:
-    _open(page, anchored.api_url, "verify")
+    # The chain pinned in the link: the page reads the key, checkpoint and metaHash from it.
+    _open(page, anchored.api_url, "verify", pin=anchored)
     # An es256 (ECDSA P-256) reading, picked from the recent readings list.
     page.locator('.recent button[data-device^="evc-"]').first.click()
     title, failed, checks = _verdict(page)
     assert (title, failed) == ("VERIFIED", ""), page.locator(".result").inner_text()
-    assert checks == dict.fromkeys(("message", "signature", "leaf", "inclusion", "chain"), "pass")
-    assert "ECDSA P-256 signature valid" in page.locator('[data-check="signature"]').inner_text()
-    assert "holds this checkpoint" in page.locator('[data-check="chain"]').inner_text()
+    assert checks == dict.fromkeys(VERIFY_CHECKS, "pass")
+    signature = page.locator('[data-check="signature"]').inner_text()
+    assert "ECDSA P-256 signature valid under the DeviceRegistry's key" in signature
+    assert "verifyCheckpoint true" in page.locator('[data-check="checkpoint"]').inner_text()
+    assert "acceptsReading: Valid" in page.locator('[data-check="key"]').inner_text()
     _shot(page, "verify-es256")
 
     # An Ed25519 reading, named by its log index in the form.
@@ -339,7 +356,8 @@ def test_verify_genuine_readings_in_the_browser(anchored: Stack, page: Page) -> 
     title, failed, checks = _verdict(page)
     assert (title, failed) == ("VERIFIED", ""), page.locator(".result").inner_text()
     assert set(checks.values()) == {"pass"}
-    assert "Ed25519 signature valid" in page.locator('[data-check="signature"]').inner_text()
+    signature = page.locator('[data-check="signature"]').inner_text()
+    assert "Ed25519 signature valid under the DeviceRegistry's key" in signature
     _shot(page, "verify-ed25519")
 
 
@@ -360,7 +378,7 @@ def test_verify_reports_a_reading_tampered_after_anchoring(anchored: Stack, page
     reading = http_json(f"{anchored.api_url}/v1/devices/{device}/readings/{seq}")
     assert reading["epoch_status"] == "anchored"
     _tamper(anchored.database, device, seq)
-    _open(page, anchored.api_url, "verify")
+    _open(page, anchored.api_url, "verify", pin=anchored)
     page.fill('input[name="device"]', device)
     page.fill('input[name="seq"]', str(seq))
     page.click(".verify-form button[type=submit]")
@@ -368,7 +386,7 @@ def test_verify_reports_a_reading_tampered_after_anchoring(anchored: Stack, page
     assert title == "FAILED"
     assert set(failed.split()) == {"signature", "leaf", "inclusion"}
     assert checks["signature"] == checks["leaf"] == checks["inclusion"] == "fail"
-    assert checks["chain"] == "pass", "the checkpoint itself is the anchored one"
+    assert checks["checkpoint"] == "pass", "the checkpoint itself is the anchored one"
     why = page.locator(".result .why").inner_text()
     assert "signature does not verify" in why
     assert "stored message changed after it was logged" in why
@@ -382,9 +400,13 @@ def test_without_a_public_rpc_the_page_says_the_root_came_through_the_api(anchor
     assert http_json(base + "/v1/chain")["rpc_url"] is None
     _open(page, base, "verify/log/5")
     title, failed, checks = _verdict(page)
-    assert (title, failed) == ("VERIFIED", "")
-    assert checks["chain"] == "warn"
+    # Nothing failed, but the root and the key are the API's: never VERIFIED.
+    assert (title, failed) == ("NOT VERIFIED", "")
+    assert checks["checkpoint"] == checks["signature"] == "warn"
+    assert checks["device"] == checks["key"] == "skip"
     notice = page.locator('[data-testid="root-source"]').inner_text()
-    assert "The root came through the API, not from the chain" in notice
+    assert "Nothing was read from the chain: no JSON-RPC URL" in notice
+    signature = page.locator('[data-check="signature"]').inner_text()
+    assert "that key is from the API, not checked against the chain" in signature
     assert "no public RPC" in page.locator("#chain-badge").inner_text()
     _shot(page, "verify-no-rpc")

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import compile_path
 
 from api.app import create_app
+from api.http_edges import LOOPBACK_RPC
 from config import Settings
 from tests.api.dataset import ADMIN_TOKEN, REVOKED, Dataset
 
@@ -112,7 +113,9 @@ def _assert_secured(response: object, *, rpc_origin: str | None = None) -> None:
     assert csp["default-src"] == "'none'"
     assert csp["script-src"] == "'self'"  # no inline script, no eval
     assert csp["frame-ancestors"] == "'none'"
-    assert csp["connect-src"] == ("'self'" if rpc_origin is None else f"'self' {rpc_origin}")
+    # The user's own node on loopback, for an RPC URL pinned in the page (api.http_edges).
+    loopback = " ".join(LOOPBACK_RPC)
+    assert csp["connect-src"] == (f"'self' {loopback}" if rpc_origin is None else f"'self' {rpc_origin} {loopback}")
 
 
 def test_security_headers_on_every_kind_of_response(client: TestClient) -> None:

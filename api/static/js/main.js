@@ -4,6 +4,7 @@
 
 import * as api from "./api.js";
 import { esc, hexHTML } from "./format.js";
+import { chainTarget } from "./pin.js";
 import * as auditor from "./views/auditor.js";
 import * as fleet from "./views/fleet.js";
 import * as investor from "./views/investor.js";
@@ -37,10 +38,14 @@ function chainBadge(chain) {
   if (!chain.anchor_registry) {
     el.innerHTML = "no chain deployment";
     el.className = "badge muted";
-  } else if (chain.rpc_url) {
-    el.innerHTML = `chain ${esc(chain.chain_id)} · registry ${hexHTML(chain.anchor_registry, { head: 6, tail: 4 })}`;
-    el.className = "badge ok";
-    el.title = `Roots are checked from this browser against ${chain.rpc_url}`;
+  } else if (chain.rpc_url || chainTarget(chain).pinned) {
+    // Green only for a chain the user pinned (pin.js): the API's is the operator's word.
+    const target = chainTarget(chain);
+    el.innerHTML = `chain ${esc(chain.chain_id)} · registry ${hexHTML(target.anchor.value, { head: 6, tail: 4 })}${target.pinned ? " · pinned" : " · not pinned"}`;
+    el.className = target.pinned ? "badge ok" : "badge warn";
+    el.title = target.pinned
+      ? `Checked from this browser against ${target.rpc.value}, pinned by you`
+      : `Checked from this browser against ${target.rpc.value}, named by the API: pin your own chain in the Verify view`;
   } else {
     el.innerHTML = `chain ${esc(chain.chain_id)} · no public RPC`;
     el.className = "badge warn";

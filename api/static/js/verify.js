@@ -1,16 +1,36 @@
-// Checks one proof bundle in the browser, trusting neither the API nor this page's server:
-//   1. the message is the canonical envelope and names the bundle's device;
-//   2. the device signature over the body bytes (Ed25519, or ECDSA P-256/SHA-256 with the raw
-//      64-byte r||s that WebCrypto takes as is) with the bundle's public key;
-//   3. the leaf hash SHA-256(0x00 || message) (and, when known, that it is the leaf the log
-//      recorded at that index);
-//   4. the RFC 6962 inclusion proof from the leaf up to the checkpoint's root;
-//   5. that checkpoint against the AnchorRegistry, by an eth_call from this browser to the chain.
-// The key is the bundle's (the operator's claim): `assetproof verify` also reads the key the
-// chain's DeviceRegistry held at the reading's time.
+// Checks one proof bundle in the browser. The bundle comes from the API (the operator's word);
+// what decides the verdict comes from this page's own cryptography and from the chain, read by
+// eth_call from this browser to the node and contracts the user pinned (pin.js):
+//   1. the message is the canonical envelope; its leaf hash SHA-256(0x00 || message) (and, when
+//      known, that it is the leaf the log recorded);
+//   2. the RFC 6962 inclusion proof from the leaf up to the checkpoint's root;
+//   3. the checkpoint as the AnchorRegistry holds it: its Anchored event's fields and block time,
+//      confirmed by verifyCheckpoint, and the first checkpoint that included the leaf (key
+//      validity is judged at that anchor's chain time);
+//   4. SHA-256 of the epoch metadata's canonical bytes against the anchored metaHash;
+//   5. the device as the DeviceRegistry holds it (algorithm, kind, reporting window);
+//   6. the signature over the body bytes with the REGISTRY's key (the key in force at the anchor,
+//      then the device's other keys), never the key the bundle names;
+//   7. DeviceRegistry.acceptsReading for that key, the anchor's time and the reading's ts_ms.
+// VERIFIED only when every check ran against the chain and the chain's RPC URL and addresses are
+// the user's; otherwise the page says exactly which checks it could not make, and why.
 
-import { equalBytes, bytesToHex, hexToBytes, leafHash, ProofError, rootFromInclusionProof } from "./merkle.js";
-import { bytes32Word, calldata, decodeRevert, rpc, RpcError, uintWord } from "./rpc.js";
+import { bytesToHex, equalBytes, hexToBytes, leafHash, ProofError, rootFromInclusionProof, sha256 } from "./merkle.js";
+import {
+  acceptsReading,
+  anchoredCheckpoint,
+  ChainMismatch,
+  firstCheckpoint,
+  importableKey,
+  keyAt,
+  keyInForceAt,
+  MAX_OTHER_KEYS,
+  registeredDevice,
+  sameKey,
+  shortHex as short,
+} from "./onchain.js";
+import { cspRefusal, unpinnedReason } from "./pin.js";
+import { Revert, rpc } from "./rpc.js";
 
 const PREFIX = '{"alg":"';
 const BODY = '","body":';
@@ -18,11 +38,15 @@ const SIG_HEAD = ',"sig":"';
 
 export const CHECKS = [
   ["message", "Message"],
-  ["signature", "Device signature"],
   ["leaf", "Leaf hash"],
   ["inclusion", "Inclusion proof"],
-  ["chain", "Root on chain"],
+  ["checkpoint", "Checkpoint on chain"],
+  ["metadata", "Epoch metadata"],
+  ["device", "Device on chain"],
+  ["signature", "Signature with the registry's key"],
+  ["key", "Key valid at the anchor"],
 ];
+const CHAIN_CHECKS = ["checkpoint", "metadata", "device", "signature", "key"];
 
 function split(message) {
   // The signed bytes are cut out of the message, never re-encoded: what was signed is exactly
@@ -54,46 +78,57 @@ async function verifySignature(alg, publicKey, signature, signed) {
     return crypto.subtle.verify({ name: "Ed25519" }, key, signature, signed);
   }
   if (alg === "es256") {
-    const key = await crypto.subtle.importKey("raw", publicKey, { name: "ECDSA", namedCurve: "P-256" }, false, [
-      "verify",
-    ]);
+    // WebCrypto takes the 64-byte r||s as is, and SEC1 uncompressed points.
+    const key = await crypto.subtle.importKey("raw", publicKey, { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
     return crypto.subtle.verify({ name: "ECDSA", hash: "SHA-256" }, key, signature, signed);
   }
   throw new Error(`unsupported algorithm ${alg}`);
 }
 
-const short = (hex) => `${hex.slice(0, 10)}…${hex.slice(-6)}`;
+const ALG_NAME = { es256: "ECDSA P-256", ed25519: "Ed25519" };
+const when = (seconds) => new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
 
 /**
- * @param bundle the proof bundle (JSON, as the API serves it)
- * @param chain GET /v1/chain
- * @param recordedLeaf the leaf hash (hex) the log holds at the bundle's index, when known
- * @param apiCheckpoint (epoch) => the checkpoint the API lists, for when no RPC URL is configured
+ * RFC 8785 (JCS) bytes of a JSON value built of objects, arrays, strings and integers: what
+ * metaHash covers. Keys sort by UTF-16 code units (JavaScript's default order, as JCS says);
+ * strings and integers serialise as JSON.stringify does. A number JavaScript cannot hold exactly
+ * is refused rather than hashed wrong (the metadata schema keeps integers below 2^53).
  */
-export async function verifyBundle(bundle, { chain, recordedLeaf = null, apiCheckpoint = null }) {
+export function canonicalJson(value) {
+  if (value === null || typeof value === "boolean" || typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value)) throw new Error(`${value} is not an integer this page can encode exactly`);
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const keys = Object.keys(value).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+}
+
+/**
+ * @param bundle the proof bundle (JSON, as the API serves it, or as a file the user opened)
+ * @param target pin.chainTarget(): the RPC URL and registries, each with where it came from
+ * @param recordedLeaf the leaf hash (hex) the log holds at the bundle's index, when known
+ * @param apiCheckpoint (epoch) => the checkpoint the API lists, used only when no chain is reachable
+ * @param apiMetadata (epoch) => the epoch metadata the API serves, when the bundle carries none
+ */
+export async function verifyBundle(bundle, { target, recordedLeaf = null, apiCheckpoint = null, apiMetadata = null }) {
   const checks = Object.fromEntries(CHECKS.map(([id, label]) => [id, { id, label, status: "skip", detail: "" }]));
-  const pass = (id, detail) => Object.assign(checks[id], { status: "pass", detail });
-  const fail = (id, detail) => Object.assign(checks[id], { status: "fail", detail });
-  const result = { checks, decoded: null, rootSource: null, notice: null };
+  const set = (id, status, detail) => Object.assign(checks[id], { status, detail });
+  const result = { checks, decoded: null, chain: null, notice: null, target };
 
   let message;
+  let parts = null;
   try {
     if (bundle.format !== "assetproof.bundle" || bundle.version !== 1) throw new Error("not an assetproof bundle v1");
     message = hexToBytes(bundle.message);
-    const parts = split(message);
+    parts = split(message);
     result.decoded = parts.body;
-    if (parts.alg !== bundle.device.alg) throw new Error(`signed with ${parts.alg}, the bundle's key is ${bundle.device.alg}`);
-    if (parts.body.device !== bundle.device.id) throw new Error(`names device ${parts.body.device}, not ${bundle.device.id}`);
-    pass("message", `${parts.body.device} #${parts.body.seq}, ${message.length} bytes, canonical envelope`);
-    try {
-      const ok = await verifySignature(parts.alg, hexToBytes(bundle.device.public_key), parts.signature, parts.signed);
-      if (ok) pass("signature", `${parts.alg === "es256" ? "ECDSA P-256" : "Ed25519"} signature valid for key ${short(bundle.device.public_key)}`);
-      else fail("signature", `the ${parts.alg} signature does not verify with the device key: the signed body was altered, or another key signed it`);
-    } catch (err) {
-      Object.assign(checks.signature, { status: "error", detail: `could not check the signature here: ${err.message}` });
-    }
+    if (parts.body.device !== bundle.device?.id) throw new Error(`names device ${parts.body.device}, the bundle says ${bundle.device?.id}`);
+    set("message", "pass", `${parts.body.device} #${parts.body.seq}, ${message.length} bytes, canonical envelope`);
   } catch (err) {
-    fail("message", `unreadable message: ${err.message}`);
+    parts = null;
+    set("message", "fail", `unreadable message: ${err.message}`);
   }
 
   let leaf = null;
@@ -101,109 +136,269 @@ export async function verifyBundle(bundle, { chain, recordedLeaf = null, apiChec
     leaf = await leafHash(message);
     const hex = bytesToHex(leaf);
     if (recordedLeaf && recordedLeaf !== hex) {
-      fail("leaf", `the message hashes to ${short(hex)} but the log recorded ${short(recordedLeaf)} at index ${bundle.leaf_index}: the stored message changed after it was logged`);
+      set("leaf", "fail", `the message hashes to ${short(hex)} but the log recorded ${short(recordedLeaf)} at index ${bundle.leaf_index}: the stored message changed after it was logged`);
     } else {
-      pass("leaf", `SHA-256(0x00 ‖ message) = ${short(hex)}${recordedLeaf ? ", the leaf the log recorded" : ""}`);
+      set("leaf", "pass", `SHA-256(0x00 ‖ message) = ${short(hex)}${recordedLeaf ? ", the leaf the log recorded" : ""}`);
     }
   }
 
   const cp = bundle.checkpoint;
-  let root = null;
+  let computedRoot = null;
   try {
-    root = hexToBytes(cp.root);
     if (bundle.tree_size !== cp.tree_size) throw new ProofError(`proof for tree size ${bundle.tree_size}, checkpoint of ${cp.tree_size}`);
     if (leaf) {
       const proof = bundle.inclusion_proof.map(hexToBytes);
-      const computed = await rootFromInclusionProof({ leaf, index: bundle.leaf_index, size: bundle.tree_size, proof });
-      if (equalBytes(computed, root)) {
-        pass("inclusion", `${proof.length} hashes lead from leaf ${bundle.leaf_index} to the root ${short(cp.root)} of the ${bundle.tree_size}-leaf tree (epoch ${cp.epoch})`);
+      computedRoot = bytesToHex(await rootFromInclusionProof({ leaf, index: bundle.leaf_index, size: bundle.tree_size, proof }));
+      if (computedRoot === cp.root) {
+        set("inclusion", "pass", `${proof.length} hashes lead from leaf ${bundle.leaf_index} to the root ${short(cp.root)} of the ${bundle.tree_size}-leaf tree (epoch ${cp.epoch})`);
       } else {
-        fail("inclusion", `the proof leads to ${short(bytesToHex(computed))}, not to the checkpoint's root ${short(cp.root)}: this message is not the leaf at index ${bundle.leaf_index}`);
+        set("inclusion", "fail", `the proof leads to ${short(computedRoot)}, not to the checkpoint's root ${short(cp.root)}: this message is not the leaf at index ${bundle.leaf_index}`);
       }
     }
   } catch (err) {
-    fail("inclusion", `bad proof: ${err.message}`);
+    set("inclusion", "fail", `bad proof: ${err.message}`);
   }
 
-  await checkRoot(bundle, chain, checks, result, apiCheckpoint);
-  result.verdict = verdictOf(checks, result);
+  const metadata = await metadataOf(bundle, apiMetadata);
+  if (!bundle.anchor) {
+    set("checkpoint", "pending", `epoch ${cp.epoch} is closed but its checkpoint is not anchored yet: retry in a moment`);
+    await withoutChain(bundle, parts, metadata, set, "its checkpoint is not anchored yet");
+  } else {
+    const refusal = !target.rpc.value || !target.anchor.value || !target.devices.value ? null : await cspRefusal(target.rpc.value);
+    if (!target.rpc.value || !target.anchor.value || !target.devices.value || refusal) {
+      const why = refusal
+        ? `the chain node cannot be reached: ${refusal}`
+        : `no ${target.missing.join(", ")} is known to this page: pin the chain in the settings above`;
+      result.notice = `Nothing was read from the chain: ${why}. What the page could check offline is shown; run \`assetproof verify\` against a chain node for the rest.`;
+      await apiRoot(bundle, apiCheckpoint, set);
+      await withoutChain(bundle, parts, metadata, set, why);
+    } else {
+      try {
+        await onChain({ bundle, parts, metadata, target, set, result, checks });
+      } catch (err) {
+        const detail = `could not ask the chain: ${err.message}`;
+        for (const id of CHAIN_CHECKS) if (checks[id].status === "skip") set(id, "error", detail);
+      }
+    }
+  }
+  result.verdict = verdictOf(checks, target);
   return result;
 }
 
-async function checkRoot(bundle, chain, checks, result, apiCheckpoint) {
-  const cp = bundle.checkpoint;
-  const anchor = bundle.anchor;
-  const set = (status, detail) => Object.assign(checks.chain, { status, detail });
-  if (!anchor) {
-    set("pending", `epoch ${cp.epoch} is closed but its checkpoint is not anchored yet: retry in a moment`);
-    return;
-  }
-  if (!chain.rpc_url) {
-    result.rootSource = "api";
-    result.notice =
-      "The root came through the API, not from the chain: this deployment's chain has no JSON-RPC endpoint " +
-      "this browser can reach (an in-process eth-tester, or no public RPC URL configured). " +
-      "Check it against a chain node with `assetproof verify`.";
-    const listed = apiCheckpoint ? await apiCheckpoint(cp.epoch) : null;
-    if (!listed) set("fail", `the API lists no anchored checkpoint for epoch ${cp.epoch}`);
-    else if (listed.root !== cp.root || listed.tree_size !== cp.tree_size || listed.meta_hash !== cp.meta_hash) {
-      set("fail", `the bundle's checkpoint differs from the one the API lists for epoch ${cp.epoch}`);
-    } else {
-      set("warn", `matches the checkpoint the API lists for epoch ${cp.epoch} (block ${anchor.block_number}); not read from the chain`);
-    }
-    return;
-  }
-  result.rootSource = "chain";
+async function metadataOf(bundle, apiMetadata) {
+  if (bundle.metadata) return { value: bundle.metadata, from: "the bundle" };
+  if (!apiMetadata) return null;
   try {
-    const chainId = Number(BigInt(await rpc(chain.rpc_url, "eth_chainId")));
-    if (chainId !== anchor.chain_id) {
-      set("fail", `the bundle names chain ${anchor.chain_id} but the node at ${chain.rpc_url} is chain ${chainId}`);
-      return;
-    }
-    if (anchor.contract.toLowerCase() !== String(chain.anchor_registry).toLowerCase()) {
-      set("fail", `the bundle names registry ${anchor.contract}, this deployment's is ${chain.anchor_registry}`);
-      return;
-    }
-    const data = calldata(chain.selectors.verifyCheckpoint, [
-      uintWord(cp.epoch),
-      uintWord(cp.tree_size),
-      bytes32Word(hexToBytes(cp.root)),
-      bytes32Word(hexToBytes(cp.meta_hash)),
-      uintWord(anchor.block_number),
-      uintWord(anchor.block_timestamp),
-    ]);
-    const answer = await rpc(chain.rpc_url, "eth_call", [{ to: chain.anchor_registry, data }, "latest"]);
-    if (BigInt(answer) === 1n) {
-      set("pass", `AnchorRegistry ${short(chain.anchor_registry)} on chain ${chainId} holds this checkpoint for epoch ${cp.epoch} (block ${anchor.block_number}, tx ${short(anchor.tx_hash)})`);
-    } else {
-      set("fail", `the chain holds a different checkpoint for epoch ${cp.epoch}: root, tree size, metaHash or block differ`);
-    }
-  } catch (err) {
-    if (err instanceof RpcError && err.data) {
-      const named = decodeRevert(err.data, chain.selectors);
-      if (named?.startsWith("UnknownEpoch")) {
-        set("fail", `epoch ${cp.epoch} is not anchored on chain ${anchor.chain_id} (${named})`);
-        return;
-      }
-    }
-    set("error", `could not ask the chain: ${err.message}`);
+    const value = await apiMetadata(bundle.checkpoint.epoch);
+    return value ? { value, from: "the API's export" } : null;
+  } catch {
+    return null;
   }
 }
 
-function verdictOf(checks, result) {
+async function metaHashOf(metadata) {
+  return bytesToHex(await sha256(new TextEncoder().encode(canonicalJson(metadata.value))));
+}
+
+/** No chain: the root the API lists, the metaHash and the key the bundle names, each said to be the API's. */
+async function withoutChain(bundle, parts, metadata, set, why) {
+  const cp = bundle.checkpoint;
+  if (metadata) {
+    try {
+      const hash = await metaHashOf(metadata);
+      if (hash !== cp.meta_hash) set("metadata", "fail", `the metadata hashes to ${short(hash)}, not to the bundle's metaHash ${short(cp.meta_hash)}`);
+      else set("metadata", "warn", `hashes to the metaHash the API gave (${short(hash)}), not checked against the chain: ${why}`);
+    } catch (err) {
+      set("metadata", "error", `could not hash the metadata: ${err.message}`);
+    }
+  } else {
+    set("metadata", "skip", "no epoch metadata to hash");
+  }
+  set("device", "skip", `not checked against the DeviceRegistry: ${why}`);
+  set("key", "skip", `key validity not checked against the DeviceRegistry: ${why}`);
+  if (!parts) return;
+  try {
+    const ok = await verifySignature(parts.alg, hexToBytes(bundle.device.public_key), parts.signature, parts.signed);
+    if (ok) set("signature", "warn", `${ALG_NAME[parts.alg]} signature valid for ${short(bundle.device.public_key)}, but that key is from the API, not checked against the chain`);
+    else set("signature", "fail", `the ${parts.alg} signature does not verify even with the key the bundle names: the signed body was altered, or another key signed it`);
+  } catch (err) {
+    set("signature", "error", `could not check the signature here: ${err.message}`);
+  }
+}
+
+async function apiRoot(bundle, apiCheckpoint, set) {
+  const cp = bundle.checkpoint;
+  const listed = apiCheckpoint ? await apiCheckpoint(cp.epoch) : null;
+  if (!listed) set("checkpoint", "warn", `not read from the chain, and the API lists no anchored checkpoint for epoch ${cp.epoch}`);
+  else if (listed.root !== cp.root || listed.tree_size !== cp.tree_size || listed.meta_hash !== cp.meta_hash) {
+    set("checkpoint", "fail", `the bundle's checkpoint differs from the one the API lists for epoch ${cp.epoch}`);
+  } else {
+    set("checkpoint", "warn", `matches the checkpoint the API lists for epoch ${cp.epoch}: the root came from the API, not from the chain`);
+  }
+}
+
+async function onChain({ bundle, parts, metadata, target, set, result, checks }) {
+  const url = target.rpc.value;
+  const anchorRegistry = target.anchor.value;
+  const deviceRegistry = target.devices.value;
+  const cp = bundle.checkpoint;
+  const anchor = bundle.anchor;
+
+  // 3. The checkpoint, as the chain holds it.
+  const chainId = Number(BigInt(await rpc(url, "eth_chainId")));
+  result.chain = { chainId, url };
+  if (chainId !== anchor.chain_id) {
+    set("checkpoint", "fail", `the bundle names chain ${anchor.chain_id} but the node at ${url} is chain ${chainId}`);
+  } else if (anchor.contract.toLowerCase() !== anchorRegistry.toLowerCase()) {
+    set("checkpoint", "fail", `the bundle names AnchorRegistry ${anchor.contract}, the chain's is ${anchorRegistry}`);
+  }
+  let held = null;
+  let first = null;
+  if (checks.checkpoint.status === "skip") {
+    try {
+      held = await anchoredCheckpoint(url, anchorRegistry, cp.epoch);
+    } catch (err) {
+      if (err instanceof Revert && err.error === "UnknownEpoch") {
+        set("checkpoint", "fail", `epoch ${cp.epoch} is not anchored in AnchorRegistry ${short(anchorRegistry)} on chain ${chainId}`);
+      } else if (err instanceof ChainMismatch) {
+        set("checkpoint", "fail", err.message);
+      } else throw err;
+    }
+  }
+  if (held) {
+    const differ = [];
+    if (held.treeSize !== cp.tree_size) differ.push(`tree size ${cp.tree_size} (chain: ${held.treeSize})`);
+    if (held.root !== cp.root) differ.push(`root ${short(cp.root)} (chain: ${short(held.root)})`);
+    if (held.metaHash !== cp.meta_hash) differ.push(`metaHash ${short(cp.meta_hash)} (chain: ${short(held.metaHash)})`);
+    if (held.blockNumber !== anchor.block_number) differ.push(`block ${anchor.block_number} (chain: ${held.blockNumber})`);
+    if (held.timestamp !== anchor.block_timestamp) differ.push(`block time ${anchor.block_timestamp} (chain: ${held.timestamp})`);
+    if (held.txHash?.toLowerCase() !== anchor.tx_hash.toLowerCase()) differ.push(`transaction ${short(anchor.tx_hash)} (chain: ${short(held.txHash ?? "none")})`);
+    if (differ.length) {
+      set("checkpoint", "fail", `the bundle's checkpoint for epoch ${cp.epoch} is not the one anchored: ${differ.join(", ")}`);
+    } else {
+      // The bundle's root is the anchored one, so the inclusion check above is against the chain's root.
+      first = await firstCheckpoint(url, anchorRegistry, bundle.leaf_index, held);
+      const firstText =
+        first.epoch === held.epoch ? "the first checkpoint to include this leaf" : `the leaf was first anchored in epoch ${first.epoch} (block ${first.blockNumber}, ${when(first.timestamp)})`;
+      set("checkpoint", "pass", `AnchorRegistry ${short(anchorRegistry)} on chain ${chainId} holds epoch ${cp.epoch}: Anchored event in block ${held.blockNumber} (${when(held.timestamp)}), verifyCheckpoint true; ${firstText}`);
+    }
+  }
+
+  // 4. The metadata against the anchored metaHash.
+  if (!metadata) set("metadata", "skip", "no epoch metadata to hash: the bundle carries none and the API served none");
+  else if (!held) set("metadata", "skip", "no anchored metaHash to compare with (see the checkpoint)");
+  else {
+    const hash = await metaHashOf(metadata);
+    const m = metadata.value;
+    if (hash !== held.metaHash) {
+      set("metadata", "fail", `metaHash mismatch: the epoch metadata from ${metadata.from} hashes to ${short(hash)}, the chain anchored ${short(held.metaHash)} for epoch ${cp.epoch}: its totals or tariff were altered`);
+    } else if (m.epoch !== cp.epoch || m.leaves?.to !== held.treeSize) {
+      set("metadata", "fail", `the metadata hashes right but describes epoch ${m.epoch} ending at leaf ${m.leaves?.to}, not epoch ${cp.epoch} of ${held.treeSize} leaves`);
+    } else {
+      set("metadata", "pass", `SHA-256 of its canonical bytes is ${short(hash)}, the metaHash anchored for epoch ${cp.epoch}`);
+    }
+  }
+
+  // 5-7. The device, its key and the key's validity, from the DeviceRegistry.
+  if (!parts) {
+    for (const id of ["device", "signature", "key"]) set(id, "skip", "the message is unreadable");
+    return;
+  }
+  const body = parts.body;
+  const device = await registeredDevice(url, deviceRegistry, body.device);
+  if (!device) {
+    set("device", "fail", `${body.device} is not registered in DeviceRegistry ${short(deviceRegistry)} (unknown_device): no key on chain can vouch for this reading`);
+    set("signature", "skip", "no registry key to check it with");
+    set("key", "skip", "no registry key");
+    return;
+  }
+  const wrong = [];
+  if (device.alg !== parts.alg) wrong.push(`algorithm ${parts.alg} (registered: ${device.alg})`);
+  if (device.kind !== body.kind) wrong.push(`kind ${body.kind} (registered: ${device.kind})`);
+  if (device.windowS !== body.window_s) wrong.push(`window_s ${body.window_s} (registered: ${device.windowS})`);
+  if (wrong.length) set("device", "fail", `the reading does not match ${body.device} as registered: ${wrong.join(", ")}`);
+  else set("device", "pass", `${body.device}: ${device.alg}, ${device.kind}, ${device.windowS} s window, ${device.keyCount} key${device.keyCount === 1 ? "" : "s"}${device.revoked ? `, revoked ${when(device.revokedTime)}` : ""}`);
+  if (device.alg !== parts.alg) {
+    set("signature", "skip", "the registered algorithm differs");
+    set("key", "skip", "the registered algorithm differs");
+    return;
+  }
+  if (!first) {
+    set("signature", "skip", "no anchored checkpoint to judge the key at");
+    set("key", "skip", "no anchored checkpoint to judge the key at");
+    return;
+  }
+
+  // The signing key: the one in force at the anchor's chain time, then the others, newest first.
+  const inForce = await keyInForceAt(url, deviceRegistry, device, first.timestamp);
+  const order = inForce === null ? [] : [inForce];
+  for (let i = device.keyCount - 1; i >= 0 && order.length < MAX_OTHER_KEYS + 1; i--) if (i !== inForce) order.push(i);
+  const named = hexToBytes(bundle.device.public_key);
+  let signer = null;
+  const tried = [];
+  for (const index of order) {
+    const k = await keyAt(url, deviceRegistry, device, index);
+    tried.push(k);
+    if (await verifySignature(parts.alg, importableKey(parts.alg, k.key), parts.signature, parts.signed)) {
+      signer = k;
+      break;
+    }
+  }
+  if (!signer) {
+    const namedIsRegistry = tried.some((k) => sameKey(parts.alg, named, k.key));
+    const current = tried.find((k) => k.index === inForce) ?? tried[0];
+    set(
+      "signature",
+      "fail",
+      namedIsRegistry
+        ? `the ${parts.alg} signature does not verify under the registry's key: the signed body was altered, or another key signed it`
+        : `key mismatch: the bundle names key ${short(named)}, which is not the DeviceRegistry's (${current ? `key #${current.index} ${short(current.key)}` : "none"}); the signature does not verify under any of the device's ${tried.length} registered key${tried.length === 1 ? "" : "s"}`,
+    );
+    set("key", "skip", "no registered key signed this reading");
+    return;
+  }
+  const note = sameKey(parts.alg, named, signer.key) ? "" : `; the bundle named another key (${short(named)}), ignored`;
+  set("signature", "pass", `${ALG_NAME[parts.alg]} signature valid under the DeviceRegistry's key #${signer.index} ${short(signer.key)}${note}`);
+
+  const [verdict, meaning] = await acceptsReading(url, deviceRegistry, device, { index: signer.index, anchoredAt: first.timestamp, tsMs: body.ts_ms });
+  const span = `key #${signer.index} in force from ${when(signer.fromTime)}${signer.untilTime ? ` until ${when(signer.untilTime)} (${signer.endReason === 2 ? "revoked" : "rotated out"})` : ""}`;
+  if (verdict === "Valid") {
+    set("key", "pass", `DeviceRegistry.acceptsReading: Valid. ${span}; first anchored ${when(first.timestamp)}`);
+  } else {
+    set("key", "fail", `DeviceRegistry.acceptsReading refused the key: ${verdict}: ${meaning} (${span}; first anchored ${when(first.timestamp)}; reading dated ${new Date(body.ts_ms).toISOString()})`);
+  }
+}
+
+function verdictOf(checks, target) {
   const all = Object.values(checks);
-  const failed = all.filter((c) => c.status === "fail");
+  const of = (status) => all.filter((c) => c.status === status);
+  const failed = of("fail");
   if (failed.length) {
     return { kind: "failed", title: "FAILED", why: failed.map((c) => `${c.label.toLowerCase()}: ${c.detail}`), failed: failed.map((c) => c.id) };
   }
-  if (all.some((c) => c.status === "error")) {
-    return { kind: "incomplete", title: "NOT VERIFIED", why: all.filter((c) => c.status === "error").map((c) => c.detail), failed: [] };
+  if (of("error").length) {
+    return { kind: "incomplete", title: "NOT VERIFIED", why: of("error").map((c) => `${c.label.toLowerCase()}: ${c.detail}`), failed: [] };
   }
-  if (checks.chain.status === "pending") {
-    return { kind: "pending", title: "NOT ANCHORED YET", why: [checks.chain.detail], failed: [] };
+  if (checks.checkpoint.status === "pending") {
+    return { kind: "pending", title: "NOT ANCHORED YET", why: [checks.checkpoint.detail], failed: [] };
   }
-  if (result.rootSource === "api") {
-    return { kind: "api", title: "VERIFIED", why: ["signature, leaf and inclusion proof hold; the root came through the API, not from the chain"], failed: [] };
+  const unchecked = all.filter((c) => c.status === "warn" || c.status === "skip");
+  if (unchecked.length) {
+    return {
+      kind: "api",
+      title: "NOT VERIFIED",
+      why: ["nothing failed, but these were not checked against the chain:", ...unchecked.map((c) => `${c.label.toLowerCase()}: ${c.detail || "not checked"}`)],
+      failed: [],
+    };
   }
-  return { kind: "verified", title: "VERIFIED", why: ["signature, leaf, inclusion proof and the root on chain all hold"], failed: [] };
+  const unpinned = unpinnedReason(target);
+  if (unpinned) {
+    return {
+      kind: "unpinned",
+      title: "NOT VERIFIED",
+      why: [`every check passed against the chain, but ${unpinned}`],
+      failed: [],
+    };
+  }
+  return { kind: "verified", title: "VERIFIED", why: ["the signature under the DeviceRegistry's key, the key's validity at the anchor, the inclusion proof, the anchored checkpoint and the metaHash all hold on the chain you pinned"], failed: [] };
 }

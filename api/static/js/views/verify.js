@@ -1,7 +1,10 @@
-// Verify view: pick a reading (or name one), fetch its proof bundle and check it in this browser.
+// Verify view: pick a reading (or name one, or open a bundle file), fetch its proof bundle and
+// check it in this browser against the chain the user pinned (pin.js): the panel at the top shows
+// which RPC URL and registries the checks use and where each came from, and edits the setting.
 
 import { ApiError, bundleURL, currency as currencyOf, get } from "../api.js";
 import { ago, esc, hexHTML, moneyHTML, num, time } from "../format.js";
+import { chainTarget, clearSaved, FIELDS, loadSaved, save, SOURCE_TEXT } from "../pin.js";
 import { CHECKS, verifyBundle } from "../verify.js";
 
 const RECENT = 40;
@@ -13,11 +16,13 @@ export function mount(el, ctx) {
     <div class="view-head">
       <div>
         <h1>Verify a reading yourself</h1>
-        <p class="lede">Fetch a reading's proof bundle and check it here, with this browser's own cryptography: the device's
-        signature, the leaf hash, the Merkle inclusion proof up to the checkpoint root, and that root against the
-        chain${ctx.chain.rpc_url ? " (asked directly by this page, not through the API)" : ""}.</p>
+        <p class="lede">Fetch a reading's proof bundle and check it here, with this browser's own cryptography and
+        the chain asked directly by this page, not through the API: the leaf and its inclusion proof, the checkpoint
+        the AnchorRegistry holds, the epoch metadata against its anchored metaHash, and the signature under the key
+        the DeviceRegistry holds for the device at the anchor's chain time.</p>
       </div>
     </div>
+    <div class="card chain-pin" data-testid="chain-pin"></div>
     <div class="grid verify-grid">
       <div class="card verify-card">
         <form class="verify-form">
@@ -29,6 +34,7 @@ export function mount(el, ctx) {
             <button type="submit" class="primary">Verify</button>
           </div>
         </form>
+        <p class="small muted bundle-file">Or check a bundle file you hold: <input type="file" name="bundle" accept=".json,application/json" /></p>
         <div class="result" aria-live="polite">${intro()}</div>
       </div>
       <div class="card recent-card">
@@ -36,6 +42,20 @@ export function mount(el, ctx) {
         <div class="recent"></div>
       </div>
     </div>`;
+  drawPin(el, ctx);
+  el.querySelector(".bundle-file input").addEventListener("change", async (ev) => {
+    const file = ev.target.files[0];
+    if (!file) return;
+    let bundle;
+    try {
+      bundle = JSON.parse(await file.text());
+    } catch (err) {
+      showError(el, `${file.name} is not JSON: ${err.message}`);
+      return;
+    }
+    routed = "";
+    check(el, ctx, bundle, { file: file.name });
+  });
   const form = el.querySelector(".verify-form");
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -55,14 +75,17 @@ export function mount(el, ctx) {
 
 const EXPLAIN = {
   message: "The bundle's message is the device's canonical {alg, body, sig} envelope.",
-  signature: "The device's Ed25519 or ECDSA P-256 signature over the body bytes, with WebCrypto.",
   leaf: "SHA-256(0x00 ‖ message): the leaf the Merkle log holds for this reading.",
   inclusion: "The RFC 6962 audit path from that leaf up to the checkpoint's root.",
-  chain: "AnchorRegistry.verifyCheckpoint on chain, by a JSON-RPC eth_call from this browser.",
+  checkpoint: "The epoch's Anchored event and block time, confirmed by AnchorRegistry.verifyCheckpoint, and the first checkpoint that included the leaf.",
+  metadata: "SHA-256 of the epoch metadata's canonical bytes against the metaHash anchored on chain.",
+  device: "DeviceRegistry.device and profile: the algorithm, kind and reporting window the registrar registered.",
+  signature: "The Ed25519 or ECDSA P-256 signature with WebCrypto, under the key the DeviceRegistry holds (never the key the bundle names).",
+  key: "DeviceRegistry.acceptsReading: the key counts for a reading of this date anchored at that chain time.",
 };
 
 function intro() {
-  return `<div class="intro"><p>Pick a reading from the list, or name one above. Five checks run in this browser:</p>
+  return `<div class="intro"><p>Pick a reading from the list, or name one above. These checks run in this browser:</p>
     <ol class="checks">${CHECKS.map(
       ([id, label]) => `<li class="check-row"><span class="check-icon">${CHECKS.findIndex((c) => c[0] === id) + 1}</span>
         <div><b>${esc(label)}</b><p>${esc(EXPLAIN[id])}</p></div></li>`,
@@ -157,8 +180,17 @@ async function run(el, ctx, which) {
   } catch {
     reading = null; // an unreadable message is reported by the checks themselves
   }
-  const outcome = await verifyBundle(bundle, {
-    chain: ctx.chain,
+  await check(el, ctx, bundle, { which, reading });
+}
+
+async function check(el, ctx, bundle, { which = null, reading = null, file = null }) {
+  const result = el.querySelector(".result");
+  result.innerHTML = `<div class="placeholder">Checking the bundle against the chain…</div>`;
+  const target = chainTarget(ctx.chain);
+  let outcome;
+  try {
+    outcome = await verifyBundle(bundle, {
+    target,
     recordedLeaf: reading?.leaf_hash ?? null,
     apiCheckpoint: async (epoch) => {
       try {
@@ -168,15 +200,23 @@ async function run(el, ctx, which) {
         return null;
       }
     },
+    apiMetadata: async (epoch) => get(`/v1/export/epoch-${String(epoch).padStart(6, "0")}/metadata.json`),
   });
+  } catch (err) {
+    showError(el, `the bundle could not be checked: ${err.message}`);
+    return;
+  }
   const v = outcome.verdict;
   const b = outcome.decoded;
-  const name = which.logIndex !== undefined ? `log index ${which.logIndex}` : `${which.device} #${which.seq}`;
-  const download = bundleURL(which);
+  const name = file ?? (which.logIndex !== undefined ? `log index ${which.logIndex}` : `${which.device} #${which.seq}`);
+  const download = which ? bundleURL(which) : null;
+  // Only a verdict on the user's own chain is green; the stylesheet's amber is "incomplete".
+  const css = { verified: "verified", failed: "failed", pending: "pending" }[v.kind] ?? "incomplete";
+  const chip = { api: "not checked against the chain", unpinned: "chain named by the API, not pinned by you" }[v.kind];
   result.innerHTML = `
-    <div class="verdict ${v.kind}" data-verdict="${v.title}" data-failed="${v.failed.join(" ")}">
-      <div class="verdict-title"><span class="verdict-icon">${v.kind === "verified" || v.kind === "api" ? "✓" : v.kind === "failed" ? "✗" : "…"}</span>
-        <strong>${esc(v.title)}</strong>${v.kind === "api" ? '<span class="chip warn">root via the API, not the chain</span>' : ""}<span class="muted">${esc(name)}</span></div>
+    <div class="verdict ${css}" data-verdict="${v.title}" data-kind="${v.kind}" data-failed="${v.failed.join(" ")}">
+      <div class="verdict-title"><span class="verdict-icon">${v.kind === "verified" ? "✓" : v.kind === "failed" ? "✗" : "!"}</span>
+        <strong>${esc(v.title)}</strong>${chip ? `<span class="chip warn">${esc(chip)}</span>` : ""}<span class="muted">${esc(name)}</span></div>
       <ul class="why">${v.why.map((w) => `<li>${esc(w)}</li>`).join("")}</ul>
     </div>
     ${outcome.notice ? `<div class="notice" data-testid="root-source">${esc(outcome.notice).replace(/`([^`]+)`/g, "<code>$1</code>")}</div>` : ""}
@@ -194,8 +234,55 @@ async function run(el, ctx, which) {
           }</p>${readingFacts(b, reading, bundle)}`
         : ""
     }
-    <p class="small muted">Signature checked with the key the bundle names; <code>assetproof verify</code> also reads the key the
-      chain's DeviceRegistry held at the reading's time. <a href="${download}" download>Download this bundle</a>.</p>`;
+    <p class="small muted" data-testid="checked-against">${esc(checkedAgainst(outcome))}${download ? ` <a href="${download}" download>Download this bundle</a>.` : ""}</p>`;
+}
+
+function checkedAgainst(outcome) {
+  const t = outcome.target;
+  if (!outcome.chain) return "Nothing was read from the chain.";
+  const origin = (f) => SOURCE_TEXT[t[f].source];
+  return `Read from chain ${outcome.chain.chainId} at ${t.rpc.value} (${origin("rpc")}): AnchorRegistry ${t.anchor.value} (${origin("anchor")}), DeviceRegistry ${t.devices.value} (${origin("devices")}).`;
+}
+
+/** The chain settings panel: what the checks use, where each value came from, and the user's setting. */
+function drawPin(el, ctx) {
+  const box = el.querySelector(".chain-pin");
+  const target = chainTarget(ctx.chain);
+  const saved = loadSaved();
+  const rows = FIELDS.map(
+    ([f, label]) => `<tr data-pin="${f}" data-source="${target[f].source}"><th>${esc(label)}</th>
+      <td><code>${esc(target[f].value ?? "none")}</code></td>
+      <td><span class="chip ${target[f].source === "link" || target[f].source === "saved" ? "ok" : "warn"}">${esc(SOURCE_TEXT[target[f].source])}</span></td></tr>`,
+  ).join("");
+  box.innerHTML = `
+    <h2>The chain these checks read</h2>
+    <table class="table compact"><tbody>${rows}</tbody></table>
+    <p class="small ${target.pinned ? "muted" : "bad-text"}" data-testid="pin-state">${
+      target.pinned
+        ? "Pinned by you: compare these with your own deployment file (or your auditor's) before trusting a VERIFIED."
+        : "Not pinned: a reading cannot be VERIFIED against a node or contracts the API names. Pin your own below, from your deployment file, or open a link with ?rpc=…&amp;anchor=…&amp;devices=…"
+    }${target.refused.length ? ` Ignored malformed link values: ${esc(target.refused.join(", "))}.` : ""}</p>
+    <form class="pin-form inline">
+      ${FIELDS.map(([f, label]) => `<label>${esc(label)} <input name="${f}" value="${esc(saved[f] ?? "")}" placeholder="${f === "rpc" ? "http://127.0.0.1:8545" : "0x…"}" autocomplete="off" /></label>`).join("")}
+      <button type="submit">Save in this browser</button>
+      <button type="button" class="ghost clear-pin">Forget</button>
+    </form>
+    <p class="small muted pin-message"></p>`;
+  const form = box.querySelector(".pin-form");
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const bad = save(Object.fromEntries(FIELDS.map(([f]) => [f, form[f].value.trim()])));
+    if (bad.length) {
+      box.querySelector(".pin-message").textContent = `Not saved: ${bad.join(", ")} malformed (an http(s) URL; 0x and 40 hex digits).`;
+      return;
+    }
+    drawPin(el, ctx);
+    box.querySelector(".pin-message").textContent = "Saved in this browser. Verify again to use it.";
+  });
+  box.querySelector(".clear-pin").addEventListener("click", () => {
+    clearSaved();
+    drawPin(el, ctx);
+  });
 }
 
 function readingFacts(body, reading, bundle) {
