@@ -150,6 +150,34 @@ class Keystore:
         base = self.path(device_id)
         return self.directory / "broker-ca.crt", base.with_suffix(".crt"), base.with_suffix(".key")
 
+    def certificate_chain_path(self, device_id: str) -> Path:
+        """Where the device's manufacturer certificate chain (PEM: device certificate, then the
+        intermediate) lives, beside its key: ``{device_id}.chain.pem``. Public material."""
+        return self.path(device_id).with_suffix(".chain.pem")
+
+    @property
+    def manufacturer_root_path(self) -> Path:
+        """The manufacturer root certificate (PEM) the chains lead to: configure the registrar
+        with it (:func:`registrar.attestation.verify_device_certificate`'s ``roots``)."""
+        return self.directory / "manufacturer-root.pem"
+
+    @property
+    def manufacturer_ca_directory(self) -> Path:
+        """The simulated manufacturer's CA (keys included: :mod:`device_sim.manufacturer`)."""
+        return self.directory / "manufacturer-ca"
+
+    def write_certificate_chain(self, device_id: str, chain_pem: bytes) -> Path:
+        path = self.certificate_chain_path(device_id)
+        write_private_file(path, chain_pem, overwrite=True)
+        return path
+
+    def load_certificate_chain(self, device_id: str) -> bytes | None:
+        """The device's certificate chain PEM, or None if it was provisioned without one."""
+        try:
+            return self.certificate_chain_path(device_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def ids(self) -> list[str]:
         """The device ids with current credentials, sorted."""
         return sorted(p.name[: -len(_SUFFIX)] for p in self.directory.glob("*" + _SUFFIX) if not p.name.startswith("."))
@@ -177,6 +205,11 @@ class Keystore:
         # archives it again, harmlessly).
         write_private_file(archived, _encode_retired(device_id, old.key), overwrite=False)
         write_private_file(path, _encode(new), overwrite=True)
+        # The manufacturer's certificate vouches for the retired key, not the new one: it goes
+        # with the retired key's archive (same number).
+        chain = self.certificate_chain_path(device_id)
+        if chain.exists():
+            os.replace(chain, chain.with_name(archived.name.replace(_SUFFIX + _ROTATED, ".chain.pem" + _ROTATED)))
         return new
 
     def retired_public_keys(self, device_id: str) -> list[tuple[str, bytes]]:
