@@ -52,21 +52,23 @@ ChainKeyOption = Annotated[
     str | None,
     typer.Option(
         "--key",
-        help="The registry admin's key. Default: $ASSETPROOF_CHAIN_KEY (anvil's in development).",
+        help="The registrar's key. Default: $ASSETPROOF_REGISTRAR_KEY (in development: $ASSETPROOF_CHAIN_KEY,"
+        " else anvil's).",
         show_default=False,
     ),
 ]
 
 
 def _chain(deployment: Path, rpc: str, key: str | None):  # type: ignore[no-untyped-def]
-    """The device registry's admin client, or None when no contracts are deployed."""
+    """The registrar's client, or None when no contracts are deployed."""
     if not deployment.exists():
         return None
     from chain.deployment import read_deployment
     from chain.writer import ChainClient
     from cli.chain_cmd import connect
 
-    return ChainClient(connect(rpc), account=key or secret("require_chain_key"), deployment=read_deployment(deployment))
+    account = key or secret("require_registrar_key")
+    return ChainClient(connect(rpc), account=account, deployment=read_deployment(deployment))
 
 
 @app.command()

@@ -142,8 +142,28 @@ class Settings(BaseModel):
     )
     chain_key: SecretStr | None = Field(
         default=None,
-        description="The deployer's and device registry admin's private key (0x hex). "
+        description="The deployer's private key (0x hex), and in development the default of every role key. "
         "Development default: anvil's first account; production: required.",
+    )
+    registrar_key: SecretStr | None = Field(
+        default=None,
+        description="The registrar's key: registers devices on chain, rotates and revokes their keys. "
+        "Development default: ASSETPROOF_CHAIN_KEY; production: required for those commands.",
+    )
+    pricing_key: SecretStr | None = Field(
+        default=None,
+        description="The pricing authority's key: publishes tariffs on chain. "
+        "Development default: ASSETPROOF_CHAIN_KEY; production: required for that command.",
+    )
+    governor_key: SecretStr | None = Field(
+        default=None,
+        description="The governor's key: proposes new role holders, which take over after the on-chain delay. "
+        "Development default: ASSETPROOF_CHAIN_KEY; production: required for those commands.",
+    )
+    manufacturer_roots: Path | None = Field(
+        default=None,
+        description="PEM file of the device manufacturers' root certificates the registrar accepts. "
+        "Development default: the keystore's simulated manufacturer root.",
     )
     attestor_key: SecretStr | None = Field(
         default=None,
@@ -173,7 +193,7 @@ class Settings(BaseModel):
         split_host_port(value)
         return value
 
-    @field_validator("chain_key", "attestor_key")
+    @field_validator("chain_key", "attestor_key", "registrar_key", "pricing_key", "governor_key")
     @classmethod
     def _private_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _KEY.fullmatch(value.get_secret_value()):
@@ -223,10 +243,28 @@ class Settings(BaseModel):
         if self.chain_key is not None:
             return self.chain_key.get_secret_value()
         if self.production:
-            raise SettingsError(
-                "ASSETPROOF_CHAIN_KEY is required in production mode (the deployer's and registry admin's key)"
-            )
+            raise SettingsError("ASSETPROOF_CHAIN_KEY is required in production mode (the deployer's key)")
         return ANVIL_DEV_KEY
+
+    def _role_key(self, name: str, role: str) -> str:
+        value = getattr(self, name)
+        if value is not None:
+            return str(value.get_secret_value())
+        if self.production:
+            raise SettingsError(f"{PREFIX}{name.upper()} is required in production mode ({role})")
+        return self.require_chain_key()
+
+    def require_registrar_key(self) -> str:
+        """The registrar's key; production has no default."""
+        return self._role_key("registrar_key", "the registrar's key: registers, rotates and revokes devices on chain")
+
+    def require_pricing_key(self) -> str:
+        """The pricing authority's key; production has no default."""
+        return self._role_key("pricing_key", "the pricing authority's key: publishes tariffs on chain")
+
+    def require_governor_key(self) -> str:
+        """The governor's key; production has no default."""
+        return self._role_key("governor_key", "the governor's key: proposes new role holders on chain")
 
     def require_attestor_key(self) -> str:
         """The anchoring key; production has no default."""

@@ -20,12 +20,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
+from eth_account import Account
 from sqlalchemy import Engine
 
 from attestor.epochs import EpochPolicy
 from attestor.service import Attestor
 from chain.deployment import write_deployment
 from chain.devchain import dev_fund, eth_tester_web3
+from chain.types import Roles
 from chain.writer import ChainClient
 from config import ANVIL_DEV_KEY
 from config.clock import wall_ms
@@ -43,6 +45,7 @@ from devstack.broker_auth import GATEWAY_USER
 from devstack.broker_tls import BrokerTLSDir, device_files
 from devstack.fleet import broker_files, provision_fleet
 from devstack.mosquitto import Mosquitto, find_mosquitto
+from devstack.role_keys import role_keys
 from gateway.service import Gateway, GatewayConfig
 from gateway.tariff import load_tariff
 from store.db import make_engine, migrate
@@ -104,11 +107,26 @@ class DemoStack:
         self.started = time.monotonic()
 
         w3 = self._start_chain()
+        # One key per role, as a real deployment has: the operator (this demo's gateway and
+        # attestor) can only anchor; devices are the registrar's word, prices the pricing
+        # authority's, and only the governor, after the on-chain delay, replaces any of them.
+        keys = role_keys(self.home / "role-keys.json")
+        for key in keys.values():
+            dev_fund(w3, Account.from_key(key).address)
         deployer = ChainClient(w3, account=ANVIL_DEV_KEY)
-        deployment = deployer.deploy()
+        deployment = deployer.deploy(
+            roles=Roles(**{role: Account.from_key(key).address for role, key in keys.items()}),
+        )
         write_deployment(self.home / "deployment.json", deployment)
-        chain = ChainClient(w3, account=ANVIL_DEV_KEY, deployment=deployment)
-        self.say(f"contracts deployed: AnchorRegistry {deployment.anchor_registry.address}")
+        ChainClient(w3, account=keys["pricing_authority"], deployment=deployment).publish_tariff(
+            load_tariff(), effective_from=0
+        )
+        registrar = ChainClient(w3, account=keys["registrar"], deployment=deployment)
+        chain = ChainClient(w3, account=keys["attestor"], deployment=deployment)
+        self.say(
+            f"contracts deployed: AnchorRegistry {deployment.anchor_registry.address}; roles: operator (attestor),"
+            " registrar, pricing authority and governor each with its own key"
+        )
 
         writer = make_engine(self.db_url)
         migrate(writer)
@@ -117,7 +135,7 @@ class DemoStack:
                 engine=writer,
                 keystore=self.home / "keys",
                 broker_auth=self.home / "broker-auth",
-                chain=chain,
+                chain=registrar,
                 kind=kind,
                 count=count,
                 asset=asset,
@@ -125,7 +143,9 @@ class DemoStack:
                 seed=self.options.seed,
             )
         writer.dispose()
-        self.say(f"provisioned {self.options.devices} devices in {len(ASSETS)} assets (keys on chain)")
+        self.say(
+            f"provisioned {self.options.devices} devices in {len(ASSETS)} assets (keys on chain, by the registrar)"
+        )
 
         dynsec, gateway_file = broker_files(self.home / "broker-auth")
         if broker_kind == "mosquitto":

@@ -7,6 +7,7 @@ Keys created for a batch the store then refuses are removed again.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,16 @@ def provision_fleet(
     share_group: str = "assetproof-gateway",
     on_broker_change: Any = None,
     broker_tls_ca: Path | None = None,
+    manufacturer_roots: Path | None = None,
 ) -> list[Any]:
     """Provision ``count`` devices of ``kind`` in ``asset``: keys in ``keystore``, rows in the store
     behind ``engine``, keys on chain when ``chain`` (a ``ChainClient``) is given, and broker logins
     in the dynamic-security config in ``broker_auth``: written fresh (with the gateway login for
     ``share_group`` and the admin login) the first time, later added through the broker at
     ``broker`` (HOST:PORT) when it answers, else in the file. ``on_broker_change`` receives the
-    ``devstack.broker_control.BrokerChange``. Raises ``AssetproofError`` with what went wrong.
+    ``devstack.broker_control.BrokerChange``. On chain each key goes with the hash of its
+    manufacturer certificate, checked against ``manufacturer_roots`` (a PEM file; default: the
+    keystore's simulated manufacturer root). Raises ``AssetproofError`` with what went wrong.
     Returns the ``device_sim.provision.ProvisionedDevice`` list."""
     from device_sim.keystore import Keystore
     from device_sim.provision import provision as make_devices
@@ -86,12 +90,16 @@ def provision_fleet(
 
     if chain is not None:
         from chain.errors import ChainError
-        from chain.types import DeviceRegistration
+        from registrar.register import read_roots, registration
 
+        # The registrar checks each key's manufacturer certificate against the roots it trusts
+        # (here: the simulated manufacturer's, unless configured) and records its hash on chain.
+        roots = read_roots(manufacturer_roots or store.manufacturer_root_path)
+        now = dt.datetime.now(dt.UTC)
         try:
             # Before any device signs: a key is valid on chain from its registration block on.
             chain.register_devices(
-                DeviceRegistration.from_rating(
+                registration(
                     device_id=d.id,
                     asset=asset,
                     alg=d.alg,
@@ -99,7 +107,9 @@ def provision_fleet(
                     kind=d.kind,
                     rating=d.rating,
                     window_s=d.window_s,
-                    cert_hash=b"",
+                    certificate_chain=d.certificate_chain,
+                    roots=roots,
+                    at=now,
                 )
                 for d in devices
             )

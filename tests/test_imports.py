@@ -32,8 +32,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "attestor": {"protocol", "store", "chain", "config"},
     "auditor": {"protocol", "chain", "config"},  # chain read-only: see READ_ONLY_CHAIN
     "api": {"protocol", "store", "attestor", "config"},
-    "registrar": {"protocol", "config"},  # the registrar's checks: pure verification, no operator state
-    "devstack": {"protocol", "device_sim", "store", "chain", "config"},
+    # The registrar's checks and registrations: never the operator's state (store, gateway).
+    "registrar": {"protocol", "chain", "config"},
+    "devstack": {"protocol", "device_sim", "store", "chain", "registrar", "config"},
     "cli": set(LOCAL) - {"tests"},
     "demo": set(LOCAL) - {"cli", "tests"},
     "bench": set(LOCAL) - {"cli", "tests"},
