@@ -114,11 +114,6 @@ class AnchorReader(ContractAccess):
     def _anchored_in_block(self, block: int) -> list[AnchoredEvent]:
         return self.anchored_events(from_block=block, to_block=block)
 
-    def block_timestamp(self, block: int) -> int:
-        """The time (seconds) in the header of block ``block``."""
-        with edge():
-            return int(self._w3.eth.get_block(block)["timestamp"])
-
     def anchored_events(self, *, from_block: int, to_block: int | None = None) -> list[AnchoredEvent]:
         """``Anchored`` events in ``from_block..to_block`` (inclusive; default: the latest
         block), fetched in bounded ranges. As the node reports them: check a checkpoint taken

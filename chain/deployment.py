@@ -1,25 +1,32 @@
-"""The deployment file: where the contracts live on which chain, and which artifacts they are.
+"""The deployment file: where the contracts live on which chain, who holds each role, with which
+parameters, and which artifacts the contracts are.
 
 JSON, written by ``assetproof chain deploy`` (through :meth:`chain.writer.ChainClient.deploy`)
 and read by the attestor and the auditor::
 
     {
-      "format": "assetproof-deployment/1",
+      "format": "assetproof-deployment/2",
       "chainId": 31337,
       "deploymentBlock": 1,
-      "attestor": "0x...",
-      "admin": "0x...",
+      "roles": {"governor": "0x...", "attestor": "0x...", "registrar": "0x...",
+                "pricingAuthority": "0x..."},
+      "parameters": {"governanceDelay": 86400, "rotationGrace": 600, "maxBackfill": 259200,
+                     "maxGrowth": 1048576},
       "contracts": {
         "AnchorRegistry": {"address": "0x...", "block": 1, "artifactSha256": "..."},
         "DeviceRegistry": {"address": "0x...", "block": 2, "artifactSha256": "..."},
-        "ReadingVerifier": {"address": "0x...", "block": 3, "artifactSha256": "..."}
+        "TariffRegistry": {"address": "0x...", "block": 3, "artifactSha256": "..."},
+        "ReadingVerifier": {"address": "0x...", "block": 4, "artifactSha256": "..."}
       }
     }
 
 ``artifactSha256`` is the SHA-256 of the committed artifact file the contract was deployed
-from; :meth:`chain.reader.ChainReader.verify_deployment` checks the code on chain against it.
-``ReadingVerifier`` is optional: files written before it existed have none, still load, and
-:meth:`chain.reader.ChainReader.verify_reading_onchain` then says it is not deployed.
+from; :meth:`chain.reader.ChainReader.verify_deployment` checks the code on chain against it,
+and the role holders and parameters on chain against ``roles`` and ``parameters``: an auditor's
+own copy of this file pins whom it trusts. ``ReadingVerifier`` may be missing (it holds no
+privilege; :meth:`chain.writer.ChainClient.deploy_reading_verifier` adds one). Files of format
+``assetproof-deployment/1`` were made before roles existed and are refused with a message
+saying to redeploy.
 """
 
 from __future__ import annotations
@@ -33,13 +40,27 @@ from pathlib import Path
 from typing import Any, Final
 
 from chain.errors import DeploymentError
+from chain.types import RegistryParams, Roles
 
 __all__ = ["DEPLOYMENT_FORMAT", "ContractDeployment", "Deployment", "read_deployment", "write_deployment"]
 
-DEPLOYMENT_FORMAT: Final = "assetproof-deployment/1"
-_REQUIRED: Final = ("AnchorRegistry", "DeviceRegistry")
+DEPLOYMENT_FORMAT: Final = "assetproof-deployment/2"
+_FORMAT_1: Final = "assetproof-deployment/1"
+_REQUIRED: Final = ("AnchorRegistry", "DeviceRegistry", "TariffRegistry")
 _OPTIONAL: Final = ("ReadingVerifier",)
 _NAMES: Final = _REQUIRED + _OPTIONAL
+_ROLE_KEYS: Final = {
+    "governor": "governor",
+    "attestor": "attestor",
+    "registrar": "registrar",
+    "pricing_authority": "pricingAuthority",
+}
+_PARAMETER_KEYS: Final = {
+    "governance_delay": "governanceDelay",
+    "rotation_grace": "rotationGrace",
+    "max_backfill": "maxBackfill",
+    "max_growth": "maxGrowth",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,25 +74,34 @@ class ContractDeployment:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Deployment:
     chain_id: int
-    attestor: str
-    admin: str
+    roles: Roles
+    """The holders when the file was written: :meth:`~chain.reader.ChainReader.verify_deployment`
+    refuses a chain whose holders differ (after a governor's change, write the file anew)."""
+    params: RegistryParams
     anchor_registry: ContractDeployment
     device_registry: ContractDeployment
+    tariff_registry: ContractDeployment
     reading_verifier: ContractDeployment | None = None
-    """None in a deployment made before the ReadingVerifier existed."""
+    """None when deployed without one (add it with ``ChainClient.deploy_reading_verifier``)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """Other top-level keys found in the file, kept when it is rewritten."""
+
+    @property
+    def attestor(self) -> str:
+        """The attestor named by the file (``roles.attestor``)."""
+        return self.roles.attestor
 
     @property
     def deployment_block(self) -> int:
         """The first block that can hold an event of these contracts (the ReadingVerifier emits
         none)."""
-        return min(self.anchor_registry.block, self.device_registry.block)
+        return min(self.anchor_registry.block, self.device_registry.block, self.tariff_registry.block)
 
     def to_json(self) -> str:
+        entries = (self.anchor_registry, self.device_registry, self.tariff_registry, self.reading_verifier)
         contracts = {
             name: {"address": c.address, "block": c.block, "artifactSha256": c.artifact_sha256.hex()}
-            for name, c in zip(_NAMES, (self.anchor_registry, self.device_registry, self.reading_verifier), strict=True)
+            for name, c in zip(_NAMES, entries, strict=True)
             if c is not None
         }
         data = {
@@ -79,8 +109,8 @@ class Deployment:
             "format": DEPLOYMENT_FORMAT,
             "chainId": self.chain_id,
             "deploymentBlock": self.deployment_block,
-            "attestor": self.attestor,
-            "admin": self.admin,
+            "roles": {key: getattr(self.roles, name) for name, key in _ROLE_KEYS.items()},
+            "parameters": {key: getattr(self.params, name) for name, key in _PARAMETER_KEYS.items()},
             "contracts": contracts,
         }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
@@ -89,18 +119,32 @@ class Deployment:
     def from_json(cls, text: str | bytes) -> Deployment:
         try:
             data = json.loads(text)
-            if data.get("format") != DEPLOYMENT_FORMAT:
-                raise DeploymentError(f"not an {DEPLOYMENT_FORMAT} file (format {data.get('format')!r})")
+            found = data.get("format")
+            if found == _FORMAT_1:
+                raise DeploymentError(
+                    f"this deployment file ({_FORMAT_1}) was made before roles existed: its contracts have one"
+                    " operator key for everything; redeploy with `assetproof chain deploy`"
+                )
+            if found != DEPLOYMENT_FORMAT:
+                raise DeploymentError(f"not an {DEPLOYMENT_FORMAT} file (format {found!r})")
             listed = data["contracts"]
+            missing = [name for name in _REQUIRED if name not in listed]
+            if missing:
+                raise DeploymentError(f"the deployment file lists no {', '.join(missing)}")
             contracts = [_contract(listed[name], name) for name in _REQUIRED]
             verifier = _contract(listed[_OPTIONAL[0]], _OPTIONAL[0]) if _OPTIONAL[0] in listed else None
-            known = {"format", "chainId", "deploymentBlock", "attestor", "admin", "contracts"}
+            roles = _object(data["roles"], "roles", _ROLE_KEYS.values())
+            params = _object(data["parameters"], "parameters", _PARAMETER_KEYS.values())
+            known = {"format", "chainId", "deploymentBlock", "roles", "parameters", "contracts"}
             return cls(
                 chain_id=_int(data["chainId"], "chainId"),
-                attestor=_address(data["attestor"], "attestor"),
-                admin=_address(data["admin"], "admin"),
+                roles=Roles(**{name: _address(roles[key], f"roles.{key}") for name, key in _ROLE_KEYS.items()}),
+                params=RegistryParams(
+                    **{name: _int(params[key], f"parameters.{key}") for name, key in _PARAMETER_KEYS.items()}
+                ),
                 anchor_registry=contracts[0],
                 device_registry=contracts[1],
+                tariff_registry=contracts[2],
                 reading_verifier=verifier,
                 extra={k: v for k, v in data.items() if k not in known},
             )
@@ -108,6 +152,18 @@ class Deployment:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DeploymentError(f"unreadable deployment file: {exc.__class__.__name__}: {exc}") from None
+
+
+def _object(value: object, name: str, keys: Any) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise DeploymentError(f"{name} must be a JSON object")
+    expected = set(keys)
+    if value.keys() != expected:
+        raise DeploymentError(
+            f"{name} must have exactly {sorted(expected)}: missing {sorted(expected - value.keys())},"
+            f" unknown {sorted(value.keys() - expected)}"
+        )
+    return value
 
 
 def _int(value: object, name: str) -> int:

@@ -1,7 +1,7 @@
 """The chain package's errors: one tree under :class:`ChainError` (itself an ``AssetproofError``).
 
 A contract revert is decoded against the contracts' ABIs into :class:`ContractRevert`, whose
-``name`` is the Solidity custom error (``"WrongEpoch"``, ``"NotAdmin"``...) and ``arguments`` its
+``name`` is the Solidity custom error (``"WrongEpoch"``, ``"NotRegistrar"``...) and ``arguments`` its
 decoded arguments by name, with ``bytesN`` values as ``bytes``. Reverts that carry a string
 (``Error(string)``) or a panic code decode to the names ``"Error"`` and ``"Panic"``.
 """
@@ -21,7 +21,9 @@ __all__ = [
     "ConfirmationTimeoutError",
     "ContractRevert",
     "DeploymentError",
+    "GovernorSplitError",
     "InclusionProofError",
+    "InvalidTariffError",
     "NodeError",
     "NotDeployedError",
     "P256UnavailableError",
@@ -124,3 +126,18 @@ class InclusionProofError(ChainError):
 
 class RegistrationConflictError(ChainError):
     """A device to register is already on chain with another key, asset or algorithm."""
+
+
+class InvalidTariffError(ChainError):
+    """A tariff published on chain is not usable: its bytes are not the canonical JSON of a valid
+    tariff, or the node's event does not match the hash the contract keeps."""
+
+
+class GovernorSplitError(ChainError):
+    """The governed contracts of one deployment name different governors (a governor change
+    executed on some of them only); ``governors`` maps each contract to its governor."""
+
+    def __init__(self, governors: Mapping[Any, str]) -> None:
+        self.governors = dict(governors)
+        shown = ", ".join(f"{name} {account}" for name, account in self.governors.items())
+        super().__init__(f"the contracts name different governors: {shown}")

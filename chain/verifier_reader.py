@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from chain._args import checkpoint_args, require_hashes
-from chain._contracts import ContractAccess
-from chain.errors import ChainError, ContractRevert, P256UnavailableError
+from chain.anchor_reader import AnchorReader
+from chain.errors import ChainError, CheckpointMismatchError, ContractRevert, P256UnavailableError
 from chain.types import ONCHAIN_REASONS, Checkpoint, OnchainReason, OnchainVerdict
 
 __all__ = ["VerifierReader"]
 
 
-class VerifierReader(ContractAccess):
+class VerifierReader(AnchorReader):
     """One reading verified by the chain itself (P-256 precompile), as a verdict."""
 
     def p256_available(self) -> bool:
@@ -32,15 +33,20 @@ class VerifierReader(ContractAccess):
         tree_size: int,
         proof: Sequence[bytes],
         checkpoint: Checkpoint,
+        previous: Checkpoint | None = None,
     ) -> OnchainVerdict:
         """Ask the chain itself whether a reading is genuine: one ``eth_call`` of the
         ReadingVerifier's ``verifyReading`` (after this reader's one-time precompile probe).
 
         It checks, in order: ``checkpoint`` is the one anchored for its epoch; the leaf
         SHA-256(0x00 || ``message``) is at ``leaf_index`` under its root, with ``tree_size`` the
-        checkpoint's; ``message`` is a canonical es256 message of ``device_id``; a key of that
-        device was valid at the reading's time (``ts_ms // 1000``) and the signature verifies
-        under it (P-256 precompile). The verdict names the first check that failed. Ed25519
+        checkpoint's; ``previous`` (epoch - 1's checkpoint, as anchored) ends before the leaf, so
+        ``checkpoint`` is the first to include it; ``message`` is a canonical es256 message of
+        ``device_id``, of the kind and window registered for it; it is signed by a key of the
+        device (P-256 precompile) that the DeviceRegistry accepts for a reading of that date
+        anchored at the checkpoint's block time (``acceptsReading``). The verdict names the first
+        check that failed. ``previous`` is read from the chain (verified against its commitment)
+        when not given; it is not used for epoch 0. Ed25519
         readings get the verdict ``unsupported_alg`` (there is no Ed25519 precompile): a
         verdict, not an error, because the answer is about the reading, not the chain.
 
@@ -60,7 +66,15 @@ class VerifierReader(ContractAccess):
         self._contract("ReadingVerifier")
         if not self.p256_available():
             raise P256UnavailableError()
-        args = (message, device_id, leaf_index, tree_size, list(proof), checkpoint_args(checkpoint))
+        args = (
+            message,
+            device_id,
+            leaf_index,
+            tree_size,
+            list(proof),
+            checkpoint_args(checkpoint),
+            self._previous_args(checkpoint, previous),
+        )
         try:
             status = int(self._call("ReadingVerifier", "verifyReading", *args))
         except ContractRevert as revert:
@@ -71,3 +85,15 @@ class VerifierReader(ContractAccess):
             raise ChainError(f"the ReadingVerifier answered an unknown status {status}")
         reason = ONCHAIN_REASONS[status]
         return OnchainVerdict(valid=reason is OnchainReason.VALID, reason=reason)
+
+    def _previous_args(self, checkpoint: Checkpoint, previous: Checkpoint | None) -> tuple[Any, ...]:
+        if checkpoint.epoch == 0:
+            return (0, 0, bytes(32), bytes(32), 0, 0)
+        if previous is None:
+            try:
+                previous = self.checkpoint(checkpoint.epoch - 1)
+            except (ContractRevert, CheckpointMismatchError):
+                # Nothing anchored before a checkpoint that is itself not anchored (or not read
+                # back): the verifier's answer on the checkpoint says what is wrong.
+                return (checkpoint.epoch - 1, 0, bytes(32), bytes(32), 0, 0)
+        return checkpoint_args(previous)

@@ -1,4 +1,6 @@
-"""The chain with an account: deploying, anchoring (the attestor) and managing devices (the admin)."""
+"""The chain with an account: deploying, anchoring (the attestor), managing devices (the
+registrar), publishing tariffs (the pricing authority) and changing role holders (the governor).
+One client holds one key: the contract refuses a call from anyone but the role's holder."""
 
 from __future__ import annotations
 
@@ -24,20 +26,33 @@ from chain.errors import (
     RegistrationConflictError,
     TransactionFailedError,
 )
-from chain.ids import ALG_CODES, asset_id_hash, device_id_hash, key_to_chain
+from chain.ids import ALG_CODES, KIND_CODES, ROLE_IDS, asset_id_hash, cert_hash_to_chain, device_id_hash, key_to_chain
 from chain.reader import ChainReader
 from chain.reverts import edge
-from chain.types import AnchorReceipt, Checkpoint, ContractName, DeviceRegistration, TxReceipt
+from chain.types import (
+    AnchorReceipt,
+    Checkpoint,
+    ContractName,
+    DeployParams,
+    DeviceRegistration,
+    GovernedContract,
+    RoleName,
+    Roles,
+    TxReceipt,
+)
+from protocol.cashflow import Tariff, tariff_bytes
 from protocol.signing import parse_algorithm
 
 __all__ = ["ChainClient"]
 
 _POLL_S: Final = 0.01
+_DEFAULT_PARAMS: Final = DeployParams()
 
 
 class ChainClient(ChainReader):
     """A :class:`ChainReader` with an account: deploys the contracts, anchors checkpoints
-    (as the attestor) and registers, rotates and revokes device keys (as the admin).
+    (as the attestor), registers, rotates and revokes device keys (as the registrar), publishes
+    tariffs (as the pricing authority), proposes role changes (as the governor).
 
     ``account`` is a private key (32 bytes or 0x hex) or an ``eth_account`` local account.
     Each transaction waits for its receipt and then for ``confirmations`` more blocks.
@@ -143,20 +158,40 @@ class ChainClient(ChainReader):
 
     # deployment
 
-    def deploy(self, *, attestor: str | None = None, admin: str | None = None) -> Deployment:
-        """Deploy the AnchorRegistry, the DeviceRegistry and the ReadingVerifier over them
-        (attestor and admin default to this account), attach them to this client, and return
-        the deployment (write it with :func:`chain.deployment.write_deployment`)."""
-        attestor = Web3.to_checksum_address(attestor or self.address)
-        admin = Web3.to_checksum_address(admin or self.address)
-        anchor_registry = self._deploy_contract("AnchorRegistry", attestor)
-        device_registry = self._deploy_contract("DeviceRegistry", admin)
+    def deploy(self, *, roles: Roles | None = None, params: DeployParams = _DEFAULT_PARAMS) -> Deployment:
+        """Deploy the AnchorRegistry, the DeviceRegistry, the TariffRegistry and the
+        ReadingVerifier over the first two, attach them to this client, and return the deployment
+        (write it with :func:`chain.deployment.write_deployment`).
+
+        ``roles`` names the holder of each role; without it every role is this account's, a
+        convenience for development and tests only: a real deployment gives each role its own
+        key, none of them the operator's but the attestor. ``params`` are the contracts'
+        immutables (see :class:`DeployParams` for the defaults and why)."""
+        if roles is None:
+            me = self.address
+            roles = Roles(governor=me, attestor=me, registrar=me, pricing_authority=me)
+        roles = Roles(**{name: Web3.to_checksum_address(roles.holder(name)) for name in _ROLE_FIELDS})
+        anchor_registry = self._deploy_contract(
+            "AnchorRegistry", roles.attestor, roles.governor, params.governance_delay, params.max_growth
+        )
+        device_registry = self._deploy_contract(
+            "DeviceRegistry",
+            roles.registrar,
+            roles.governor,
+            params.governance_delay,
+            params.rotation_grace,
+            params.max_backfill,
+        )
+        tariff_registry = self._deploy_contract(
+            "TariffRegistry", roles.pricing_authority, roles.governor, params.governance_delay
+        )
         deployment = Deployment(
             chain_id=self._chain(),
-            attestor=attestor,
-            admin=admin,
+            roles=roles,
+            params=params.registry_params(),
             anchor_registry=anchor_registry,
             device_registry=device_registry,
+            tariff_registry=tariff_registry,
             reading_verifier=self._deploy_contract("ReadingVerifier", anchor_registry.address, device_registry.address),
         )
         self._attach(deployment)
@@ -288,20 +323,20 @@ class ChainClient(ChainReader):
             )
         )
 
-    # devices
+    # devices (the registrar)
 
     def register_devices(
         self, devices: Iterable[DeviceRegistration], *, batch_size: int = 100, skip_registered: bool = True
     ) -> list[TxReceipt]:
         """Register devices with ``registerMany``, ``batch_size`` per transaction.
 
-        With ``skip_registered`` a device already on chain with the same asset, algorithm and
-        current key is left out (so a provisioning run that stopped half way can be run again);
-        one registered differently raises :class:`RegistrationConflictError`.
+        With ``skip_registered`` a device already on chain exactly as given (asset, algorithm,
+        current key, profile) is left out (so a provisioning run that stopped half way can be run
+        again); one registered differently raises :class:`RegistrationConflictError`.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
-        rows = [self._registration_row(d) for d in devices]
+        rows = [(_registration_row(d), d) for d in devices]
         if skip_registered:
             rows = [(row, device) for row, device in rows if self._new(row, device)]
         receipts = []
@@ -310,40 +345,93 @@ class ChainClient(ChainReader):
             receipts.append(self.wait(self._send(self._contract("DeviceRegistry").functions.registerMany(batch))))
         return receipts
 
-    @staticmethod
-    def _registration_row(device: DeviceRegistration) -> tuple[tuple[bytes, bytes, int, bytes], DeviceRegistration]:
-        alg = parse_algorithm(device.alg)
-        row = (
-            device_id_hash(device.device_id),
-            asset_id_hash(device.asset),
-            ALG_CODES[alg],
-            key_to_chain(alg, device.public_key),
-        )
-        return row, device
-
-    def _new(self, row: tuple[bytes, bytes, int, bytes], device: DeviceRegistration) -> bool:
-        hashed, asset, alg, key = row
+    def _new(self, row: _Row, device: DeviceRegistration) -> bool:
+        hashed, asset, alg, key = row[:4]
         if self._call("DeviceRegistry", "keyCount", hashed) == 0:
             return True
         info = self.device(device.device_id)
+        if info.revoked:
+            raise RegistrationConflictError(f"device {device.device_id} is already registered on chain, and revoked")
         current: bytes = as_bytes(self._call("DeviceRegistry", "keyAt", hashed, info.key_count - 1)[0])
-        if info.asset_id != asset or ALG_CODES[info.alg] != alg or current != key or info.revoked:
+        differs = [
+            name
+            for name, same in (
+                ("asset", info.asset_id == asset),
+                ("algorithm", ALG_CODES[info.alg] == alg),
+                ("key", current == key),
+                ("profile", self.device_profile(device.device_id) == device.profile),
+            )
+            if not same
+        ]
+        if differs:
             raise RegistrationConflictError(
-                f"device {device.device_id} is already registered on chain with another"
-                f" {'state (revoked)' if info.revoked else 'key, asset or algorithm'}"
+                f"device {device.device_id} is already registered on chain with another {', '.join(differs)}"
             )
         return False
 
     def register(self, device: DeviceRegistration) -> TxReceipt:
         """Register one device (``register``); reverts ``AlreadyRegistered`` if it is."""
-        (hashed, asset, alg, key), _ = self._registration_row(device)
-        return self.transact("DeviceRegistry", "register", hashed, asset, alg, key)
+        return self.transact("DeviceRegistry", "register", _registration_row(device))
 
-    def rotate(self, *, device_id: str, public_key: bytes) -> TxReceipt:
-        """Replace the device's key from the next block on."""
+    def rotate(self, *, device_id: str, public_key: bytes, cert_hash: bytes = b"") -> TxReceipt:
+        """Replace the device's key from the next block on; ``cert_hash`` is the SHA-256 of the
+        new key's manufacturer certificate (``b""``: none)."""
         alg = self.device(device_id).alg
-        return self.transact("DeviceRegistry", "rotate", device_id_hash(device_id), key_to_chain(alg, public_key))
+        return self.transact(
+            "DeviceRegistry",
+            "rotate",
+            device_id_hash(device_id),
+            key_to_chain(alg, public_key),
+            cert_hash_to_chain(cert_hash),
+        )
 
     def revoke(self, *, device_id: str) -> TxReceipt:
         """Revoke the device for good from the next block on."""
         return self.transact("DeviceRegistry", "revoke", device_id_hash(device_id))
+
+    # tariffs (the pricing authority)
+
+    def publish_tariff(self, tariff: Tariff, *, effective_from: int) -> TxReceipt:
+        """Publish ``tariff`` (its canonical bytes, :func:`protocol.cashflow.tariff_bytes`) in
+        force from block time ``effective_from`` (seconds). The first tariff may take effect at
+        any time; every later one no earlier than its own block and after the one before
+        (``RetroactiveTariff``, ``NotAfterPrevious``)."""
+        return self.transact("TariffRegistry", "publish", tariff_bytes(tariff), effective_from)
+
+    # roles (the governor; execute_role: anyone)
+
+    def propose_role(self, *, contract: GovernedContract, role: RoleName, account: str) -> TxReceipt:
+        """Propose ``account`` as ``role``'s next holder on ``contract``; it can take effect after
+        the governance delay (:meth:`execute_role`). Governor only."""
+        return self.transact(contract, "proposeRole", ROLE_IDS[role], Web3.to_checksum_address(account))
+
+    def cancel_role(self, *, contract: GovernedContract, role: RoleName) -> TxReceipt:
+        """Withdraw the change pending for ``role`` on ``contract``. Governor only."""
+        return self.transact(contract, "cancelRole", ROLE_IDS[role])
+
+    def execute_role(self, *, contract: GovernedContract, role: RoleName) -> TxReceipt:
+        """Put the pending holder of ``role`` on ``contract`` in place, once its delay has passed
+        (``ChangeNotDue`` before). Anyone may."""
+        return self.transact(contract, "executeRole", ROLE_IDS[role])
+
+
+_Row = tuple[bytes, bytes, int, bytes, int, int, int, int, bytes]
+"""``DeviceRegistry.Registration``: deviceId, asset, alg, key, kind, windowS, ratedPowerW,
+ratedHashrateGhs, certHash."""
+_ROLE_FIELDS: Final[tuple[RoleName, ...]] = ("governor", "attestor", "registrar", "pricing_authority")
+
+
+def _registration_row(device: DeviceRegistration) -> _Row:
+    alg = parse_algorithm(device.alg)
+    profile = device.profile
+    return (
+        device_id_hash(device.device_id),
+        asset_id_hash(device.asset),
+        ALG_CODES[alg],
+        key_to_chain(alg, device.public_key),
+        KIND_CODES[profile.kind],
+        profile.window_s,
+        profile.rated_power_w,
+        profile.rated_hashrate_ghs,
+        cert_hash_to_chain(device.cert_hash),
+    )

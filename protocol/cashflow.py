@@ -18,14 +18,15 @@ readings are plain sums and hour buckets add up to days and epochs exactly):
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from protocol.envelope import MAX_INT, Body, DeviceKind
+from protocol.envelope import MAX_INT, Body, DeviceKind, canonical_json
 from protocol.errors import MetadataError
 
-__all__ = ["HOUR_MS", "CashFlow", "Tariff", "reading_cash_flow"]
+__all__ = ["HOUR_MS", "CashFlow", "Tariff", "reading_cash_flow", "tariff_bytes", "tariff_hash"]
 
 HOUR_MS: Final = 3_600_000
 """Cash flow is summed, priced and judged for coverage on a grid of whole UTC hours."""
@@ -86,6 +87,17 @@ class Tariff:
 _TARIFF_FIELDS: Final = tuple(f.name for f in fields(Tariff))
 _TARIFF_FIELD_SET: Final = frozenset(_TARIFF_FIELDS)
 _TARIFF_INT_FIELDS: Final = tuple(name for name in _TARIFF_FIELDS if name not in ("id", "currency"))
+
+
+def tariff_bytes(tariff: Tariff) -> bytes:
+    """The canonical bytes of a tariff (RFC 8785 of :meth:`Tariff.to_json`): what the pricing
+    authority publishes on chain, and what :func:`tariff_hash` hashes."""
+    return canonical_json(tariff.to_json())
+
+
+def tariff_hash(tariff: Tariff) -> bytes:
+    """SHA-256 of :func:`tariff_bytes`: the hash the TariffRegistry keeps for a published tariff."""
+    return hashlib.sha256(tariff_bytes(tariff)).digest()
 
 
 @dataclass(frozen=True, slots=True)
