@@ -77,9 +77,20 @@ class Fleet:
         w3 = node.web3()
         client = ChainClient(w3, account=funded_account(w3))
         client.deploy()
+        client.publish_tariff(TARIFF, effective_from=0)
         keys = {name: DeviceKey.generate("ed25519") for name in devices}
         client.register_devices(
-            DeviceRegistration(device_id=name, asset=ASSET, alg="ed25519", public_key=key.public_key)
+            DeviceRegistration(
+                device_id=name,
+                asset=ASSET,
+                alg="ed25519",
+                public_key=key.public_key,
+                kind=DeviceKind.SOLAR,
+                window_s=60,
+                rated_power_w=10_000,
+                rated_hashrate_ghs=0,
+                cert_hash=b"",
+            )
             for name, key in keys.items()
         )
         start_ms = client.block_timestamp(client.block_number()) * 1000 - 3_600_000
