@@ -91,7 +91,18 @@ def provision_fleet(
         try:
             # Before any device signs: a key is valid on chain from its registration block on.
             chain.register_devices(
-                DeviceRegistration(device_id=d.id, asset=asset, alg=d.alg, public_key=d.public_key) for d in devices
+                DeviceRegistration(
+                    device_id=d.id,
+                    asset=asset,
+                    alg=d.alg,
+                    public_key=d.public_key,
+                    kind=d.kind,
+                    window_s=d.window_s,
+                    rated_power_w=d.rating["rated_power_w"],
+                    rated_hashrate_ghs=d.rating.get("rated_hashrate_ghs", 0),
+                    cert_hash=b"",
+                )
+                for d in devices
             )
         except ChainError as exc:
             raise ChainError(

@@ -23,7 +23,7 @@ from protocol.epoch import AssetTotals, EpochMetadata
 from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
 from store.tables import DEVICE, DEVICE_KEY, EPOCH, READING
-from tests.auditor.conftest import EPOCH_LEAVES, Case, cli
+from tests.auditor.conftest import EPOCH_LEAVES, Case, cli, key_arg
 
 # --- helpers ---------------------------------------------------------------------------------------
 
@@ -282,7 +282,7 @@ def test_a_reading_signed_after_its_key_was_revoked(case: Case) -> None:
         "--rpc",
         case.pipeline.rpc,
         "--key",
-        "0x" + bytes(case.pipeline.operator.key).hex(),
+        key_arg(case.pipeline.registrar),
     )
     revoked_at = case.reader().device(device).revoked_time
     assert revoked_at is not None
@@ -304,7 +304,7 @@ def test_a_reading_signed_after_its_key_was_revoked(case: Case) -> None:
 def test_epoch_totals_inflated_by_the_attestor_and_anchored(case: Case) -> None:
     """The attestor's key anchors metadata whose totals do not add up: the chain accepts it
     (it cannot price readings), the audit recomputes them from the leaves and says which."""
-    builder = EpochBuilder(case.engine, policy=EpochPolicy(window_ms=1, max_leaves=EPOCH_LEAVES))
+    builder = EpochBuilder(case.engine, policy=EpochPolicy(window_ms=1, max_leaves=EPOCH_LEAVES), tariffs=case.chain())
     while builder.append_pending():
         pass
     closed = builder.close_due_epoch(now_ms=time.time_ns() // 1_000_000)
