@@ -250,7 +250,9 @@ class Case:
         cli("export", "--epochs", epochs, str(out), *self.db_args())
         return out
 
-    def audit(self, epochs: str, source: Path | str, *extra: str) -> subprocess.CompletedProcess[str]:
+    def audit(
+        self, epochs: str, source: Path | str, *extra: str, deployment: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return cli(
             "audit",
             "--epochs",
@@ -260,7 +262,7 @@ class Case:
             "--rpc",
             self.pipeline.rpc,
             "--deployment",
-            str(self.pipeline.deployment_path),
+            str(deployment or self.pipeline.deployment_path),
             *extra,
             check=False,
         )
