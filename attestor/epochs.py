@@ -185,7 +185,6 @@ class EpochBuilder:
         )
         return ClosedEpoch(number, metadata, root)
 
-
     def _tariff(self, conn: Connection, *, number: int, start_ms: int, first_tariff_id: str) -> Tariff:
         """The tariff that prices epoch ``number``: the one in force on chain at its window's start
         (``start_ms``), or without a chain the one the gateway recorded for its first reading."""

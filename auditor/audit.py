@@ -337,8 +337,7 @@ class _Auditor:
             if signer is None:
                 self.find(
                     "bad_signature",
-                    f"{what} does not verify with any key registered on chain"
-                    f" ({len(item.candidates)} tried): {error}",
+                    f"{what} does not verify with any key registered on chain ({len(item.candidates)} tried): {error}",
                     **where,
                 )
             else:

@@ -79,7 +79,6 @@ class HttpSource:
         except (urllib.error.URLError, OSError) as exc:
             raise SourceError(f"GET {url}: {getattr(exc, 'reason', exc)}") from None
 
-
     def _bounded(self, url: str, response: Any) -> bytes:
         """The body, read in chunks and refused as soon as it passes the bound (a lying or
         missing Content-Length changes nothing)."""

@@ -44,8 +44,8 @@ from protocol.cashflow import CashFlow, Tariff, reading_cash_flow, tariff_hash
 from protocol.envelope import Body, Message, decode_message
 from protocol.epoch import EpochMetadata
 from protocol.errors import VerificationError
-from protocol.plausibility import check_metrics
 from protocol.merkle.verify import verify_inclusion
+from protocol.plausibility import check_metrics
 
 __all__ = [
     "BundleVerdict",
@@ -375,8 +375,9 @@ def _checked_metadata(meta: EpochMetadata, *, leaf_index: int, anchored: ChainCh
 def onchain_check(chain: ChainReader, bundle: ProofBundle) -> dict[str, Any]:
     """Have the ReadingVerifier contract check the reading in one ``eth_call``: inclusion under
     the anchored checkpoint (the first to include it), the registered kind and window, and the
-    P-256 signature with a key the registry accepts at the checkpoint's block time. Ed25519 readings cannot be (the EVM has no Ed25519 precompile): reported, not failed.
-    Raises ``onchain_<reason>`` when the contract says invalid."""
+    P-256 signature with a key the registry accepts at the checkpoint's block time. Ed25519
+    readings cannot be (the EVM has no Ed25519 precompile): reported, not failed. Raises
+    ``onchain_<reason>`` when the contract says invalid."""
     message = decode_message(bundle.message)
     if message.alg != "es256":
         return {

@@ -36,9 +36,8 @@ def chain_events(
             if isinstance(e, DeviceRegisteredEvent):
                 p = e.profile
                 rating = f"{p.rated_power_w} W" + (f", {p.rated_hashrate_ghs} GH/s" if p.rated_hashrate_ghs else "")
-                detail = (
-                    f"{p.kind}, {p.window_s} s window, rated {rating}, {e.alg} key"
-                    + (f", certificate {e.cert_hash.hex()[:16]}…" if e.cert_hash else ", no certificate")
+                detail = f"{p.kind}, {p.window_s} s window, rated {rating}, {e.alg} key" + (
+                    f", certificate {e.cert_hash.hex()[:16]}…" if e.cert_hash else ", no certificate"
                 )
                 kind = "registered"
             elif isinstance(e, KeyRotatedEvent):

@@ -108,6 +108,9 @@ class DemoStack:
         deployment = deployer.deploy()
         write_deployment(self.home / "deployment.json", deployment)
         chain = ChainClient(w3, account=ANVIL_DEV_KEY, deployment=deployment)
+        # The attestor prices epochs with the tariff published on chain (here the dev key holds
+        # every role, the pricing authority's too).
+        chain.publish_tariff(load_tariff(), effective_from=0)
         self.say(f"contracts deployed: AnchorRegistry {deployment.anchor_registry.address}")
 
         writer = make_engine(self.db_url)

@@ -33,9 +33,9 @@ from chain.reader import ChainReader
 from chain.types import Roles
 from chain.writer import ChainClient
 from device_sim.outbox import Outbox
-from gateway.tariff import load_tariff
 from devstack.anvil import AnvilNode
 from devstack.mosquitto import Mosquitto
+from gateway.tariff import load_tariff
 from store.db import make_engine
 from store.tables import Epoch, Reading
 from tests.support.chain import funded_account

@@ -449,7 +449,8 @@ def test_a_rotated_out_key_signs_inside_its_old_window_anchored_after_the_grace(
     case.chain(case.pipeline.registrar).rotate(device_id=device, public_key=DeviceKey.generate("ed25519").public_key)
     keys = case.reader().device_keys(device)
     rotated_at = keys[0].until_time
-    assert rotated_at is not None and keys[1].from_time == rotated_at
+    assert rotated_at is not None
+    assert keys[1].from_time == rotated_at
     grace = case.reader().registry_params().rotation_grace
     body, _ = _next_body(case.engine, device)
     assert body.ts_ms < rotated_at * 1000  # dated inside the old key's window
@@ -541,13 +542,18 @@ def test_a_tariff_in_the_metadata_that_the_pricing_authority_did_not_publish(cas
     while builder.append_pending():
         pass
     closed = builder.close_due_epoch(now_ms=time.time_ns() // 1_000_000)
-    assert closed is not None and closed.metadata.tariff == inflated
+    assert closed is not None
+    assert closed.metadata.tariff == inflated
     while Anchorer(case.engine, chain).anchor_next():
         pass
     with case.engine.connect() as conn:
-        index = conn.execute(
-            select(READING.c.log_index).where(READING.c.epoch == closed.number).order_by(READING.c.log_index)
-        ).scalars().first()
+        index = (
+            conn.execute(
+                select(READING.c.log_index).where(READING.c.epoch == closed.number).order_by(READING.c.log_index)
+            )
+            .scalars()
+            .first()
+        )
     assert index is not None
 
     code, verdict = _verify_json(case, index)
@@ -669,7 +675,8 @@ def test_a_leaked_attestor_key_and_the_governor_replacing_it(case: Case) -> None
     export = case.export(epochs)
     out = case.audit(epochs, export)
     assert out.returncode == 2
-    assert "attestor" in out.stderr and replacement.address in out.stderr, out.stderr
+    assert "attestor" in out.stderr, out.stderr
+    assert replacement.address in out.stderr, out.stderr
     # ...until the auditor, having watched the change on chain, updates it.
     d = case.pipeline.deployment
     updated = case.tmp / "deployment-after-governance.json"
