@@ -28,6 +28,14 @@ Prints one JSON object:
   database, to show it does not grow with the log. Each database is built in its own
   subprocess, so no other phase counts.
 
+- ``gas_registry``: the gas of the registries' transactions on anvil (receipts): ``register``
+  of one ed25519 device without and with a certificate hash and of one es256 device with one,
+  ``registerMany`` per device in a batch of 100 (ed25519, no certificate), ``rotate`` (es256,
+  with a certificate hash), ``revoke``, ``publishTariff`` (the first and a later one, the
+  canonical tariff bytes in calldata and event); and ``isValidReading`` (``estimate_gas`` of the
+  ``eth_call``) for an es256 reading in epoch 0 of a one-leaf log and in epoch 1 of a
+  1,000,000-leaf log (a 20-element proof, the previous checkpoint checked too).
+
 Leaf ``i`` is the RFC 6962 leaf hash of its 8-byte big-endian index, in every phase, so the
 database roots must equal the in-memory ones (``roots_equal``).
 """
@@ -214,6 +222,7 @@ def run_chain(log: MerkleLog, *, anchors: int, epoch_samples: int, seed: int) ->
         costliest = max(range(MILLION - 10_000, MILLION), key=lambda size1: _cost(size1, size1 + 10_000))
         samples = [_fresh_epoch(node, log, size1, size1 + 10_000)["gas"] for size1 in starts]
         samples.sort()
+        result["gas_registry"] = run_registry_gas(node)
         result["gas_epochs_of_10k_near_1m"] = {
             "samples": len(samples),
             "from": [MILLION - 10_000, MILLION],
@@ -224,6 +233,121 @@ def run_chain(log: MerkleLog, *, anchors: int, epoch_samples: int, seed: int) ->
             "costliest": {"from": costliest, **_fresh_epoch(node, log, costliest, costliest + 10_000)},
         }
     return result
+
+
+def run_registry_gas(node: AnvilNode) -> dict[str, int]:
+    """The gas of the DeviceRegistry's and TariffRegistry's transactions and of
+    ``isValidReading``, each on its own deployment state (see the module's docstring)."""
+    import hashlib
+
+    from chain.types import DeviceRegistration
+    from protocol.cashflow import Tariff
+    from protocol.envelope import GENESIS_PREV, Body, DeviceKind, sign_body
+    from protocol.signing import DeviceKey
+
+    client = _client(node)
+    cert = hashlib.sha256(b"manufacturer certificate").digest()
+
+    def device(name: str, key: DeviceKey, *, cert_hash: bytes) -> DeviceRegistration:
+        return DeviceRegistration(
+            device_id=name,
+            asset="bench-asset",
+            alg=key.alg,
+            public_key=key.public_key,
+            kind=DeviceKind.CHARGER,
+            window_s=60,
+            rated_power_w=22_000,
+            rated_hashrate_ghs=0,
+            cert_hash=cert_hash,
+        )
+
+    es_key = DeviceKey.generate("es256")
+    gas = {
+        "register_ed25519": client.register(device("ed-0", DeviceKey.generate("ed25519"), cert_hash=b"")).gas_used,
+        "register_ed25519_cert": client.register(
+            device("ed-1", DeviceKey.generate("ed25519"), cert_hash=cert)
+        ).gas_used,
+        "register_es256_cert": client.register(device("chg-0", es_key, cert_hash=cert)).gas_used,
+    }
+    batch = [device(f"ed-b{i}", DeviceKey.generate("ed25519"), cert_hash=b"") for i in range(100)]
+    gas["register_many_per_device_ed25519"] = client.register_devices(batch, batch_size=100)[0].gas_used // 100
+    gas["rotate_es256_cert"] = client.rotate(
+        device_id="chg-0", public_key=DeviceKey.generate("es256").public_key, cert_hash=cert
+    ).gas_used
+    gas["revoke"] = client.revoke(device_id="ed-1").gas_used
+    tariff = Tariff(
+        id="bench-2026",
+        currency="HKD",
+        solar_fit_per_kwh=300,
+        charger_price_per_kwh=450,
+        charger_session_fee=500,
+        grid_price_per_kwh=150,
+        miner_power_price_per_kwh=120,
+        btc_price=50_000_000,
+        btc_difficulty=90_000_000_000_000,
+        btc_subsidy_sats=312_500_000,
+        btc_fees_sats=20_000_000,
+        pool_fee_bps=200,
+    )
+    gas["publish_tariff_first"] = client.publish_tariff(tariff, effective_from=0).gas_used
+    later = client.block_timestamp(client.block_number()) + 3_600
+    gas["publish_tariff_next"] = client.publish_tariff(tariff, effective_from=later).gas_used
+
+    # isValidReading: a reading of a registered es256 charger, anchored after its registration.
+    client = _client(node)
+    signer = DeviceKey.generate("es256")
+    client.register(device("chg-1", signer, cert_hash=cert))
+    at_ms = client.block_timestamp(client.block_number()) * 1000
+    body = Body(
+        device="chg-1",
+        seq=1,
+        ts_ms=at_ms,
+        kind=DeviceKind.CHARGER,
+        window_s=60,
+        metrics={
+            "energy_wh": 300,
+            "grid_wh": 320,
+            "sessions_started": 1,
+            "sessions_ended": 0,
+            "active_s": 60,
+            "power_w": 18_000,
+        },
+        prev=GENESIS_PREV,
+    )
+    message = sign_body(body, signer).raw
+    small = MerkleLog()
+    small.append(message)
+    _anchor(client, small, epoch=0, previous=0, size=1)
+    gas["is_valid_reading_1_leaf"] = _is_valid_gas(client, small, message, epoch=0, index=0)
+
+    client = _client(node)
+    client.register(device("chg-1", signer, cert_hash=cert))
+    big = MerkleLog()
+    half = MILLION // 2
+    for start in range(0, half, CHUNK):
+        big.extend_hashes(leaf_hashes(start, start + CHUNK))
+    big.append(message)
+    for start in range(half + 1, MILLION, CHUNK):
+        big.extend_hashes(leaf_hashes(start, min(MILLION, start + CHUNK)))
+    _anchor(client, big, epoch=0, previous=0, size=half)
+    _anchor(client, big, epoch=1, previous=half, size=MILLION)
+    gas["is_valid_reading_at_1m"] = _is_valid_gas(client, big, message, epoch=1, index=half)
+    return gas
+
+
+def _is_valid_gas(client: ChainClient, log: MerkleLog, message: bytes, *, epoch: int, index: int) -> int:
+    checkpoint = client.checkpoint(epoch)
+    arguments: dict[str, Any] = {
+        "message": message,
+        "device_id": "chg-1",
+        "leaf_index": index,
+        "tree_size": checkpoint.tree_size,
+        "proof": log.inclusion_proof(index, checkpoint.tree_size),
+        "checkpoint": checkpoint,
+    }
+    if not client.verify_reading_onchain(**arguments).valid:
+        raise AssertionError("the benchmark's reading does not verify on chain")
+    return client.reading_verification_gas(**arguments)
 
 
 # --- the database log (each in a subprocess) -----------------------------------------------------

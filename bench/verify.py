@@ -104,7 +104,18 @@ def build(
 ) -> tuple[MerkleLog, list[EpochMetadata], list[bytes]]:
     """Anchor ``leaves`` readings in epochs and write the export; the log, metadata and leaves."""
     chain.register_devices(
-        DeviceRegistration(device_id=d, asset=ASSET, alg=k.alg, public_key=k.public_key) for d, k in fleet.keys.items()
+        DeviceRegistration(
+            device_id=d,
+            asset=ASSET,
+            alg=k.alg,
+            public_key=k.public_key,
+            kind=DeviceKind.SOLAR,
+            window_s=60,
+            rated_power_w=10_000,
+            rated_hashrate_ghs=0,
+            cert_hash=b"",
+        )
+        for d, k in fleet.keys.items()
     )
     log = MerkleLog()
     metas: list[EpochMetadata] = []

@@ -15,6 +15,7 @@ from functools import cache
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_tester.exceptions import TransactionFailed  # type: ignore[import-untyped]
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
 
@@ -52,7 +53,9 @@ def decode_revert(data: bytes, *, tx_hash: bytes | None = None) -> ContractRever
         values = abi_decode(types, data[4:])
     except Exception:  # malformed arguments: keep the raw data
         return ContractRevert(name, data=data, tx_hash=tx_hash)
-    return ContractRevert(name, dict(zip(names, values, strict=True)), data=data, tx_hash=tx_hash)
+    # Addresses as everywhere else in chain: checksummed.
+    shown = [to_checksum_address(v) if t == "address" else v for t, v in zip(types, values, strict=True)]
+    return ContractRevert(name, dict(zip(names, shown, strict=True)), data=data, tx_hash=tx_hash)
 
 
 def _revert_data(exc: BaseException) -> bytes | None:

@@ -5,9 +5,10 @@ Byte values are ``bytes`` and numbers ``int``; nothing here talks to a node.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
@@ -175,6 +176,40 @@ class DeviceRegistration:
         self.profile  # noqa: B018 - validates the profile fields
         if not isinstance(self.cert_hash, bytes) or len(self.cert_hash) not in (0, 32):
             raise ValueError("cert_hash must be 32 bytes, or b'' for none")
+
+    @classmethod
+    def from_rating(
+        cls,
+        *,
+        device_id: str,
+        asset: str,
+        alg: str,
+        public_key: bytes,
+        kind: DeviceKind,
+        rating: Mapping[str, Any],
+        window_s: int,
+        cert_hash: bytes,
+    ) -> DeviceRegistration:
+        """A registration from a device's nameplate as the keystore and the store hold it (the
+        ``rating`` object of :mod:`protocol.plausibility`: ``rated_power_w`` for every kind,
+        ``rated_hashrate_ghs`` for miners; other figures are not on chain)."""
+        kind = DeviceKind(kind)
+        try:
+            power = rating["rated_power_w"]
+            hashrate = rating["rated_hashrate_ghs"] if kind is DeviceKind.MINER else 0
+        except KeyError as missing:
+            raise ValueError(f"device {device_id}'s rating has no {missing.args[0]}") from None
+        return cls(
+            device_id=device_id,
+            asset=asset,
+            alg=alg,
+            public_key=public_key,
+            kind=kind,
+            window_s=window_s,
+            rated_power_w=power,
+            rated_hashrate_ghs=hashrate,
+            cert_hash=cert_hash,
+        )
 
     @property
     def profile(self) -> DeviceProfile:

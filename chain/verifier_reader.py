@@ -8,6 +8,7 @@ from typing import Any
 from chain._args import checkpoint_args, require_hashes
 from chain.anchor_reader import AnchorReader
 from chain.errors import ChainError, CheckpointMismatchError, ContractRevert, P256UnavailableError
+from chain.reverts import edge
 from chain.types import ONCHAIN_REASONS, Checkpoint, OnchainReason, OnchainVerdict
 
 __all__ = ["VerifierReader"]
@@ -55,25 +56,14 @@ class VerifierReader(AnchorReader):
         :class:`NotDeployedError` when the deployment has no ReadingVerifier, and
         ``ValueError`` for arguments that cannot be encoded.
         """
-        if not isinstance(message, bytes):
-            raise ValueError("message must be bytes")
-        if not isinstance(device_id, str):
-            raise ValueError("device_id must be a string")
-        for name, value in (("leaf_index", leaf_index), ("tree_size", tree_size)):
-            if type(value) is not int or not 0 <= value < 2**64:
-                raise ValueError(f"{name} must be an integer in [0, 2**64), got {value!r}")
-        require_hashes(root=checkpoint.root, meta_hash=checkpoint.meta_hash, proof=proof)
-        self._contract("ReadingVerifier")
-        if not self.p256_available():
-            raise P256UnavailableError()
-        args = (
-            message,
-            device_id,
-            leaf_index,
-            tree_size,
-            list(proof),
-            checkpoint_args(checkpoint),
-            self._previous_args(checkpoint, previous),
+        args = self._verify_args(
+            message=message,
+            device_id=device_id,
+            leaf_index=leaf_index,
+            tree_size=tree_size,
+            proof=proof,
+            checkpoint=checkpoint,
+            previous=previous,
         )
         try:
             status = int(self._call("ReadingVerifier", "verifyReading", *args))
@@ -85,6 +75,64 @@ class VerifierReader(AnchorReader):
             raise ChainError(f"the ReadingVerifier answered an unknown status {status}")
         reason = ONCHAIN_REASONS[status]
         return OnchainVerdict(valid=reason is OnchainReason.VALID, reason=reason)
+
+    def reading_verification_gas(
+        self,
+        *,
+        message: bytes,
+        device_id: str,
+        leaf_index: int,
+        tree_size: int,
+        proof: Sequence[bytes],
+        checkpoint: Checkpoint,
+        previous: Checkpoint | None = None,
+    ) -> int:
+        """The gas of ``isValidReading`` on these arguments (``estimate_gas`` of the call, the
+        intrinsic 21,000 and the calldata included): what a contract or a transaction would pay
+        for the check that :meth:`verify_reading_onchain` makes for free."""
+        args = self._verify_args(
+            message=message,
+            device_id=device_id,
+            leaf_index=leaf_index,
+            tree_size=tree_size,
+            proof=proof,
+            checkpoint=checkpoint,
+            previous=previous,
+        )
+        with edge():
+            return int(self._contract("ReadingVerifier").functions.isValidReading(*args).estimate_gas())
+
+    def _verify_args(
+        self,
+        *,
+        message: bytes,
+        device_id: str,
+        leaf_index: int,
+        tree_size: int,
+        proof: Sequence[bytes],
+        checkpoint: Checkpoint,
+        previous: Checkpoint | None,
+    ) -> tuple[Any, ...]:
+        if not isinstance(message, bytes):
+            raise ValueError("message must be bytes")
+        if not isinstance(device_id, str):
+            raise ValueError("device_id must be a string")
+        for name, value in (("leaf_index", leaf_index), ("tree_size", tree_size)):
+            if type(value) is not int or not 0 <= value < 2**64:
+                raise ValueError(f"{name} must be an integer in [0, 2**64), got {value!r}")
+        require_hashes(root=checkpoint.root, meta_hash=checkpoint.meta_hash, proof=proof)
+        self._contract("ReadingVerifier")
+        if not self.p256_available():
+            raise P256UnavailableError()
+        return (
+            message,
+            device_id,
+            leaf_index,
+            tree_size,
+            list(proof),
+            checkpoint_args(checkpoint),
+            self._previous_args(checkpoint, previous),
+        )
 
     def _previous_args(self, checkpoint: Checkpoint, previous: Checkpoint | None) -> tuple[Any, ...]:
         if checkpoint.epoch == 0:

@@ -44,13 +44,23 @@ def deploy(
             " deploying account)."
         ),
     ] = None,
-    admin: Annotated[
-        str | None, typer.Option(help="The device registry's admin (default: the deploying account).")
+    registrar: Annotated[
+        str | None,
+        typer.Option(help="The registrar's address: registers, rotates, revokes devices (default: the deployer)."),
+    ] = None,
+    pricing_authority: Annotated[
+        str | None, typer.Option(help="The pricing authority's address: publishes tariffs (default: the deployer).")
+    ] = None,
+    governor: Annotated[
+        str | None,
+        typer.Option(help="The governor's address: replaces role holders after a delay (default: the deployer)."),
     ] = None,
 ) -> None:
-    """Deploy AnchorRegistry and DeviceRegistry and write the deployment file."""
+    """Deploy AnchorRegistry, DeviceRegistry, TariffRegistry and ReadingVerifier and write the
+    deployment file."""
     from chain.deployment import write_deployment
     from chain.errors import ChainError
+    from chain.types import Roles
     from chain.writer import ChainClient
 
     try:
@@ -59,7 +69,14 @@ def deploy(
         attestor_key = settings().attestor_key
         if attestor is None and attestor_key is not None:
             attestor = ChainClient(w3, account=attestor_key.get_secret_value()).address
-        deployment = client.deploy(attestor=attestor, admin=admin)
+        me = client.address
+        roles = Roles(
+            governor=governor or me,
+            attestor=attestor or me,
+            registrar=registrar or me,
+            pricing_authority=pricing_authority or me,
+        )
+        deployment = client.deploy(roles=roles)
     except ChainError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -71,6 +88,7 @@ def deploy(
                 "chain_id": deployment.chain_id,
                 "AnchorRegistry": deployment.anchor_registry.address,
                 "DeviceRegistry": deployment.device_registry.address,
+                "TariffRegistry": deployment.tariff_registry.address,
                 "deployment": str(out),
             }
         )

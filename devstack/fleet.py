@@ -91,15 +91,14 @@ def provision_fleet(
         try:
             # Before any device signs: a key is valid on chain from its registration block on.
             chain.register_devices(
-                DeviceRegistration(
+                DeviceRegistration.from_rating(
                     device_id=d.id,
                     asset=asset,
                     alg=d.alg,
                     public_key=d.public_key,
                     kind=d.kind,
+                    rating=d.rating,
                     window_s=d.window_s,
-                    rated_power_w=d.rating["rated_power_w"],
-                    rated_hashrate_ghs=d.rating.get("rated_hashrate_ghs", 0),
                     cert_hash=b"",
                 )
                 for d in devices

@@ -48,7 +48,25 @@ WEB3_ONLY_IN = {"chain", "tests"}
 # An auditor trusts nothing the operator runs: of chain, only the read-only part.
 READ_ONLY_CHAIN: dict[str, set[str] | None] = {
     "chain.reader": {"ChainReader"},
-    "chain.types": {"Checkpoint", "KeyEnd", "KeyRecord"},
+    "chain.types": {
+        "Checkpoint",
+        "KeyEnd",
+        "KeyRecord",
+        "DeviceProfile",
+        "DeviceRegisteredEvent",
+        "KeyRotatedEvent",
+        "DeviceRevokedEvent",
+        "RegistryEvent",
+        "RegisteredDevice",
+        "PublishedTariff",
+        "Roles",
+        "RegistryParams",
+        "PendingRoleChange",
+        "RoleEvent",
+        "RoleEventKind",
+        "OnchainReason",
+        "OnchainVerdict",
+    },
     "chain.ids": {"asset_id_hash", "device_id_hash"},
     "chain.deployment": None,  # None: any name
     "chain.errors": None,

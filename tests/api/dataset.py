@@ -31,6 +31,7 @@ from attestor.epochs import EpochPolicy
 from attestor.service import Attestor
 from chain.deployment import write_deployment
 from chain.devchain import dev_fund, eth_tester_web3
+from chain.types import Roles
 from chain.writer import ChainClient
 from device_sim.models import DeviceModel, build_model
 from gateway.batch import BatchProcessor
@@ -166,7 +167,12 @@ def build(url: str, workdir: Path) -> Dataset:
     deployer = Account.create()
     dev_fund(w3, deployer.address)
     deployment = ChainClient(w3, account=deployer).deploy(
-        attestor=attestor_account.address, admin=admin_account.address
+        roles=Roles(
+            governor=deployer.address,
+            attestor=attestor_account.address,
+            registrar=admin_account.address,
+            pricing_authority=deployer.address,
+        )
     )
     deployment_path = workdir / "deployment.json"
     write_deployment(deployment_path, deployment)

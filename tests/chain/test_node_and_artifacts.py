@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -38,11 +39,11 @@ def test_compile_check_command_fails_on_a_changed_source(tmp_path: Path) -> None
     assert done.returncode == 0, done.stderr
     changed = tmp_path / "contracts"
     changed.mkdir()
-    for name in chain_compile.CONTRACTS:
-        source = (chain_compile.CONTRACTS_DIR / f"{name}.sol").read_text()
-        if name == "AnchorRegistry":
+    for path in chain_compile.CONTRACTS_DIR.glob("*.sol"):  # the bases (Governed.sol) too
+        source = path.read_text()
+        if path.stem == "AnchorRegistry":
             source = source.replace("revert ZeroRoot();", "revert ZeroRoot(); // changed")
-        (changed / f"{name}.sol").write_text(source)
+        (changed / path.name).write_text(source)
     differing = chain_compile.check_artifacts(contracts_dir=changed)
     # Every artifact records the hash of all the sources, so both differ.
     assert "AnchorRegistry.json: differs from a fresh compile" in differing
@@ -73,19 +74,67 @@ def test_deployment_file_round_trip_and_code_check(chain: Chain, tmp_path: Path)
     data = json.loads(path.read_text())
     assert data["contracts"]["AnchorRegistry"]["artifactSha256"] == load_artifact("AnchorRegistry").sha256.hex()
     ChainReader(chain.w3, deployment=loaded).verify_deployment()
+    assert data["format"] == "assetproof-deployment/2"
+    assert data["roles"] == {
+        "governor": chain.governor.address,
+        "attestor": chain.attestor.address,
+        "registrar": chain.registrar.address,
+        "pricingAuthority": chain.pricing.address,
+    }
+    params = chain.deployment.params
+    assert data["parameters"] == {
+        "governanceDelay": params.governance_delay,
+        "rotationGrace": params.rotation_grace,
+        "maxBackfill": params.max_backfill,
+        "maxGrowth": params.max_growth,
+    }
+    assert set(data["contracts"]) == {"AnchorRegistry", "DeviceRegistry", "TariffRegistry", "ReadingVerifier"}
     # Addresses swapped: the code at each is not what the file says.
-    swapped = Deployment(
-        chain_id=loaded.chain_id,
-        attestor=loaded.attestor,
-        admin=loaded.admin,
-        anchor_registry=loaded.device_registry,
-        device_registry=loaded.anchor_registry,
-    )
-    with pytest.raises(DeploymentError, match="not the committed"):
-        ChainReader(chain.w3, deployment=swapped).verify_deployment()
+    for swapped in (
+        replace(loaded, anchor_registry=loaded.device_registry, device_registry=loaded.anchor_registry),
+        replace(loaded, tariff_registry=loaded.device_registry),
+    ):
+        with pytest.raises(DeploymentError, match="not the committed"):
+            ChainReader(chain.w3, deployment=swapped).verify_deployment()
+    without_tariffs = json.loads(loaded.to_json())
+    del without_tariffs["contracts"]["TariffRegistry"]
+    with pytest.raises(DeploymentError, match="lists no TariffRegistry"):
+        Deployment.from_json(json.dumps(without_tariffs))
     other_chain = Deployment.from_json(loaded.to_json().replace(f'"chainId": {loaded.chain_id}', '"chainId": 1'))
     with pytest.raises(DeploymentError, match="chain id"):
         ChainReader(chain.w3, deployment=other_chain).verify_deployment()
+
+
+def test_verify_deployment_compares_roles_and_parameters(chain: Chain) -> None:
+    """An auditor's own deployment file pins whom it trusts: a chain whose role holders or
+    parameters differ from the file is refused, with the mismatch named."""
+    loaded = chain.deployment
+    impostor = chain.stranger.address
+    for role in ("attestor", "registrar", "pricing_authority", "governor"):
+        wrong = replace(loaded, roles=replace(loaded.roles, **{role: impostor}))
+        with pytest.raises(DeploymentError, match=f"names {role} {impostor}, but the chain's is") as info:
+            ChainReader(chain.w3, deployment=wrong).verify_deployment()
+        actual = loaded.roles.holder(role)  # type: ignore[arg-type]
+        assert actual in str(info.value)
+    for name in ("governance_delay", "rotation_grace", "max_backfill", "max_growth"):
+        wrong = replace(loaded, params=replace(loaded.params, **{name: getattr(loaded.params, name) + 1}))
+        with pytest.raises(DeploymentError, match=f"says {name} .*, but the chain's is {getattr(loaded.params, name)}"):
+            ChainReader(chain.w3, deployment=wrong).verify_deployment()
+
+
+def test_a_version_1_deployment_file_says_to_redeploy(tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    old = {
+        "format": "assetproof-deployment/1",
+        "chainId": 31337,
+        "deploymentBlock": 1,
+        "attestor": "0x" + "11" * 20,
+        "admin": "0x" + "22" * 20,
+        "contracts": {},
+    }
+    path.write_text(json.dumps(old))
+    with pytest.raises(DeploymentError, match=r"made before roles existed.*assetproof chain deploy"):
+        read_deployment(path)
 
 
 @pytest.mark.parametrize(
@@ -93,10 +142,10 @@ def test_deployment_file_round_trip_and_code_check(chain: Chain, tmp_path: Path)
     [
         "",
         "{}",
-        '{"format": "assetproof-deployment/1"}',
+        '{"format": "assetproof-deployment/2"}',
         '{"format": "other"}',
         "[1]",
-        '{"format": "assetproof-deployment/1", "chainId": -1}',
+        '{"format": "assetproof-deployment/2", "chainId": -1}',
     ],
 )
 def test_bad_deployment_files(text: str, tmp_path: Path) -> None:

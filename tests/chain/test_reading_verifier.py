@@ -21,14 +21,15 @@ from chain.deployment import Deployment, read_deployment, write_deployment
 from chain.devchain import eth_tester_web3, set_next_block_timestamp
 from chain.errors import DeploymentError, NotDeployedError, P256UnavailableError
 from chain.reader import ChainReader
-from chain.types import Checkpoint, DeviceRegistration, OnchainReason, OnchainVerdict
+from chain.types import Checkpoint, OnchainReason, OnchainVerdict
 from chain.writer import ChainClient
 from devstack.anvil import AnvilNode
 from protocol.envelope import GENESIS_PREV, Body, DeviceKind, decode_message, sign_body
 from protocol.errors import VerificationError
+from protocol.key_validity import KeyVerdict, judge_key
 from protocol.merkle.log import MerkleLog
 from protocol.signing import P256_ORDER, DeviceKey, verify_signature
-from tests.support.chain import Chain, deploy_chain, flip, meta, reverts
+from tests.support.chain import Chain, deploy_chain, flip, meta, registration, reverts
 
 ASSET = "HK Chargers #1"
 R = OnchainReason
@@ -76,7 +77,9 @@ def off_chain_valid(message: bytes, public_key: bytes) -> bool:
 
 @dataclass
 class Scene:
-    """Devices with a history (registered, rotated, revoked) and readings anchored in two epochs."""
+    """Devices with a history (registered, rotated, revoked) and readings anchored in three
+    epochs: epoch 0 before the rotation and the revocation, epoch 1 after both (in the rotation's
+    grace), epoch 2 after the grace."""
 
     chain: Chain
     reader: ChainReader
@@ -88,11 +91,13 @@ class Scene:
     t_revoke: int
     index: dict[str, int] = field(default_factory=dict)
     messages: dict[str, bytes] = field(default_factory=dict)
+    first_epoch: dict[str, int] = field(default_factory=dict)
     checkpoints: list[Checkpoint] = field(default_factory=list)
 
-    def add(self, name: str, message: bytes) -> None:
+    def add(self, name: str, message: bytes, *, epoch: int) -> None:
         self.index[name] = self.log.size
         self.messages[name] = message
+        self.first_epoch[name] = epoch
         self.log.append(message)
 
     def verify(
@@ -100,16 +105,22 @@ class Scene:
         name: str,
         *,
         device_id: str,
-        epoch: int = 1,
+        epoch: int | None = None,
         index: int | None = None,
         tree_size: int | None = None,
         proof: Sequence[bytes] | None = None,
         checkpoint: Checkpoint | None = None,
+        previous: Checkpoint | None = None,
         message: bytes | None = None,
     ) -> OnchainVerdict:
+        """Verify reading ``name`` in the checkpoint of ``epoch`` (default: the first to include
+        it), with the previous epoch's checkpoint as anchored unless ``previous`` is given."""
+        epoch = self.first_epoch[name] if epoch is None else epoch
         cp = self.checkpoints[epoch]
         leaf_index = self.index[name] if index is None else index
         size = cp.tree_size if tree_size is None else tree_size
+        if previous is None and epoch > 0:
+            previous = self.checkpoints[epoch - 1]
         return self.reader.verify_reading_onchain(
             message=self.messages[name] if message is None else message,
             device_id=device_id,
@@ -117,11 +128,18 @@ class Scene:
             tree_size=size,
             proof=self.log.inclusion_proof(self.index[name], cp.tree_size) if proof is None else proof,
             checkpoint=cp if checkpoint is None else checkpoint,
+            previous=previous,
         )
 
-    def args(self, name: str, *, device_id: str, epoch: int = 1) -> tuple[Any, ...]:
-        """The raw ``verifyReading`` arguments of a reading."""
+    def args(self, name: str, *, device_id: str) -> tuple[Any, ...]:
+        """The raw ``verifyReading`` arguments of a reading, in the first checkpoint to include it."""
+        epoch = self.first_epoch[name]
         cp = self.checkpoints[epoch]
+        p = (
+            self.checkpoints[epoch - 1]
+            if epoch > 0
+            else Checkpoint(epoch=0, tree_size=0, root=bytes(32), meta_hash=bytes(32), block_number=0, timestamp=0)
+        )
         return (
             self.messages[name],
             device_id,
@@ -129,6 +147,7 @@ class Scene:
             cp.tree_size,
             self.log.inclusion_proof(self.index[name], cp.tree_size),
             (cp.epoch, cp.tree_size, cp.root, cp.meta_hash, cp.block_number, cp.timestamp),
+            (p.epoch, p.tree_size, p.root, p.meta_hash, p.block_number, p.timestamp),
         )
 
 
@@ -151,48 +170,59 @@ def mutations(message: bytes, *, count: int, seed: int) -> list[tuple[int, bytes
 def scene(anvil_node: AnvilNode) -> Scene:
     chain = deploy_chain(anvil_node.web3())
     w3 = chain.w3
+    grace = chain.deployment.params.rotation_grace
+    backfill = chain.deployment.params.max_backfill
     keys = {
         "chg-0001": DeviceKey.generate("es256"),
         "chg-0002": DeviceKey.generate("es256"),
         "sol-0003": DeviceKey.generate("ed25519"),
         "chg-0004": DeviceKey.generate("es256"),  # rotated to chg-0004-new
         "chg-0005": DeviceKey.generate("es256"),  # revoked
+        "chg-0006": DeviceKey.generate("es256"),  # registered with a 300 s window
+        "sol-0007": DeviceKey.generate("es256"),  # a solar panel's es256 key
+        "chg-0008": DeviceKey.generate("ed25519"),  # an ed25519 charger
         "chg-0004-new": DeviceKey.generate("es256"),
     }
-    chain.admin.register_devices(
-        DeviceRegistration(device_id=device, asset=ASSET, alg=key.alg, public_key=key.public_key)
+    kinds = {"sol-0003": DeviceKind.SOLAR, "sol-0007": DeviceKind.SOLAR}
+    t0 = int(w3.eth.get_block("latest")["timestamp"]) + 100
+    set_next_block_timestamp(w3, t0)
+    chain.registrar.register_devices(
+        registration(
+            device,
+            key.public_key,
+            asset=ASSET,
+            alg=key.alg,
+            kind=kinds.get(device, DeviceKind.CHARGER),
+            window_s=300 if device == "chg-0006" else 60,
+            rated_power_w=22_000,
+        )
         for device, key in keys.items()
         if device != "chg-0004-new"
     )
     reader = chain.reader()
-    t0 = reader.device_keys("chg-0001")[0].from_time
-    set_next_block_timestamp(w3, t0 + 100)
-    chain.admin.rotate(device_id="chg-0004", public_key=keys["chg-0004-new"].public_key)
-    set_next_block_timestamp(w3, t0 + 200)
-    chain.admin.revoke(device_id="chg-0005")
-    t_rotate = reader.device_keys("chg-0004")[1].from_time
-    t_revoke = reader.device("chg-0005").revoked_time
-    assert t_revoke is not None
-    assert (t_rotate, t_revoke) == (t0 + 100, t0 + 200)
+    assert reader.device_keys("chg-0001")[0].from_time == t0
+    t_rotate, t_revoke = t0 + 100, t0 + 200
+    anchor_times = (t0 + 50, t0 + 300, t_rotate + grace + 10)
 
     scene = Scene(chain=chain, reader=reader, log=MerkleLog(), keys=keys, t0=t0, t_rotate=t_rotate, t_revoke=t_revoke)
     k = keys
-    at = (t0 + 10) * 1000 + 999  # the contract takes ts_ms // 1000
+    at = (t0 + 10) * 1000 + 999
     genuine = charger_reading(k["chg-0001"], "chg-0001", at)
-    scene.add("genuine", genuine)
-    scene.add("high_s", high_s(charger_reading(k["chg-0001"], "chg-0001", at + 60_000, seq=2)))
-    scene.add("ed25519", charger_reading(k["sol-0003"], "sol-0003", at))
-    scene.add("forged", charger_reading(DeviceKey.generate("es256"), "chg-0001", at + 120_000, seq=3))
-    scene.add("tampered", genuine.replace(b'"energy_wh":500', b'"energy_wh":900'))
-    scene.add("unknown_device", charger_reading(k["chg-0001"], "chg-0099", at))
-    scene.add("before_registration", charger_reading(k["chg-0001"], "chg-0001", (t0 - 1) * 1000 + 999))
-    scene.add("es256_on_ed25519_device", charger_reading(k["chg-0001"], "sol-0003", at))
-    scene.add("old_key_before_rotation", charger_reading(k["chg-0004"], "chg-0004", t_rotate * 1000 - 1))
-    scene.add("old_key_after_rotation", charger_reading(k["chg-0004"], "chg-0004", t_rotate * 1000))
-    scene.add("new_key_after_rotation", charger_reading(k["chg-0004-new"], "chg-0004", t_rotate * 1000))
-    scene.add("new_key_before_rotation", charger_reading(k["chg-0004-new"], "chg-0004", t_rotate * 1000 - 1))
-    scene.add("before_revocation", charger_reading(k["chg-0005"], "chg-0005", t_revoke * 1000 - 1))
-    scene.add("after_revocation", charger_reading(k["chg-0005"], "chg-0005", t_revoke * 1000))
+    # Epoch 0, anchored at t0 + 50: before the rotation and the revocation.
+    scene.add("genuine", genuine, epoch=0)
+    scene.add("high_s", high_s(charger_reading(k["chg-0001"], "chg-0001", at + 60_000, seq=2)), epoch=0)
+    scene.add("ed25519", charger_reading(k["sol-0003"], "sol-0003", at), epoch=0)
+    scene.add("forged", charger_reading(DeviceKey.generate("es256"), "chg-0001", at + 120_000, seq=3), epoch=0)
+    scene.add("tampered", genuine.replace(b'"energy_wh":500', b'"energy_wh":900'), epoch=0)
+    scene.add("unknown_device", charger_reading(k["chg-0001"], "chg-0099", at), epoch=0)
+    scene.add("before_registration", charger_reading(k["chg-0001"], "chg-0001", (t0 - 1) * 1000 + 999), epoch=0)
+    scene.add("backfill_edge", charger_reading(k["chg-0001"], "chg-0001", (t0 - backfill) * 1000), epoch=0)
+    scene.add("before_backfill", charger_reading(k["chg-0001"], "chg-0001", (t0 - backfill) * 1000 - 1), epoch=0)
+    scene.add("es256_on_ed25519_device", charger_reading(k["chg-0001"], "chg-0008", at), epoch=0)
+    scene.add("wrong_kind", charger_reading(k["sol-0007"], "sol-0007", at), epoch=0)
+    scene.add("wrong_window", charger_reading(k["chg-0006"], "chg-0006", at), epoch=0)
+    scene.add("new_key_too_early", charger_reading(k["chg-0004-new"], "chg-0004", at), epoch=0)
+    scene.add("revoked_key_in_time", charger_reading(k["chg-0005"], "chg-0005", at), epoch=0)
     sig = genuine[-130:-2].decode()
     for name, message in {
         "empty": b"",
@@ -213,13 +243,28 @@ def scene(anvil_node: AnvilNode) -> Scene:
         "no_window": genuine.replace(b',"window_s":60}', b"}", 1),
         "spaces": genuine.replace(b'"sig":"', b'"sig": "', 1),
     }.items():
-        scene.add(f"malformed/{name}", message)
-    first_epoch = scene.log.size
-    scene.add("late", charger_reading(k["chg-0002"], "chg-0002", at))
+        scene.add(f"malformed/{name}", message, epoch=0)
+    # Epoch 1, anchored at t0 + 300: after the rotation (in its grace) and the revocation.
+    old, new = k["chg-0004"], k["chg-0004-new"]
+    scene.add("late", charger_reading(k["chg-0002"], "chg-0002", at), epoch=1)
+    scene.add("old_key_in_grace", charger_reading(old, "chg-0004", t_rotate * 1000, seq=2), epoch=1)
+    scene.add("old_key_dated_after_its_end", charger_reading(old, "chg-0004", t_rotate * 1000 + 1, seq=3), epoch=1)
+    scene.add("new_key_after_rotation", charger_reading(new, "chg-0004", t_rotate * 1000, seq=4), epoch=1)
+    scene.add("revoked_key_anchored_late", charger_reading(k["chg-0005"], "chg-0005", t_revoke * 1000 - 1), epoch=1)
     for position, mutated in mutations(genuine, count=40, seed=7):
-        scene.add(f"mutated/{position}", mutated)
+        scene.add(f"mutated/{position}", mutated, epoch=1)
+    # Epoch 2, anchored after the rotation's grace.
+    scene.add("old_key_after_grace", charger_reading(old, "chg-0004", t_rotate * 1000 - 1, seq=5), epoch=2)
 
-    for epoch, (previous, size) in enumerate(((0, first_epoch), (first_epoch, scene.log.size))):
+    ends = [max(i for n, i in scene.index.items() if scene.first_epoch[n] == e) + 1 for e in range(3)]
+    previous = 0
+    for epoch, size in enumerate(ends):
+        if epoch == 1:
+            set_next_block_timestamp(w3, t_rotate)
+            chain.registrar.rotate(device_id="chg-0004", public_key=new.public_key)
+            set_next_block_timestamp(w3, t_revoke)
+            chain.registrar.revoke(device_id="chg-0005")
+        set_next_block_timestamp(w3, anchor_times[epoch])
         chain.attestor.anchor(
             epoch=epoch,
             tree_size=size,
@@ -227,7 +272,9 @@ def scene(anvil_node: AnvilNode) -> Scene:
             meta_hash=meta(epoch),
             proof=scene.log.consistency_proof(previous, size),
         )
+        previous = size
         scene.checkpoints.append(reader.checkpoint(epoch))
+    assert [c.timestamp for c in scene.checkpoints] == list(anchor_times)
     return scene
 
 
@@ -242,18 +289,49 @@ def verifier(chain: Chain) -> Contract:
 # --- genuine readings --------------------------------------------------------------------------------
 
 
-def test_a_genuine_es256_reading_in_an_anchored_checkpoint_is_valid(scene: Scene) -> None:
-    for epoch in (0, 1):  # the same reading, proved in either checkpoint
-        verdict = scene.verify("genuine", device_id="chg-0001", epoch=epoch)
-        assert verdict == OnchainVerdict(valid=True, reason=R.VALID)
-        assert "genuine" in verdict.message
+def test_a_genuine_es256_reading_in_its_first_checkpoint_is_valid(scene: Scene) -> None:
+    verdict = scene.verify("genuine", device_id="chg-0001")
+    assert verdict == OnchainVerdict(valid=True, reason=R.VALID)
+    assert "genuine" in verdict.message
     assert scene.verify("late", device_id="chg-0002").valid
+    # The previous checkpoint read from the chain when not given.
+    cp = scene.checkpoints[1]
+    index = scene.index["late"]
+    assert scene.reader.verify_reading_onchain(
+        message=scene.messages["late"],
+        device_id="chg-0002",
+        leaf_index=index,
+        tree_size=cp.tree_size,
+        proof=scene.log.inclusion_proof(index, cp.tree_size),
+        checkpoint=cp,
+    ).valid
     assert off_chain_valid(scene.messages["genuine"], scene.keys["chg-0001"].public_key)
     contract = verifier(scene.chain)
     args = scene.args("genuine", device_id="chg-0001")
     assert contract.functions.verifyReading(*args).call() == 0
     assert contract.functions.isValidReading(*args).call() is True
     assert contract.functions.isValidReading(*scene.args("forged", device_id="chg-0001")).call() is False
+    assert contract.functions.isValidReading(*scene.args("late", device_id="chg-0002")).call() is True
+
+
+def test_only_the_first_checkpoint_to_include_a_reading_judges_it(scene: Scene) -> None:
+    """A leaf already in epoch 0 proved in epoch 1's checkpoint: its key must be judged at epoch
+    0's block time, so the verifier refuses the later checkpoint (a revoked key's reading could
+    otherwise borrow an old checkpoint's time, or a valid one be refused for a late one's)."""
+    for epoch in (1, 2):
+        verdict = scene.verify("genuine", device_id="chg-0001", epoch=epoch)
+        assert verdict.reason == R.NOT_FIRST_CHECKPOINT
+        assert "first checkpoint" in verdict.message
+    # The previous checkpoint must be the one anchored for epoch - 1.
+    cp0, cp1 = scene.checkpoints[:2]
+    for wrong in (
+        replace(cp0, tree_size=cp0.tree_size - 1),
+        replace(cp0, root=flip(cp0.root)),
+        replace(cp0, timestamp=cp0.timestamp + 1),
+        replace(cp1, epoch=0),
+        cp1,  # not epoch - 1 at all
+    ):
+        assert scene.verify("late", device_id="chg-0002", previous=wrong).reason == R.CHECKPOINT_MISMATCH, wrong
 
 
 def test_a_high_s_signature_is_accepted_as_the_protocol_does(scene: Scene) -> None:
@@ -265,47 +343,51 @@ def test_a_high_s_signature_is_accepted_as_the_protocol_does(scene: Scene) -> No
 
 def test_gas_of_the_eth_call(scene: Scene) -> None:
     """What one verification costs (README figure): the P-256 precompile is 6,900 of it."""
-    gas = verifier(scene.chain).functions.verifyReading(*scene.args("genuine", device_id="chg-0001")).estimate_gas()
-    assert 60_000 < gas < 95_000, gas  # 86,165 with 8 proof elements, when measured
+    contract = verifier(scene.chain)
+    gas = contract.functions.verifyReading(*scene.args("genuine", device_id="chg-0001")).estimate_gas()
+    assert 60_000 < gas < 115_000, gas
+    # Epoch 1: the previous checkpoint is checked too (one more commitment read).
+    later = contract.functions.verifyReading(*scene.args("late", device_id="chg-0002")).estimate_gas()
+    assert gas < later < 125_000, later
 
 
 # --- each check ---------------------------------------------------------------------------------------
 
 
 def test_a_checkpoint_that_is_not_the_anchored_one(scene: Scene) -> None:
-    cp = scene.checkpoints[1]
+    cp = scene.checkpoints[scene.first_epoch["genuine"]]
     altered = [
         replace(cp, tree_size=cp.tree_size + 1),
         replace(cp, root=flip(cp.root)),
         replace(cp, meta_hash=flip(cp.meta_hash)),
         replace(cp, block_number=cp.block_number + 1),
         replace(cp, timestamp=cp.timestamp - 1),
-        replace(cp, epoch=0),  # epoch 1's fields under epoch 0's number
+        replace(cp, epoch=1),  # epoch 0's fields under epoch 1's number
     ]
     for checkpoint in altered:
         verdict = scene.verify("genuine", device_id="chg-0001", checkpoint=checkpoint)
         assert verdict.reason == R.CHECKPOINT_MISMATCH, checkpoint
         assert not verdict.valid
-    assert scene.verify("genuine", device_id="chg-0001", checkpoint=replace(cp, epoch=2)).reason == R.UNKNOWN_EPOCH
+    unknown = replace(cp, epoch=3)
+    assert scene.verify("genuine", device_id="chg-0001", checkpoint=unknown).reason == R.UNKNOWN_EPOCH
 
 
 def test_a_reading_not_included_where_the_proof_says(scene: Scene) -> None:
-    index, (cp0, cp1) = scene.index["genuine"], scene.checkpoints
-    proof_at_0 = scene.log.inclusion_proof(index, cp0.tree_size)
+    index, (cp0, cp1, _) = scene.index["late"], scene.checkpoints
+    proof_at_2 = scene.log.inclusion_proof(index, scene.checkpoints[2].tree_size)
     cases: dict[str, dict[str, Any]] = {
         "wrong leaf index": {"index": index + 1},
         "index past the tree": {"index": cp1.tree_size},
-        "proof for another tree size": {"proof": proof_at_0},
-        "tree size not the checkpoint's": {"proof": proof_at_0, "tree_size": cp0.tree_size},
+        "proof for another tree size": {"proof": proof_at_2},
+        "tree size not the checkpoint's": {"proof": proof_at_2, "tree_size": scene.checkpoints[2].tree_size},
         "element flipped": {"proof": [flip(p) for p in scene.log.inclusion_proof(index, cp1.tree_size)]},
         "element dropped": {"proof": scene.log.inclusion_proof(index, cp1.tree_size)[:-1]},
-        "another reading's bytes": {"message": scene.messages["late"]},
-        "a tampered byte": {"message": scene.messages["genuine"].replace(b'"seq":1', b'"seq":2')},
+        "another reading's bytes": {"message": scene.messages["genuine"]},
+        "a tampered byte": {"message": scene.messages["late"].replace(b'"seq":1', b'"seq":2')},
     }
     for case, overrides in cases.items():
-        assert scene.verify("genuine", device_id="chg-0001", **overrides).reason == R.INCLUSION, case
-    # The epoch-0 proof is right for epoch 0's checkpoint.
-    assert scene.verify("genuine", device_id="chg-0001", epoch=0, proof=proof_at_0).valid
+        assert scene.verify("late", device_id="chg-0002", **overrides).reason == R.INCLUSION, case
+    assert cp0.tree_size <= index  # epoch 1 is the first to hold it
 
 
 def test_a_tampered_reading_that_was_anchored_fails_its_signature(scene: Scene) -> None:
@@ -360,27 +442,62 @@ def test_an_unregistered_device(scene: Scene) -> None:
     assert scene.verify("unknown_device", device_id="chg-0099").reason == R.UNKNOWN_DEVICE
 
 
-def test_a_key_used_outside_its_validity(scene: Scene) -> None:
+def test_a_key_judged_by_the_checkpoints_block_time(scene: Scene) -> None:
+    """Which key counts is decided by when the first checkpoint holding the reading was anchored
+    (chain time), never by the time the reading claims."""
     expected = {
-        # Keys are valid from their block's time (inclusive) until the next key's (exclusive).
-        "old_key_before_rotation": R.VALID,
-        "old_key_after_rotation": R.KEY_NOT_VALID,  # rotated out before the reading's time
+        # chg-0004: key 0 rotated out at t0 + 100 for key 1; epoch 1 is anchored at t0 + 300, in
+        # the rotation's grace, epoch 2 after it.
+        "old_key_in_grace": R.VALID,  # dated at the rotation, anchored in the grace
+        "old_key_dated_after_its_end": R.DATED_OUTSIDE_KEY,  # one millisecond after the rotation
+        "old_key_after_grace": R.KEY_NOT_VALID,  # dated in its time, but anchored too late
         "new_key_after_rotation": R.VALID,
-        "new_key_before_rotation": R.KEY_NOT_VALID,  # not yet in force
-        "before_registration": R.VALID,  # the first key signs for what came before it
+        "new_key_too_early": R.KEY_NOT_VALID,  # anchored before the key was registered
     }
     for name, reason in expected.items():
-        device = "chg-0001" if name == "before_registration" else "chg-0004"
-        assert scene.verify(name, device_id=device).reason == reason, name
+        verdict = scene.verify(name, device_id="chg-0004")
+        assert verdict.reason == reason, name
+    assert "chain time" in scene.verify("old_key_after_grace", device_id="chg-0004").message
+    # Off chain the same: the rule in protocol.key_validity.
+    grace = scene.chain.deployment.params.rotation_grace
+    old_key = scene.reader.device_keys("chg-0004")[0]
+    assert (
+        judge_key(
+            old_key.span,
+            anchored_at=scene.checkpoints[2].timestamp,
+            ts_ms=scene.t_rotate * 1000 - 1,
+            rotation_grace=grace,
+            max_backfill=scene.chain.deployment.params.max_backfill,
+        )
+        is KeyVerdict.ANCHORED_AFTER_KEY
+    )
 
 
-def test_a_revoked_device_keeps_its_earlier_readings(scene: Scene) -> None:
-    assert scene.verify("before_revocation", device_id="chg-0005").reason == R.VALID
-    assert scene.verify("after_revocation", device_id="chg-0005").reason == R.KEY_NOT_VALID
+def test_a_reading_dated_before_its_key_within_the_backfill_bound(scene: Scene) -> None:
+    assert scene.verify("before_registration", device_id="chg-0001").reason == R.VALID
+    assert scene.verify("backfill_edge", device_id="chg-0001").reason == R.VALID
+    verdict = scene.verify("before_backfill", device_id="chg-0001")
+    assert verdict.reason == R.DATED_OUTSIDE_KEY
+    assert "backfill" in verdict.message
+
+
+def test_a_revoked_key_counts_only_for_checkpoints_anchored_before_the_revocation(scene: Scene) -> None:
+    assert scene.verify("revoked_key_in_time", device_id="chg-0005").reason == R.VALID
+    # Dated before the revocation, but anchored after it: a stolen key's backdated reading.
+    assert scene.verify("revoked_key_anchored_late", device_id="chg-0005").reason == R.KEY_NOT_VALID
+
+
+def test_the_registered_kind_and_window(scene: Scene) -> None:
+    kind = scene.verify("wrong_kind", device_id="sol-0007")  # a charger reading by a solar panel's key
+    assert kind.reason == R.WRONG_KIND
+    assert "kind" in kind.message
+    window = scene.verify("wrong_window", device_id="chg-0006")  # window_s 60, registered 300
+    assert window.reason == R.WRONG_WINDOW
+    assert "window" in window.message
 
 
 def test_an_es256_message_for_an_ed25519_device(scene: Scene) -> None:
-    assert scene.verify("es256_on_ed25519_device", device_id="sol-0003").reason == R.SIGNATURE
+    assert scene.verify("es256_on_ed25519_device", device_id="chg-0008").reason == R.SIGNATURE
 
 
 def test_no_single_byte_change_passes_and_none_reverts(scene: Scene) -> None:
@@ -407,7 +524,9 @@ def test_bad_arguments_raise_before_any_call(scene: Scene) -> None:
 def test_eth_tester_has_no_p256_precompile_and_says_so() -> None:
     chain = deploy_chain(eth_tester_web3())
     key = DeviceKey.generate("es256")
-    chain.admin.register(DeviceRegistration(device_id="chg-0001", asset=ASSET, alg="es256", public_key=key.public_key))
+    chain.registrar.register(
+        registration("chg-0001", key.public_key, asset=ASSET, alg="es256", kind=DeviceKind.CHARGER)
+    )
     reader = chain.reader()
     at = reader.device_keys("chg-0001")[0].from_time * 1000
     message = charger_reading(key, "chg-0001", at)
@@ -422,7 +541,7 @@ def test_eth_tester_has_no_p256_precompile_and_says_so() -> None:
         )
     # The contract itself, asked directly, refuses to call the genuine signature bad.
     fields = (0, 1, checkpoint.root, checkpoint.meta_hash, checkpoint.block_number, checkpoint.timestamp)
-    args: tuple[Any, ...] = (message, "chg-0001", 0, 1, [], fields)
+    args: tuple[Any, ...] = (message, "chg-0001", 0, 1, [], fields, (0, 0, bytes(32), bytes(32), 0, 0))
     with reverts("P256PrecompileMissing"):
         reader._call("ReadingVerifier", "verifyReading", *args)
 
@@ -442,9 +561,9 @@ def test_the_precompile_probe_runs_once_per_reader(scene: Scene, monkeypatch: py
             message=scene.messages["genuine"],
             device_id="chg-0001",
             leaf_index=scene.index["genuine"],
-            tree_size=scene.checkpoints[1].tree_size,
-            proof=scene.log.inclusion_proof(scene.index["genuine"], scene.checkpoints[1].tree_size),
-            checkpoint=scene.checkpoints[1],
+            tree_size=scene.checkpoints[0].tree_size,
+            proof=scene.log.inclusion_proof(scene.index["genuine"], scene.checkpoints[0].tree_size),
+            checkpoint=scene.checkpoints[0],
         ).valid
     assert calls == ["p256Available", "verifyReading", "verifyReading", "verifyReading"]
 
@@ -507,6 +626,6 @@ def test_verify_deployment_checks_the_verifier(chain: Chain) -> None:
 
 def test_the_constructor_wants_contracts(chain: Chain) -> None:
     registries = chain.deployment.anchor_registry.address, chain.deployment.device_registry.address
-    for args in ((chain.admin.address, registries[1]), (registries[0], chain.admin.address)):
-        with reverts("NoCode", account=chain.admin.address.lower()):
+    for args in ((chain.registrar.address, registries[1]), (registries[0], chain.registrar.address)):
+        with reverts("NoCode", account=chain.registrar.address):
             chain.stranger._deploy_contract("ReadingVerifier", *args)

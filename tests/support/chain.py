@@ -22,9 +22,16 @@ from chain.deployment import Deployment
 from chain.devchain import dev_fund
 from chain.errors import ContractRevert
 from chain.reader import ChainReader
+from chain.types import DeployParams, DeviceRegistration, Roles
 from chain.writer import ChainClient
 from devstack.anvil import find_anvil
+from protocol.cashflow import Tariff
+from protocol.envelope import DeviceKind
 from protocol.merkle.log import MerkleLog
+
+DEV_PARAMS = DeployParams(governance_delay=3_600, rotation_grace=600, max_backfill=259_200, max_growth=1_048_576)
+"""The contract tests' parameters: the defaults but an hour's governance delay (tests move block
+time past it rather than wait)."""
 
 ANVIL_MISSING = "anvil is not installed: run `npm ci --prefix chain` (installs the pinned @foundry-rs/anvil binary)"
 
@@ -42,28 +49,92 @@ def funded_account(w3: Web3) -> LocalAccount:
 
 @dataclass
 class Chain:
-    """A fresh deployment with three funded accounts: the attestor, the admin, a stranger."""
+    """A fresh deployment with a funded account per role, and a stranger (who holds none)."""
 
     w3: Web3
     deployment: Deployment
+    governor: ChainClient
     attestor: ChainClient
-    admin: ChainClient
+    registrar: ChainClient
+    pricing: ChainClient
     stranger: ChainClient
 
     def reader(self) -> ChainReader:
         return ChainReader(self.w3, deployment=self.deployment)
 
+    def client(self, account: LocalAccount) -> ChainClient:
+        return ChainClient(self.w3, account=account, deployment=self.deployment)
 
-def deploy_chain(w3: Web3) -> Chain:
-    attestor_account, admin_account, stranger_account = (funded_account(w3) for _ in range(3))
+
+def deploy_chain(w3: Web3, *, params: DeployParams = DEV_PARAMS) -> Chain:
+    governor, attestor, registrar, pricing, stranger = (funded_account(w3) for _ in range(5))
     deployer = ChainClient(w3, account=funded_account(w3))
-    deployment = deployer.deploy(attestor=attestor_account.address, admin=admin_account.address)
+    roles = Roles(
+        governor=governor.address,
+        attestor=attestor.address,
+        registrar=registrar.address,
+        pricing_authority=pricing.address,
+    )
+    deployment = deployer.deploy(roles=roles, params=params)
     return Chain(
         w3=w3,
         deployment=deployment,
-        attestor=ChainClient(w3, account=attestor_account, deployment=deployment),
-        admin=ChainClient(w3, account=admin_account, deployment=deployment),
-        stranger=ChainClient(w3, account=stranger_account, deployment=deployment),
+        **{
+            name: ChainClient(w3, account=account, deployment=deployment)
+            for name, account in (
+                ("governor", governor),
+                ("attestor", attestor),
+                ("registrar", registrar),
+                ("pricing", pricing),
+                ("stranger", stranger),
+            )
+        },
+    )
+
+
+def registration(
+    device_id: str,
+    public_key: bytes,
+    *,
+    asset: str = "HK Rooftops #2",
+    alg: str = "ed25519",
+    kind: DeviceKind = DeviceKind.SOLAR,
+    window_s: int = 60,
+    rated_power_w: int = 5_000,
+    rated_hashrate_ghs: int | None = None,
+    cert_hash: bytes = b"",
+) -> DeviceRegistration:
+    """A registration with a plausible profile for its kind (tests only: real callers give every
+    field)."""
+    if rated_hashrate_ghs is None:
+        rated_hashrate_ghs = 288_000 if kind is DeviceKind.MINER else 0
+    return DeviceRegistration(
+        device_id=device_id,
+        asset=asset,
+        alg=alg,
+        public_key=public_key,
+        kind=kind,
+        window_s=window_s,
+        rated_power_w=rated_power_w,
+        rated_hashrate_ghs=rated_hashrate_ghs,
+        cert_hash=cert_hash,
+    )
+
+
+def sample_tariff(tariff_id: str = "hk-2026", *, btc_price: int = 50_000_000) -> Tariff:
+    return Tariff(
+        id=tariff_id,
+        currency="HKD",
+        solar_fit_per_kwh=300,
+        charger_price_per_kwh=450,
+        charger_session_fee=500,
+        grid_price_per_kwh=150,
+        miner_power_price_per_kwh=120,
+        btc_price=btc_price,
+        btc_difficulty=90_000_000_000_000,
+        btc_subsidy_sats=312_500_000,
+        btc_fees_sats=20_000_000,
+        pool_fee_bps=200,
     )
 
 
