@@ -22,12 +22,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from protocol.errors import AssetproofError
 
 __all__ = [
     "ANVIL_DEV_KEY",
+    "ANVIL_DEV_KEYS",
+    "ANVIL_MNEMONIC",
     "PREFIX",
     "Settings",
     "SettingsError",
@@ -37,13 +39,30 @@ __all__ = [
 
 PREFIX: Final = "ASSETPROOF_"
 FILE_VARIABLE: Final = "ASSETPROOF_SETTINGS_FILE"
-ANVIL_DEV_KEY: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+ANVIL_MNEMONIC: Final = "test test test test test test test test test test test junk"
+ANVIL_DEV_KEYS: Final = (
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+    "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a",
+    "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba",
+    "0x92db14e403b83dfe3df233f83dfa3a0d7096f21ca9b0d6d6b8d88b2b4ec1564e",
+    "0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356",
+    "0xdbda1821b80551c9d65939329250298aa3472ba22feea921c0cf5d620ea67b97",
+    "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
+)
+"""The private keys of anvil's (and Hardhat's) ten default accounts, ``m/44'/60'/0'/0/0..9`` of
+:data:`ANVIL_MNEMONIC` (a test derives them again). They are published in every tutorial, so a
+chain key equal to one of them is anybody's key: production mode refuses them all."""
+ANVIL_DEV_KEY: Final = ANVIL_DEV_KEYS[0]
 """anvil's first development account: fine for a local chain, never for a real one."""
 
 # Variables that share the prefix without being settings: the settings file's own name, the
 # anvil binary that devstack/anvil.py looks up where it starts a node, and the test suite's knobs.
 _NOT_SETTINGS: Final = frozenset({FILE_VARIABLE, "ASSETPROOF_ANVIL"})
 _NOT_SETTINGS_PREFIXES: Final = ("ASSETPROOF_TEST_",)
+_ANVIL_INDEX: Final = {key: i for i, key in enumerate(ANVIL_DEV_KEYS)}
 _HOST_PORT = re.compile(r"[^\s:]+:\d{1,5}")
 _KEY = re.compile(r"0x[0-9a-fA-F]{64}")
 MIN_TOKEN_LENGTH: Final = 16
@@ -172,6 +191,25 @@ class Settings(BaseModel):
                 " (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'); unset it to disable admin"
             )
         return value
+
+    @model_validator(mode="after")
+    def _no_public_keys_in_production(self) -> Settings:
+        # Every chain key (any secret setting named *_key, so a role key added later is covered
+        # too): in production, one of anvil's published keys would hand the role to anyone.
+        if not self.production:
+            return self
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if not name.endswith("_key") or not isinstance(value, SecretStr):
+                continue
+            index = _ANVIL_INDEX.get(value.get_secret_value().lower())
+            if index is not None:
+                raise SettingsError(
+                    f"{PREFIX}{name.upper()} is anvil's publicly known development key (account {index} of the "
+                    f"mnemonic {ANVIL_MNEMONIC!r}): anyone can sign with it, so production mode refuses it; "
+                    "generate a key of your own"
+                )
+        return self
 
     @property
     def production(self) -> bool:

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 _MAX_SLEEP_S: Final = 0.1
 _BATCH: Final = 5_000  # readings per outbox transaction
+_DEFAULT_WINDOW_S: Final = 60
 
 
 class FleetError(AssetproofError):
@@ -60,15 +61,26 @@ class FleetDevice:
     kind: DeviceKind
     key: DeviceKey
     rating: Mapping[str, int] = field(default_factory=dict)
+    window_s: int | None = None
+    """The reporting window the device is registered with (None: not known here). The gateway
+    and the auditor refuse readings with any other window (:mod:`protocol.timing`), so a fleet
+    runs only devices registered with its own window."""
 
     @classmethod
     def from_credentials(cls, credentials: DeviceCredentials) -> FleetDevice:
         """A device from keystore credentials written by :func:`device_sim.provision.provision`
-        (their metadata holds kind and rating)."""
+        (their metadata holds kind, rating and window)."""
         meta = credentials.metadata
         if "kind" not in meta:
             raise FleetError(f"credentials of {credentials.device_id} carry no kind; provision them with provision()")
-        return cls(credentials.device_id, DeviceKind(meta["kind"]), credentials.key, dict(meta.get("rating", {})))
+        window = meta.get("window_s")
+        return cls(
+            credentials.device_id,
+            DeviceKind(meta["kind"]),
+            credentials.key,
+            dict(meta.get("rating", {})),
+            window if type(window) is int else None,
+        )
 
 
 class SimClock:
@@ -107,6 +119,26 @@ class SimClock:
         if self.acceleration > 1 and now >= wall_ms() - 1:
             return max(0.0, (sim_ms - now) / 1000)  # caught up with the wall: real time
         return max(0.0, (sim_ms - now) / 1000 / self.acceleration)
+
+
+def _fleet_window(devices: Sequence[FleetDevice], window_s: int | None) -> int:
+    """The fleet's one reporting window: ``window_s`` if given, else the devices' registered
+    window (60 s if they carry none). Refuses a device registered with another window: every
+    reading it produced would be quarantined ``wrong_window``."""
+    registered = {d.window_s for d in devices if d.window_s is not None}
+    if window_s is None:
+        if len(registered) > 1:
+            raise FleetError(
+                f"the devices are registered with different windows {sorted(registered)}: run one fleet per window"
+            )
+        return registered.pop() if registered else _DEFAULT_WINDOW_S
+    wrong = sorted(d.id for d in devices if d.window_s is not None and d.window_s != window_s)
+    if wrong:
+        raise FleetError(
+            f"{len(wrong)} device(s) ({', '.join(wrong[:3])}{', ...' if len(wrong) > 3 else ''}) are registered with "
+            f"another reporting window than the fleet's {window_s} s; their readings would be quarantined wrong_window"
+        )
+    return window_s
 
 
 def device_seed(fleet_seed: int, device_id: str) -> int:
@@ -152,7 +184,7 @@ class FleetRunner:
         outbox: Outbox,
         *,
         clock: SimClock,
-        window_s: int = 60,
+        window_s: int | None = None,
         seed: int = 0,
         publisher: Publisher | None = None,
         fault_rate: float = 0.0,
@@ -160,6 +192,7 @@ class FleetRunner:
         tariff: Tariff | None = None,
         max_backlog_windows: int = 60,
     ) -> None:
+        window_s = _fleet_window(devices, window_s)
         if not 1 <= window_s <= 86_400:
             raise FleetError("window_s must be in 1..86400")
         if not 0.0 <= fault_rate <= 1.0:
@@ -320,12 +353,13 @@ class FleetRunner:
 
 
 def pregenerate(
-    devices: Sequence[FleetDevice], count: int, *, window_s: int = 60, start_ms: int, seed: int = 0
+    devices: Sequence[FleetDevice], count: int, *, window_s: int | None = None, start_ms: int, seed: int = 0
 ) -> list[tuple[str, bytes]]:
     """``count`` consecutive signed readings per device (seq 1..count from genesis), as
     ``(topic, payload)`` interleaved round-robin across devices, for load tests that must not pay
     for signing while they measure. Cost is about 50 us a reading (model step ~10 us, body
     checks ~13 us, signature ~25 us), i.e. about 20,000 readings/s on one core."""
+    window_s = _fleet_window(devices, window_s)
     window_ms = window_s * 1000
     first = start_ms // window_ms * window_ms
     lives = [

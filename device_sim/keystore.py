@@ -6,6 +6,12 @@ window) that lets a restarted simulator rebuild the device without the gateway's
     {"device_id": "sol-roof-0001", "alg": "ed25519", "private_key": "<hex>",
      "public_key": "<hex>", "mqtt_password": "...", "metadata": {...}}
 
+A rotated-out key leaves ``{device_id}.json.rotated-{n}`` holding its public half only
+(``{"device_id", "alg", "public_key", "retired": true}``); older versions archived the whole
+file, and such archives are scrubbed of their private key when the keystore is opened.
+(Scrubbing rewrites the file; the old bytes may survive on the disk's free blocks, which only
+wiping the disk removes: rotate the device's key on chain too.)
+
 Files are written whole or not at all (temporary file, fsync, rename, fsync of the directory),
 so a crash never leaves a device with a half-written key. Secrets never appear in a ``repr``.
 """
@@ -110,6 +116,7 @@ class Keystore:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # mkdir's mode is filtered by the umask and ignored for an existing directory.
         os.chmod(self.directory, 0o700)
+        self.scrub_archives()
 
     def path(self, device_id: str) -> Path:
         return self.directory / (validate_device_id(device_id, field_name="device_id") + _SUFFIX)
@@ -143,29 +150,126 @@ class Keystore:
         base = self.path(device_id)
         return self.directory / "broker-ca.crt", base.with_suffix(".crt"), base.with_suffix(".key")
 
+    def certificate_chain_path(self, device_id: str) -> Path:
+        """Where the device's manufacturer certificate chain (PEM: device certificate, then the
+        intermediate) lives, beside its key: ``{device_id}.chain.pem``. Public material."""
+        return self.path(device_id).with_suffix(".chain.pem")
+
+    @property
+    def manufacturer_root_path(self) -> Path:
+        """The manufacturer root certificate (PEM) the chains lead to: configure the registrar
+        with it (:func:`registrar.attestation.verify_device_certificate`'s ``roots``)."""
+        return self.directory / "manufacturer-root.pem"
+
+    @property
+    def manufacturer_ca_directory(self) -> Path:
+        """The simulated manufacturer's CA (keys included: :mod:`device_sim.manufacturer`)."""
+        return self.directory / "manufacturer-ca"
+
+    def write_certificate_chain(self, device_id: str, chain_pem: bytes) -> Path:
+        path = self.certificate_chain_path(device_id)
+        write_private_file(path, chain_pem, overwrite=True)
+        return path
+
+    def load_certificate_chain(self, device_id: str) -> bytes | None:
+        """The device's certificate chain PEM, or None if it was provisioned without one."""
+        try:
+            return self.certificate_chain_path(device_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def ids(self) -> list[str]:
         """The device ids with current credentials, sorted."""
         return sorted(p.name[: -len(_SUFFIX)] for p in self.directory.glob("*" + _SUFFIX) if not p.name.startswith("."))
 
     def rotate(self, device_id: str) -> DeviceCredentials:
-        """A new signing key for ``device_id`` (same MQTT password and metadata). The previous
-        file is kept as ``{device_id}.json.rotated-{n}``: readings signed before the rotation
-        stay verifiable by whoever holds the old public key."""
+        """A new signing key for ``device_id`` (same MQTT password and metadata). The retired
+        key's *public* half is kept as ``{device_id}.json.rotated-{n}`` (see
+        :meth:`retired_public_keys`): readings signed before the rotation stay verifiable, and
+        nobody who later reads the directory can sign as the device with a key the registry
+        has retired. Archives an older version wrote with the private key are scrubbed first."""
         old = self.load(device_id)
         path = self.path(device_id)
-        rotated = re.compile(re.escape(path.name) + r"\.rotated-(\d+)")
-        taken = [int(m.group(1)) for p in self.directory.iterdir() if (m := rotated.fullmatch(p.name))]
-        archived = path.with_name(f"{path.name}.rotated-{max(taken, default=0) + 1}")
+        archives = self._archives(device_id)
+        for archive in archives.values():
+            _scrub_archive(archive, device_id=device_id)
+        archived = path.with_name(f"{path.name}{_ROTATED}{max(archives, default=0) + 1}")
         new = DeviceCredentials(
             device_id=device_id,
             key=DeviceKey.generate(old.alg),
             mqtt_password=old.mqtt_password,
             metadata=old.metadata,
         )
-        # Link first, then replace: at every instant the current file holds a whole key.
-        os.link(path, archived)
+        # Archive first, then replace: at every instant the current file holds a whole key, and a
+        # crash in between leaves the old key current with its public half archived (a retry
+        # archives it again, harmlessly).
+        write_private_file(archived, _encode_retired(device_id, old.key), overwrite=False)
         write_private_file(path, _encode(new), overwrite=True)
+        # The manufacturer's certificate vouches for the retired key, not the new one: it goes
+        # with the retired key's archive (same number).
+        chain = self.certificate_chain_path(device_id)
+        if chain.exists():
+            os.replace(chain, chain.with_name(archived.name.replace(_SUFFIX + _ROTATED, ".chain.pem" + _ROTATED)))
         return new
+
+    def retired_public_keys(self, device_id: str) -> list[tuple[str, bytes]]:
+        """``(alg, public key)`` of the device's retired keys, oldest first."""
+        out = []
+        for _, archive in sorted(self._archives(device_id).items()):
+            obj = _read_archive(archive, device_id=device_id)
+            out.append((obj["alg"], bytes.fromhex(obj["public_key"])))
+        return out
+
+    def scrub_archives(self) -> list[Path]:
+        """Drop the private key from every archived (rotated-out) key file in the directory, as
+        older versions of :meth:`rotate` kept it. Returns the files rewritten. Runs when a
+        keystore is opened, so an old directory is migrated the first time it is used."""
+        scrubbed = []
+        for archive in sorted(self.directory.glob(f"*{_SUFFIX}{_ROTATED}*")):
+            match = _ARCHIVE.fullmatch(archive.name)
+            if match is not None and _scrub_archive(archive, device_id=match.group(1)):
+                scrubbed.append(archive)
+        return scrubbed
+
+    def _archives(self, device_id: str) -> dict[int, Path]:
+        path = self.path(device_id)
+        rotated = re.compile(re.escape(path.name + _ROTATED) + r"(\d+)")
+        return {int(m.group(1)): p for p in self.directory.iterdir() if (m := rotated.fullmatch(p.name))}
+
+
+_ROTATED = ".rotated-"
+_ARCHIVE = re.compile(r"(.+)" + re.escape(_SUFFIX + _ROTATED) + r"\d+")
+
+
+def _encode_retired(device_id: str, key: DeviceKey) -> bytes:
+    obj = {"device_id": device_id, "alg": key.alg, "public_key": key.public_key.hex(), "retired": True}
+    return json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"
+
+
+def _read_archive(archive: Path, *, device_id: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(archive.read_bytes())
+        if not isinstance(obj, dict) or obj.get("device_id") != device_id:
+            raise ValueError("another device's file")
+        bytes.fromhex(obj["public_key"])
+        str(obj["alg"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeystoreError(f"{archive} is not a valid archived key file ({type(exc).__name__})") from None
+    return obj
+
+
+def _scrub_archive(archive: Path, *, device_id: str) -> bool:
+    """Rewrite ``archive`` without its private key if it holds one; True if it did. The public
+    key is taken from the private key (the one thing an old archive is sure to hold right)."""
+    obj = _read_archive(archive, device_id=device_id)
+    if "private_key" not in obj:
+        return False
+    try:
+        key = DeviceKey.from_private_bytes(obj["alg"], bytes.fromhex(obj["private_key"]))
+    except (ValueError, TypeError, VerificationError):
+        raise KeystoreError(f"{archive} holds an unreadable private key; remove it by hand") from None
+    write_private_file(archive, _encode_retired(device_id, key), overwrite=True)
+    return True
 
 
 def _encode(credentials: DeviceCredentials) -> bytes:

@@ -4,22 +4,32 @@ No database here: the CLI registers the returned devices (``store.devices.regist
 and writes the broker's files (:mod:`devstack.broker_auth`). The keystore keeps each device's
 kind, asset, rating and window as metadata, so a simulator can be restarted from the keystore
 alone (:meth:`device_sim.fleet.FleetDevice.from_credentials`).
+
+Each device also gets the certificate chain its secure element would ship with: issued by a
+simulated manufacturer CA (:mod:`device_sim.manufacturer`) kept in the keystore directory
+(``manufacturer-ca/``, created on first use), stored beside the device's key as
+``{device_id}.chain.pem`` (:meth:`Keystore.certificate_chain_path`), with the manufacturer's
+root at ``manufacturer-root.pem`` (:attr:`Keystore.manufacturer_root_path`) for the registrar
+to trust (:func:`registrar.attestation.verify_device_certificate`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Final
 
-from device_sim.keystore import Keystore
+from config.clock import wall_ms
+from device_sim.keystore import Keystore, write_private_file
+from device_sim.manufacturer import ManufacturerCA
 from device_sim.models import ChargerRating, MinerRating, SolarRating, build_model
 from protocol.envelope import DeviceKind, validate_device_id
 from protocol.errors import AssetproofError, MalformedError
 
-__all__ = ["KIND_PREFIX", "ProvisionError", "ProvisionedDevice", "asset_short", "provision"]
+__all__ = ["KIND_PREFIX", "ProvisionError", "ProvisionedDevice", "asset_short", "manufacturer_ca", "provision"]
 
 KIND_PREFIX: Final[Mapping[DeviceKind, str]] = {
     DeviceKind.SOLAR: "sol",
@@ -44,6 +54,9 @@ class ProvisionedDevice:
     window_s: int
     asset: str
     mqtt_password: str = field(repr=False)
+    certificate_chain: bytes | None = field(default=None, repr=False)
+    """The manufacturer's certificate chain PEM for the key (device certificate, intermediate),
+    also stored at :meth:`Keystore.certificate_chain_path`; None if provisioned without one."""
 
 
 def asset_short(asset: str, *, max_len: int = 24) -> str:
@@ -79,11 +92,15 @@ def provision(
     seed: int = 0,
     window_s: int = 60,
     rating: Mapping[str, int] | None = None,
+    attest: bool = True,
+    now: dt.datetime | None = None,
 ) -> list[ProvisionedDevice]:
     """Create ``count`` devices in ``keystore`` named ``<prefix>-0001``... (numbering continues
     after ids the keystore already has with that prefix). The prefix defaults to
     ``<kind short>-<asset short>``, e.g. ``sol-hk-rooftops-0001``. Ratings are drawn per device
-    from ``seed`` unless ``rating`` is given for all."""
+    from ``seed`` unless ``rating`` is given for all. With ``attest`` each key gets a
+    manufacturer certificate chain issued at ``now`` (default: the wall clock); see the module
+    docstring for where it is kept."""
     kind = DeviceKind(kind)
     if count < 1:
         raise ProvisionError("count must be at least 1")
@@ -103,6 +120,8 @@ def provision(
     if len(prefix) + 1 + digits > _MAX_ID:
         raise ProvisionError(f"prefix {prefix!r} leaves no room to number {count} more devices")
     fixed = None if rating is None else build_model(kind, seed=0, rating=rating).rating_json()
+    issued_at = now if now is not None else dt.datetime.fromtimestamp(wall_ms() / 1000, tz=dt.UTC)
+    manufacturer = manufacturer_ca(keystore, now=issued_at) if attest else None
     devices = []
     for n in range(first, first + count):
         device_id = f"{prefix}-{n:0{digits}d}"
@@ -113,6 +132,12 @@ def provision(
             alg,
             metadata={"kind": kind.value, "asset": asset, "rating": device_rating, "window_s": window_s},
         )
+        chain = None
+        if manufacturer is not None:
+            chain = manufacturer.issue(
+                device_id=device_id, alg=credentials.alg, public_key=credentials.public_key, now=issued_at
+            )
+            keystore.write_certificate_chain(device_id, chain)
         devices.append(
             ProvisionedDevice(
                 id=device_id,
@@ -123,6 +148,18 @@ def provision(
                 window_s=window_s,
                 asset=asset,
                 mqtt_password=credentials.mqtt_password,
+                certificate_chain=chain,
             )
         )
     return devices
+
+
+def manufacturer_ca(keystore: Keystore, *, now: dt.datetime) -> ManufacturerCA:
+    """The simulated manufacturer CA kept in ``keystore``'s directory, created on first use,
+    with its root certificate written to :attr:`Keystore.manufacturer_root_path`."""
+    ca = ManufacturerCA.load_or_create(keystore.manufacturer_ca_directory, now=now)
+    root = keystore.manufacturer_root_path
+    if not root.exists() or root.read_bytes() != ca.root_pem:
+        write_private_file(root, ca.root_pem, overwrite=True)
+        root.chmod(0o644)  # public: whoever configures the registrar may copy it
+    return ca

@@ -16,7 +16,7 @@ from gateway.records import BatchResult, Candidate, Incoming
 from protocol.cashflow import HOUR_MS, Tariff, reading_cash_flow
 from protocol.envelope import GENESIS_PREV, DeviceKind, Message, chain_hash, decode_message
 from protocol.errors import BadSignatureError, VerificationError
-from protocol.plausibility import check_plausible
+from protocol.plausibility import check_reading
 from protocol.quarantine import QuarantineReason
 from store import ingest
 from store.ingest import ChainHead, DeviceInfo
@@ -158,20 +158,18 @@ class BatchClassifier:
         self._accept(candidate, device, head)
 
     def _content_problem(self, *, message: Message, device: DeviceInfo, head: ChainHead) -> tuple[str, str] | None:
-        """Why a signed, linked reading cannot count (reason, detail), or None if it can."""
-        body = message.body
-        if device.kind != body.kind.value:
-            return (
-                QuarantineReason.KIND_MISMATCH,
-                f"device {body.device!r} is a {device.kind}, the reading says {body.kind.value}",
-            )
-        if body.ts_ms < head.last_ts_ms:
-            return QuarantineReason.CLOCK_SKEW, f"ts_ms {body.ts_ms} is before the previous reading's {head.last_ts_ms}"
-        now = self._clock_ms()
-        if body.ts_ms > now + self._max_future_skew_ms:
-            return QuarantineReason.CLOCK_SKEW, f"ts_ms {body.ts_ms} is {(body.ts_ms - now) // 1000} s in the future"
+        """Why a signed, linked reading cannot count (reason, detail), or None if it can: the
+        rules of :func:`protocol.plausibility.check_reading`, against the device as registered
+        and its last accepted reading (``last_ts_ms`` is 0 before the first one)."""
         try:
-            check_plausible(body, device.rating)
+            check_reading(
+                message.body,
+                kind=device.kind,
+                rating=device.rating,
+                registered_window_s=device.window_s,
+                previous_ts_ms=head.last_ts_ms or None,
+                not_after_ms=self._clock_ms() + self._max_future_skew_ms,
+            )
         except VerificationError as exc:
             return exc.reason, str(exc)
         return None

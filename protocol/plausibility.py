@@ -9,6 +9,11 @@ quarantines it. The simulator's models are tested against this same rule, and it
 
 Integer arithmetic throughout, so a limit is exact: a value equal to its maximum passes and one
 unit above fails, whatever the rating.
+
+:func:`check_reading` is the whole judgement of a signed, linked reading's content, in one
+order that the gateway and the auditor share: kind, registered window, back in time, future (when
+the caller bounds it), physical plausibility, spacing (the window rules are
+:mod:`protocol.timing`'s). The first rule broken is the reason reported.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any, Final
 from protocol.envelope import Body, DeviceKind
 from protocol.errors import VerificationError
 from protocol.quarantine import QuarantineReason
+from protocol.timing import check_not_after, check_not_back_in_time, check_spacing, check_window
 
 __all__ = [
     "MARGIN_PERCENT",
@@ -26,8 +32,10 @@ __all__ = [
     "MAX_TEMP_DC",
     "MIN_TEMP_DC",
     "ImplausibleError",
+    "KindMismatchError",
     "check_metrics",
     "check_plausible",
+    "check_reading",
     "plausible_maxima",
 ]
 
@@ -45,6 +53,12 @@ class ImplausibleError(VerificationError):
     """The reading cannot be true for this device; the message says which figure and why."""
 
     reason = QuarantineReason.IMPLAUSIBLE
+
+
+class KindMismatchError(VerificationError):
+    """The reading claims another device kind than the one registered."""
+
+    reason = QuarantineReason.KIND_MISMATCH
 
 
 def _rating(rating: Mapping[str, Any], name: str) -> int:
@@ -123,3 +137,35 @@ def check_metrics(kind: DeviceKind, metrics: Mapping[str, int], rating: Mapping[
 def check_plausible(body: Body, rating: Mapping[str, Any]) -> None:
     """Raise :class:`ImplausibleError` unless ``body`` could come from a device with ``rating``."""
     check_metrics(body.kind, body.metrics, rating, window_s=body.window_s)
+
+
+def check_reading(
+    body: Body,
+    *,
+    kind: DeviceKind | str,
+    rating: Mapping[str, Any],
+    registered_window_s: int,
+    previous_ts_ms: int | None,
+    not_after_ms: int | None = None,
+) -> None:
+    """Raise the first rule ``body`` breaks for a device registered as ``kind`` with ``rating``
+    and ``registered_window_s``, whose previous counted reading is at ``previous_ts_ms`` (None:
+    none yet). ``not_after_ms`` bounds ``ts_ms`` from above where the caller has a clock to
+    judge by (the gateway: now plus its allowed skew); None skips that rule.
+
+    Order: :class:`KindMismatchError`, :class:`~protocol.timing.WrongWindowError`,
+    :class:`~protocol.timing.BackInTimeError`, :class:`~protocol.timing.FutureReadingError`,
+    :class:`ImplausibleError`, :class:`~protocol.timing.TooSoonError`. The window comes before
+    the metrics because the metric limits scale with it; spacing comes last so a reading that is
+    both implausible and early is reported for its content, which is the graver fault.
+    """
+    if DeviceKind(kind) is not body.kind:
+        raise KindMismatchError(
+            f"device {body.device!r} is a {DeviceKind(kind).value}, the reading says {body.kind.value}"
+        )
+    check_window(body, registered_window_s=registered_window_s)
+    check_not_back_in_time(previous_ts_ms=previous_ts_ms, ts_ms=body.ts_ms)
+    if not_after_ms is not None:
+        check_not_after(ts_ms=body.ts_ms, not_after_ms=not_after_ms)
+    check_plausible(body, rating)
+    check_spacing(previous_ts_ms=previous_ts_ms, ts_ms=body.ts_ms, window_s=body.window_s)

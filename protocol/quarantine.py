@@ -34,3 +34,7 @@ class QuarantineReason(StrEnum):
     KIND_MISMATCH = "kind_mismatch"
     CLOCK_SKEW = "clock_skew"
     IMPLAUSIBLE = "implausible"
+    WRONG_WINDOW = "wrong_window"
+    """``window_s`` is not the device's registered reporting window (:mod:`protocol.timing`)."""
+    TOO_SOON = "too_soon"
+    """Less than a window after the device's previous counted reading (:mod:`protocol.timing`)."""

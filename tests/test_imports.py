@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("device_sim", "store", "gateway", "chain", "attestor", "auditor", "api")
+SERVICES = ("device_sim", "store", "gateway", "chain", "attestor", "auditor", "api", "registrar")
 LOCAL = (*SERVICES, "protocol", "config", "devstack", "cli", "demo", "bench", "tests")
 
 # The "may import" column, first-party packages only (a package may always import itself).
@@ -32,6 +32,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "attestor": {"protocol", "store", "chain", "config"},
     "auditor": {"protocol", "chain", "config"},  # chain read-only: see READ_ONLY_CHAIN
     "api": {"protocol", "store", "attestor", "config"},
+    "registrar": {"protocol", "config"},  # the registrar's checks: pure verification, no operator state
     "devstack": {"protocol", "device_sim", "store", "chain", "config"},
     "cli": set(LOCAL) - {"tests"},
     "demo": set(LOCAL) - {"cli", "tests"},

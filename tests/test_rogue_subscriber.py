@@ -54,7 +54,9 @@ def test_rogue_subscribers_cannot_take_readings(db_url: str, tmp_path: Path) -> 
     fleet = register(engine, DEVICES, asset="rooftop", prefix="sol")
     (revoked,) = register(engine, 1, asset="rooftop", prefix="old")
     engine.dispose()
-    readings = [(d.topic, d.next(ts_ms=min(d.ts_ms + 1_000, NOW_MS)).raw) for _ in range(PER_DEVICE) for d in fleet]
+    for d in fleet:  # readings a window apart (protocol.timing), the last one before now
+        d.ts_ms = NOW_MS - (PER_DEVICE + 1) * 60_000
+    readings = [(d.topic, d.next().raw) for _ in range(PER_DEVICE) for d in fleet]
     passwords = {d.id: secrets.token_urlsafe(24) for d in [*fleet, revoked]}
     auth = BrokerAuthDir(tmp_path / "broker-auth")
     auth.directory.mkdir(mode=0o700)

@@ -13,6 +13,7 @@ from api.app import create_app
 from cli.common import parse_broker
 from cli.main import app
 from config import ANVIL_DEV_KEY, Settings, SettingsError, load_settings
+from config.settings import ANVIL_DEV_KEYS, ANVIL_MNEMONIC
 from protocol.errors import AssetproofError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,3 +209,57 @@ def test_readme_table_lists_every_setting() -> None:
     rows = set(re.findall(r"^\| `(ASSETPROOF_[A-Z_]+)` \|", readme, flags=re.M))
     assert rows >= set(Settings.variables())
     assert rows - set(Settings.variables()) <= {"ASSETPROOF_SETTINGS_FILE", "ASSETPROOF_ANVIL"}
+
+
+# --- anvil's published keys are refused in production -----------------------------------------
+
+
+def test_the_anvil_keys_are_the_default_mnemonics_first_ten_accounts() -> None:
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    derived = [Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.hex() for i in range(10)]
+    assert ["0x" + k.removeprefix("0x") for k in derived] == list(ANVIL_DEV_KEYS)
+    # The well-known first and last addresses anvil prints at start.
+    assert Account.from_key(ANVIL_DEV_KEYS[0]).address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    assert Account.from_key(ANVIL_DEV_KEYS[9]).address == "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
+    assert ANVIL_DEV_KEYS[0] == ANVIL_DEV_KEY
+
+
+@pytest.mark.parametrize("index", range(10))
+@pytest.mark.parametrize("setting", ["ASSETPROOF_CHAIN_KEY", "ASSETPROOF_ATTESTOR_KEY"])
+def test_production_refuses_every_anvil_key_and_names_the_setting(index: int, setting: str) -> None:
+    key = ANVIL_DEV_KEYS[index]
+    env = {"ASSETPROOF_MODE": "production", "ASSETPROOF_CHAIN_KEY": KEY, "ASSETPROOF_ATTESTOR_KEY": KEY, setting: key}
+    with pytest.raises(
+        SettingsError, match=f"^{setting} is anvil's publicly known development key \\(account {index} "
+    ):
+        load_settings(environ=env)
+    # Hex case changes nothing.
+    with pytest.raises(SettingsError, match=setting):
+        load_settings(environ={**env, setting: "0x" + key[2:].upper()})
+    # Development mode runs on them: that is what they are for.
+    assert load_settings(environ={**env, "ASSETPROOF_MODE": "development"}).require_chain_key() in {KEY, key}
+
+
+def test_production_accepts_keys_of_its_own() -> None:
+    settings = load_settings(
+        environ={
+            "ASSETPROOF_MODE": "production",
+            "ASSETPROOF_CHAIN_KEY": KEY,
+            "ASSETPROOF_ATTESTOR_KEY": "0x" + "22" * 32,
+        }
+    )
+    assert settings.require_chain_key() == KEY
+    assert settings.require_attestor_key() == "0x" + "22" * 32
+
+
+def test_a_service_refuses_to_start_with_an_anvil_key_in_production(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"ASSETPROOF_MODE": "production", "ASSETPROOF_ATTESTOR_KEY": ANVIL_DEV_KEYS[1], "ASSETPROOF_CHAIN_KEY": KEY}
+    result = CliRunner().invoke(app, ["attestor"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "error: ASSETPROOF_ATTESTOR_KEY is anvil's publicly known development key (account 1" in result.output
+    assert not (tmp_path / "var").exists()  # refused before touching anything

@@ -32,6 +32,8 @@ COMPOSE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / "deploy" / "compose.env.example"
 BIN = Path(sys.executable).parent
 TOKEN = "compose-smoke-admin-token-0123456789"
+CHAIN_KEY = "0x" + "c1" * 32
+ATTESTOR_KEY = "0x" + "a7" * 32
 _VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}|\$\$")
 
 
@@ -64,6 +66,9 @@ def example_env(**extra: str) -> dict[str, str]:
             key, _, value = line.partition("=")
             env[key] = value
     env["ASSETPROOF_ADMIN_TOKEN"] = TOKEN
+    # Keys of the deployment's own (the example leaves them blank: production refuses anvil's).
+    env["ASSETPROOF_CHAIN_KEY"] = CHAIN_KEY
+    env["ASSETPROOF_ATTESTOR_KEY"] = ATTESTOR_KEY
     env.update(extra)
     return env
 
@@ -139,6 +144,10 @@ def test_wiring() -> None:
         "simulator",
     }
     assert services["gateway"]["deploy"]["replicas"] == 2
+    # anvil is published on the host's loopback only (never 0.0.0.0); services use its name.
+    assert services["anvil"]["ports"] == ["127.0.0.1:8545:8545"]
+    assert all(not str(p).startswith(("0.0.0.0:", "8545")) for p in services["anvil"]["ports"])
+    assert services["gateway"]["environment"]["ASSETPROOF_RPC"] == "http://anvil:8545"
     for name, service in services.items():
         for dependency, condition in service.get("depends_on", {}).items():
             assert dependency in services, (name, dependency)
@@ -299,6 +308,8 @@ def test_compose_services_run_natively(tmp_path: Path, pg_url: str) -> None:
             done = stack.run(f"provision-{attempt}", stack.argv("provision"), provision)
             assert done.wait(timeout=120) == 0, stack.log(f"provision-{attempt}")
         assert stack.log("provision-1").count("evc-") == 3  # the same 3 chargers, not 6
+        # The deployment's own keys (not anvil's) were given gas money on the local chain.
+        assert stack.log("provision-0").count("on the local anvil chain") == 2
         stack.processes.clear()
 
         # Mosquitto with the compose file's config, its paths and ports made local.

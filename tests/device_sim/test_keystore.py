@@ -73,6 +73,73 @@ def test_rotation_keeps_password_and_archives_the_old_key(tmp_path: Path) -> Non
     assert json.loads((tmp_path / "dev-1.json.rotated-2").read_text())["public_key"] == second.public_key.hex()
     assert mode(tmp_path / "dev-1.json.rotated-2") == 0o600
     assert store.ids() == ["dev-1"]
+    assert store.retired_public_keys("dev-1") == [("es256", first.public_key), ("es256", second.public_key)]
+
+
+def test_rotation_archives_only_the_public_key(tmp_path: Path) -> None:
+    store = Keystore(tmp_path)
+    first = store.create("dev-1", "ed25519")
+    store.rotate("dev-1")
+    archived = (tmp_path / "dev-1.json.rotated-1").read_bytes()
+    assert json.loads(archived) == {
+        "alg": "ed25519",
+        "device_id": "dev-1",
+        "public_key": first.public_key.hex(),
+        "retired": True,
+    }
+    assert first.key.private_bytes.hex().encode() not in archived
+    assert first.mqtt_password.encode() not in archived
+
+
+def _old_style_archive(tmp_path: Path, device_id: str, n: int) -> bytes:
+    """What rotate used to leave behind: the whole credential file, private key included."""
+    current = (tmp_path / f"{device_id}.json").read_bytes()
+    (tmp_path / f"{device_id}.json.rotated-{n}").write_bytes(current)
+    os.chmod(tmp_path / f"{device_id}.json.rotated-{n}", 0o600)
+    return current
+
+
+def test_an_old_keystores_archived_private_keys_are_dropped_when_it_is_opened(tmp_path: Path) -> None:
+    store = Keystore(tmp_path)
+    first = store.create("dev-1", "es256")
+    other = store.create("dev-2", "ed25519")
+    _old_style_archive(tmp_path, "dev-1", 1)
+    _old_style_archive(tmp_path, "dev-2", 7)
+    assert first.key.private_bytes.hex() in (tmp_path / "dev-1.json.rotated-1").read_text()
+
+    reopened = Keystore(tmp_path)
+    for name, creds in (("dev-1.json.rotated-1", first), ("dev-2.json.rotated-7", other)):
+        text = (tmp_path / name).read_text()
+        assert creds.key.private_bytes.hex() not in text
+        assert json.loads(text)["public_key"] == creds.public_key.hex()
+        assert mode(tmp_path / name) == 0o600
+    assert reopened.retired_public_keys("dev-1") == [("es256", first.public_key)]
+    assert reopened.load("dev-1") == first  # the current key is untouched
+    assert reopened.scrub_archives() == []  # nothing left to do
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_rotation_scrubs_archives_an_old_version_left(tmp_path: Path) -> None:
+    store = Keystore(tmp_path)
+    first = store.create("dev-1", "ed25519")
+    _old_style_archive(tmp_path, "dev-1", 1)  # appears while this keystore object is open
+    second = store.rotate("dev-1")
+    assert [p.name for p in sorted(tmp_path.glob("dev-1.json.rotated-*"))] == [
+        "dev-1.json.rotated-1",
+        "dev-1.json.rotated-2",
+    ]
+    for archive in tmp_path.glob("dev-1.json.rotated-*"):
+        assert first.key.private_bytes.hex() not in archive.read_text()
+    assert store.retired_public_keys("dev-1") == [("ed25519", first.public_key), ("ed25519", first.public_key)]
+    assert store.load("dev-1") == second
+
+
+def test_a_corrupt_archive_is_reported_not_silently_kept(tmp_path: Path) -> None:
+    store = Keystore(tmp_path)
+    store.create("dev-1", "ed25519")
+    (tmp_path / "dev-1.json.rotated-1").write_text('{"device_id": "dev-1", "alg": "ed25519", "private_key": "zz"}')
+    with pytest.raises(KeystoreError, match="rotated-1"):
+        Keystore(tmp_path)
 
 
 def test_rotation_numbering_ignores_other_devices(tmp_path: Path) -> None:

@@ -64,11 +64,11 @@ def db(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
 
 
 def _readings(devices: list[SimDevice], per_device: int) -> list[OutboxMessage]:
-    return [
-        OutboxMessage(d.id, d.topic, d.next(ts_ms=min(d.ts_ms + 1_000, NOW_MS)).raw)
-        for _ in range(per_device)
-        for d in devices
-    ]
+    """Readings a window apart (protocol.timing): a day's worth of room before ``NOW_MS``."""
+    for d in devices:
+        if d.seq == 0:
+            d.ts_ms = NOW_MS - 24 * 3_600_000
+    return [OutboxMessage(d.id, d.topic, d.next().raw) for _ in range(per_device) for d in devices]
 
 
 class GatewayThread:

@@ -32,7 +32,7 @@ from devstack.broker_tls import BrokerTLSDir, issue_client, issue_server
 from devstack.mosquitto import Mosquitto
 from store.db import make_engine, migrate
 from store.tables import Reading
-from tests.support.devices import NOW_MS, register
+from tests.support.devices import register
 from tests.support.processes import REPO, count_rows, stop_process, wait_for, wait_subscribed
 
 DEVICE = "sol-0000"
@@ -150,7 +150,7 @@ def test_a_tls_devices_readings_are_stored_by_a_tls_gateway(tls_broker: TlsBroke
     migrate(engine)
     (device,) = register(engine, 1, prefix="sol")
     assert device.id == DEVICE
-    readings = [device.next(ts_ms=min(device.ts_ms + 1_000, NOW_MS)) for _ in range(50)]
+    readings = [device.next() for _ in range(50)]
     log_path = tmp_path / "gw.log"
     gateway_client = b.tls.client(GATEWAY_USER)
     gw = subprocess.Popen(
