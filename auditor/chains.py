@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.envelope import GENESIS_PREV
+from protocol.timing import BackInTimeError, TooSoonError, check_spacing
 
 __all__ = ["DeviceChain", "Link", "follow"]
 
@@ -165,22 +166,14 @@ def _step(chain: DeviceChain, link: Link, *, before: Link, problems: list[tuple[
 
 
 def _check_time(link: Link, *, before: Link, problems: list[tuple[str, str, Link]]) -> None:
-    """An accepted reading is dated after the accepted one before it, by at least a window."""
-    if link.ts_ms < before.ts_ms:
-        problems.append(
-            (
-                "back_in_time",
-                f"dated {link.ts_ms}, before seq {before.seq} of the same chain ({before.ts_ms}):"
-                " a device's readings never go back in time",
-                link,
-            )
-        )
-    elif link.window_s is not None and link.ts_ms - before.ts_ms < link.window_s * 1000:
-        problems.append(
-            (
-                "too_soon",
-                f"dated {link.ts_ms - before.ts_ms} ms after seq {before.seq}; the device's registered window is"
-                f" {link.window_s} s (one reading per window)",
-                link,
-            )
-        )
+    """An accepted reading keeps the window rules after the accepted one before it
+    (:func:`protocol.timing.check_spacing`, the gateway's rule): never back in time, at least
+    the registered window later."""
+    # Without a profile on chain (its own finding) only the order can be judged.
+    window_s = 0 if link.window_s is None else link.window_s
+    try:
+        check_spacing(previous_ts_ms=before.ts_ms, ts_ms=link.ts_ms, window_s=window_s)
+    except BackInTimeError as exc:
+        problems.append(("back_in_time", f"{exc} (seq {before.seq}): a device's readings never go back in time", link))
+    except TooSoonError as exc:
+        problems.append(("too_soon", f"{exc} (seq {before.seq}; one reading per registered window)", link))

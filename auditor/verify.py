@@ -46,6 +46,7 @@ from protocol.epoch import EpochMetadata
 from protocol.errors import VerificationError
 from protocol.merkle.verify import verify_inclusion
 from protocol.plausibility import check_metrics
+from protocol.timing import WrongWindowError, check_window
 
 __all__ = [
     "BundleVerdict",
@@ -156,12 +157,10 @@ def check_profile(body: Body, profile: DeviceProfile) -> None:
             "wrong_kind",
             f"the reading says kind {body.kind}; device {body.device!r} is registered on chain as {profile.kind}",
         )
-    if body.window_s != profile.window_s:
-        raise _fail(
-            "wrong_window",
-            f"the reading says window_s {body.window_s}; device {body.device!r} is registered on chain with a"
-            f" {profile.window_s} s window",
-        )
+    try:
+        check_window(body, registered_window_s=profile.window_s)
+    except WrongWindowError as exc:
+        raise _fail("wrong_window", f"{exc} (on chain)") from None
     rating = {"rated_power_w": profile.rated_power_w, "rated_hashrate_ghs": profile.rated_hashrate_ghs}
     try:
         check_metrics(body.kind, body.metrics, rating, window_s=profile.window_s)
