@@ -51,7 +51,7 @@ from auditor.epoch_checks import (
 )
 from auditor.keys import judge, signing_order
 from auditor.report import AuditReport, EpochResult, Finding, Rejection
-from auditor.signatures import DeviceOnChain, SignatureWork, verify_chunk
+from auditor.signatures import DeviceOnChain, SignatureWork, find_signers
 from auditor.sources import ExportSource
 from auditor.verify import check_profile, check_tariff, key_rules
 from auditor.window import chain_events, silent_devices
@@ -322,7 +322,7 @@ class _Auditor:
         if self.verify_signatures:
             chunks = [work[i : i + _SIG_CHUNK] for i in range(0, len(work), _SIG_CHUNK)]
             runner: Callable[[list[SignatureWork]], list[tuple[SignatureWork, KeyRecord | None, str | None]]]
-            runner = verify_chunk
+            runner = find_signers
             results = (
                 self.pool.map(runner, chunks) if self.pool is not None and len(chunks) > 1 else map(runner, chunks)
             )

@@ -15,7 +15,7 @@ from protocol.envelope import Message
 from protocol.errors import VerificationError
 from protocol.signing import VerifyingKey
 
-__all__ = ["DeviceOnChain", "SignatureWork", "verify_chunk"]
+__all__ = ["DeviceOnChain", "SignatureWork", "find_signers", "verify_chunk"]
 
 
 @dataclass(slots=True)
@@ -47,7 +47,18 @@ class SignatureWork:
     """The quarantine reason when the message is a chained rejection."""
 
 
-def verify_chunk(work: list[SignatureWork]) -> list[tuple[SignatureWork, KeyRecord | None, str | None]]:
+def verify_chunk(work: list[tuple[Message, VerifyingKey, int]]) -> list[tuple[Message, int, str]]:
+    """Verify each message with its one key; the failures, with their leaf index and why."""
+    failures = []
+    for message, key, index in work:
+        try:
+            key.verify(message=message.signed_bytes, signature=message.signature)
+        except VerificationError as exc:
+            failures.append((message, index, str(exc)))
+    return failures
+
+
+def find_signers(work: list[SignatureWork]) -> list[tuple[SignatureWork, KeyRecord | None, str | None]]:
     """For each item, the key that signs it, or None and why none does."""
     results: list[tuple[SignatureWork, KeyRecord | None, str | None]] = []
     for item in work:
