@@ -13,7 +13,9 @@ same computation an auditor repeats, not from the gateway's stored sums.
 With a chain (``tariffs``), an epoch is priced with the tariff the pricing authority had in force
 on chain (the TariffRegistry) at the start of the epoch's window, which is what an auditor checks
 the metadata against; when none is published for that time the epoch is not closed (and so not
-anchored): :class:`TariffUnavailableError` says so. Without one, the tariff the gateway recorded
+anchored): :class:`TariffUnavailableError` says so. While the chain is unreachable, epochs go on
+closing with the tariffs read from it before (a tariff published during the outage for a time
+before the epoch would be missed, and the audit would say so). Without one, the tariff the gateway recorded
 for the epoch's first reading prices it (a chainless development setup).
 """
 
@@ -42,6 +44,10 @@ class TariffSource(Protocol):
 
     def tariff_in_force(self, time_s: int) -> PublishedTariff | None: ...
 
+    def tariff_count(self) -> int: ...
+
+    def tariff_at(self, index: int) -> PublishedTariff: ...
+
 
 class TariffUnavailableError(AssetproofError):
     """No usable tariff is published on chain for an epoch's window: it cannot be priced, so it
@@ -67,6 +73,8 @@ class EpochBuilder:
         self._store = DbNodeStore(engine)
         self._policy = policy
         self._tariffs = tariffs
+        self._known_tariffs: list[PublishedTariff] = []
+        """Every tariff published on chain, as of the last time the chain answered."""
 
     def log(self) -> MerkleLog:
         """A fresh view of the log (it reloads its frontier from the database)."""
@@ -193,7 +201,15 @@ class EpochBuilder:
                 conn.execute(select(TARIFF.c.body).where(TARIFF.c.id == first_tariff_id)).scalar_one()
             )
         at_s = start_ms // 1000
-        published = self._tariffs.tariff_in_force(at_s)
+        try:
+            published = self._tariffs.tariff_in_force(at_s)
+            known = self._known_tariffs
+            known.extend(self._tariffs.tariff_at(i) for i in range(len(known), self._tariffs.tariff_count()))
+        except ChainError:
+            if not self._known_tariffs:
+                raise
+            in_force = [t for t in self._known_tariffs if t.effective_from <= at_s]
+            published = in_force[-1] if in_force else None
         if published is None:
             raise TariffUnavailableError(
                 f"epoch {number} cannot be priced: the pricing authority has no tariff in force on chain at its"

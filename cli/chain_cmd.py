@@ -1,4 +1,4 @@
-"""``assetproof chain``: deploy the contracts, and run a local node."""
+"""``assetproof chain``: deploy the contracts, publish a tariff, and run a local node."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def deploy(
     ] = None,
 ) -> None:
     """Deploy AnchorRegistry, DeviceRegistry, TariffRegistry and ReadingVerifier and write the
-    deployment file."""
+    deployment file. When the deployer is also the pricing authority (development), the
+    configured tariff is published at once, in force from the start of time."""
     from chain.deployment import write_deployment
     from chain.errors import ChainError
     from chain.types import Roles
@@ -77,6 +78,12 @@ def deploy(
             pricing_authority=pricing_authority or me,
         )
         deployment = client.deploy(roles=roles)
+        if roles.pricing_authority == me:
+            # The attestor prices every epoch with the tariff published on chain: with the
+            # deployer as pricing authority (development), publish the configured one now.
+            from gateway.tariff import load_tariff
+
+            client.publish_tariff(load_tariff(settings().tariff), effective_from=0)
     except ChainError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -90,6 +97,52 @@ def deploy(
                 "DeviceRegistry": deployment.device_registry.address,
                 "TariffRegistry": deployment.tariff_registry.address,
                 "deployment": str(out),
+            }
+        )
+    )
+
+
+@app.command("publish-tariff")
+def publish_tariff(
+    rpc: RpcOption,
+    deployment: DeploymentOption,
+    key: KeyOption = None,
+    tariff: Annotated[
+        Path | None, typer.Option(help="Tariff JSON file (default: $ASSETPROOF_TARIFF, else the bundled one).")
+    ] = None,
+    effective_from: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Block time (s) from which it prices epochs (default: now; the first tariff may be any time)."
+        ),
+    ] = None,
+) -> None:
+    """Publish a tariff on the TariffRegistry (the pricing authority's key): epochs whose window
+    starts from ``--effective-from`` on are priced with it, and auditors check that they are."""
+    from chain.deployment import read_deployment
+    from chain.errors import ChainError, DeploymentError
+    from chain.writer import ChainClient
+    from gateway.tariff import load_tariff
+    from protocol.cashflow import tariff_hash
+    from protocol.errors import MetadataError
+
+    try:
+        chosen = load_tariff(tariff or settings().tariff)
+        client = ChainClient(
+            connect(rpc), account=key or secret("require_chain_key"), deployment=read_deployment(deployment)
+        )
+        when = effective_from if effective_from is not None else client.block_timestamp(client.block_number()) + 1
+        receipt = client.publish_tariff(chosen, effective_from=when)
+    except (ChainError, DeploymentError, MetadataError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        json.dumps(
+            {
+                "tariff": chosen.id,
+                "hash": tariff_hash(chosen).hex(),
+                "effective_from": when,
+                "block_number": receipt.block_number,
             }
         )
     )

@@ -536,6 +536,12 @@ def test_a_tariff_in_the_metadata_that_the_pricing_authority_did_not_publish(cas
         def tariff_in_force(self, time_s: int) -> Any:
             return replace(published, parsed=inflated)
 
+        def tariff_count(self) -> int:
+            return 0
+
+        def tariff_at(self, index: int) -> Any:
+            raise AssertionError("not needed")
+
     builder = EpochBuilder(
         case.engine, policy=EpochPolicy(window_ms=1, max_leaves=EPOCH_LEAVES), tariffs=OperatorsWord()
     )
@@ -629,7 +635,7 @@ def test_a_window_larger_than_registered(case: Case) -> None:
     body = _forge_and_anchor(case, device, key, window_s=86_400)
     code, verdict = _verify_json(case, _leaf_of(case, body))
     assert (code, verdict["reason"]) == (1, "wrong_window")
-    assert f"{registered} s window" in verdict["error"]
+    assert f"registered with a {registered} s reporting window (on chain)" in verdict["error"]
     code, report, _ = _audit_findings(case, f"0..{_last_epoch(case)}")
     assert code == 1
     assert ("wrong_window", body.seq) in _findings_for(report, device)
