@@ -31,7 +31,12 @@ def simulate(
         float, typer.Option(min=0.001, help="Simulated seconds per wall second (1440: a day a minute).")
     ] = 1.0,
     seconds: Annotated[float | None, typer.Option(help="Stop after this many wall seconds.")] = None,
-    window: Annotated[int, typer.Option(min=1, max=86_400, help="Simulated seconds per reading.")] = 60,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=86_400, help="Simulated seconds per reading (default: the devices' registered window)."
+        ),
+    ] = None,
     fault_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Chance per reading of one extra faulty message.")
     ] = 0.0,
@@ -111,9 +116,13 @@ def simulate(
         password=password,
         tls=tls,
     )
-    runner = FleetRunner(
-        devices, box, clock=clock, window_s=window, seed=seed, publisher=publisher, fault_rate=fault_rate
-    )
+    try:
+        runner = FleetRunner(
+            devices, box, clock=clock, window_s=window, seed=seed, publisher=publisher, fault_rate=fault_rate
+        )
+    except AssetproofError as exc:  # e.g. a --window other than the devices' registered one
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     stop = stop_on_signals()
     publisher.start()
     try:

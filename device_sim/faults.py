@@ -11,8 +11,9 @@ Two kinds:
   follows its last one.
 - :data:`CHAINED` faults are "genuine but rejected": readings signed by the device and linked to
   its chain (seq = last + 1, prev = hash of the last message) whose content is rejected
-  (implausible, clock skew either way). The gateway quarantines them *chained*: they advance the
-  device's chain, so the sender must advance too (:attr:`FaultMessage.seq` is set: the next
+  (implausible, clock skew either way, a wrong window, too soon after the last reading). The
+  gateway quarantines them *chained*: they advance the device's chain, so the sender must
+  advance too (:attr:`FaultMessage.seq` is set: the next
   reading follows it, ``prev`` = ``chain_hash(payload)``), and they count as quarantined, never
   as lost.
 
@@ -83,6 +84,9 @@ class DeviceSnapshot:
     rating: Mapping[str, int] = field(default_factory=dict)
     now_ms: int | None = None
     """Wall-clock time, for faults judged against the gateway's clock (default: ``ts_ms``)."""
+    last_ts_ms: int | None = None
+    """The ``ts_ms`` of the device's last accepted reading, for faults judged by the spacing
+    rule of :mod:`protocol.timing` (default: ``ts_ms``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +245,20 @@ def implausible(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
     return _chained("implausible", s, metrics=metrics)
 
 
+def wrong_window(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """CHAINED: the next reading claiming a window other than the registered one (twice it, or
+    half of a day-long one): the device would be credited a longer window's energy."""
+    window = s.window_s * 2 if s.window_s * 2 <= 86_400 else s.window_s // 2
+    return _chained("wrong_window", s, window_s=window)
+
+
+def too_soon(s: DeviceSnapshot, rng: random.Random) -> FaultMessage:
+    """CHAINED: the next reading dated half a window after the last accepted one (its window
+    overlaps the last one's, so some device time would count twice)."""
+    last = s.ts_ms if s.last_ts_ms is None else s.last_ts_ms
+    return _chained("too_soon", s, ts_ms=last + s.window_s * 1000 // 2)
+
+
 Fault = Callable[[DeviceSnapshot, random.Random], FaultMessage]
 
 FAULTS: Final[Mapping[str, Fault]] = MappingProxyType(
@@ -259,6 +277,8 @@ FAULTS: Final[Mapping[str, Fault]] = MappingProxyType(
         "clock_skew": clock_skew,
         "clock_skew_past": clock_skew_past,
         "implausible": implausible,
+        "wrong_window": wrong_window,
+        "too_soon": too_soon,
     }
 )
 
@@ -278,10 +298,12 @@ EXPECTED_REASON: Final[Mapping[str, QuarantineReason]] = MappingProxyType(
         "clock_skew": QuarantineReason.CLOCK_SKEW,
         "clock_skew_past": QuarantineReason.CLOCK_SKEW,
         "implausible": QuarantineReason.IMPLAUSIBLE,
+        "wrong_window": QuarantineReason.WRONG_WINDOW,
+        "too_soon": QuarantineReason.TOO_SOON,
     }
 )
 
-CHAINED: Final = frozenset({"clock_skew", "clock_skew_past", "implausible"})
+CHAINED: Final = frozenset({"clock_skew", "clock_skew_past", "implausible", "wrong_window", "too_soon"})
 """Genuine but rejected: signed and linked, so they advance the device's chain (see the module
 docstring); the gateway quarantines them ``chained``."""
 

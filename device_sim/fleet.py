@@ -345,6 +345,7 @@ class FleetRunner:
             metrics=live.last_metrics or {},
             rating=live.model.rating_json(),
             now_ms=now_ms,
+            last_ts_ms=live.next_start_ms,  # the end of the last genuine window: its ts_ms
         )
 
     def heads(self) -> dict[str, tuple[int, bytes]]:

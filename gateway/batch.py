@@ -7,11 +7,12 @@ The caller acknowledges the batch's MQTT messages only after :meth:`BatchProcess
 returns, i.e. after the commit.
 
 A reading that is signed by its device's current key and linked to the device's chain head
-(``seq`` = head + 1, ``prev`` = the head's hash) but rejected for its content (implausible,
-clock skew, kind mismatch) is quarantined ``chained``: it advances the head, so the device's
-next reading is accepted. Nothing else that fails advances anything. A resynchronised device
-(``assetproof devices resync``) may instead start a new chain: its new key's first reading
-carries ``prev`` = 32 zero bytes and any ``seq`` above the head.
+(``seq`` = head + 1, ``prev`` = the head's hash) but rejected for its content (the rules of
+``protocol.plausibility.check_reading``: kind, window, time, plausibility, spacing) is
+quarantined ``chained``: it advances the head, so the device's next reading is accepted.
+Nothing else that fails advances anything. A resynchronised device (``assetproof devices
+resync``) may instead start a new chain: its new key's first reading carries ``prev`` = 32 zero
+bytes and any ``seq`` above the head.
 
 Quarantine is filed under the device whose topic carried the message (the publisher), with the
 body's device beside it, and is bounded per publisher by

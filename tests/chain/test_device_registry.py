@@ -490,3 +490,42 @@ def test_registry_events_for_auditors(chain: Chain) -> None:
         (device_id_hash(a.device_id), gone.block_number),
         (device_id_hash(b.device_id), None),
     ]
+
+
+def test_a_registration_from_a_keystore_rating() -> None:
+    miner = DeviceRegistration.from_rating(
+        device_id="min-pod-0001",
+        asset="hydro-pod",
+        alg="ed25519",
+        public_key=ed_key(1),
+        kind=DeviceKind.MINER,
+        rating={"rated_power_w": 5_400, "rated_hashrate_ghs": 288_000, "efficiency_jth": 19},
+        window_s=600,
+        cert_hash=CERT,
+    )
+    assert miner.profile == DeviceProfile(
+        kind=DeviceKind.MINER, window_s=600, rated_power_w=5_400, rated_hashrate_ghs=288_000
+    )
+    assert miner.cert_hash == CERT
+    solar = DeviceRegistration.from_rating(
+        device_id="sol-hk-0001",
+        asset=ASSET,
+        alg="ed25519",
+        public_key=ed_key(2),
+        kind=DeviceKind.SOLAR,
+        rating={"rated_power_w": 6_000, "panel_area_dm2": 3_000},
+        window_s=60,
+        cert_hash=b"",
+    )
+    assert (solar.rated_power_w, solar.rated_hashrate_ghs) == (6_000, 0)
+    with pytest.raises(ValueError, match="rating has no rated_hashrate_ghs"):
+        DeviceRegistration.from_rating(
+            device_id="min-pod-0002",
+            asset="hydro-pod",
+            alg="ed25519",
+            public_key=ed_key(3),
+            kind=DeviceKind.MINER,
+            rating={"rated_power_w": 5_400},
+            window_s=600,
+            cert_hash=b"",
+        )

@@ -27,6 +27,14 @@ def test_tariff_hash_is_sha256_of_the_canonical_json() -> None:
     assert raw.startswith(b'{"btc_difficulty":')  # sorted keys
     assert b" " not in raw
     assert tariff_hash(tariff) == hashlib.sha256(raw).digest()
+    # Exact bytes and hash: what is on chain must stay verifiable by later versions.
+    assert raw == (
+        b'{"btc_difficulty":90000000000000,"btc_fees_sats":20000000,"btc_price":50000000,'
+        b'"btc_subsidy_sats":312500000,"charger_price_per_kwh":450,"charger_session_fee":500,"currency":"HKD",'
+        b'"grid_price_per_kwh":150,"id":"hk-2026","miner_power_price_per_kwh":120,"pool_fee_bps":200,'
+        b'"solar_fit_per_kwh":300}'
+    )
+    assert tariff_hash(tariff).hex() == "d3cac4b2e3397bc45536e6796ba9f93e3aa719412f7d4fee999d1287dd00f182"
     assert tariff_hash(replace(tariff, btc_price=tariff.btc_price + 1)) != tariff_hash(tariff)
 
 

@@ -191,7 +191,7 @@ def test_faults_fail_protocol_checks_as_intended(kind: DeviceKind, alg: str) -> 
 
     # Genuine but rejected: signed, linked to the chain's head, and marked as taking that link.
     snap = device.snapshot()
-    for name in ("clock_skew", "clock_skew_past", "implausible"):
+    for name in sorted(CHAINED):
         made = fault(name)
         assert made.seq == device.seq + 1
         assert made.advances
@@ -203,6 +203,9 @@ def test_faults_fail_protocol_checks_as_intended(kind: DeviceKind, alg: str) -> 
     with pytest.raises(ImplausibleError, match="energy_wh"):
         check_plausible(heavy.body, device.model.rating_json())
     check_plausible(genuine_next.body, device.model.rating_json())
+    assert verified(fault("wrong_window").payload).body.window_s == 120
+    soon = verified(fault("too_soon").payload).body
+    assert snap.ts_ms <= soon.ts_ms < snap.ts_ms + 60_000
     assert not any(fault(name).advances for name in sorted(set(FAULTS) - CHAINED))
 
 
