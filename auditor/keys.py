@@ -67,8 +67,8 @@ def judge(device_id: str, key: KeyRecord, *, anchored_at: int, ts_ms: int, rules
         if span.revoked_at is not None and limit == span.revoked_at:
             return VerificationError(
                 f"{name} was revoked at block time {span.revoked_at}; the reading was first anchored at block"
-                f" time {anchored_at}, after the revocation (a revoked key signs nothing more, whatever date"
-                " the reading claims)",
+                f" time {anchored_at}, not before the revocation (a revoked key signs nothing more, whatever"
+                " date the reading claims)",
                 reason="key_revoked",
             )
         return VerificationError(
