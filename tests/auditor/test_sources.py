@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -43,8 +44,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server() -> Iterator[str]:
+@contextmanager
+def huge_http_source() -> Iterator[str]:
+    """A local HTTP server whose paths answer with a huge body (``/small/...``: five bytes)."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -54,6 +56,12 @@ def server() -> Iterator[str]:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    with huge_http_source() as url:
+        yield url
 
 
 def test_a_body_within_the_bound_is_read(server: str) -> None:
