@@ -689,3 +689,45 @@ def test_a_leaked_attestor_key_and_the_governor_replacing_it(case: Case) -> None
     write_deployment(updated, replace(d, roles=replace(d.roles, attestor=replacement.address)))
     out = case.audit(epochs, export, "--json", deployment=updated)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+
+
+def test_a_bundle_naming_a_later_checkpoint_than_the_first_to_include_the_reading(case: Case) -> None:
+    """A key is judged at the block time of the FIRST checkpoint that included the reading; a
+    bundle that proves inclusion in a later one (genuinely anchored) is refused, as the
+    ReadingVerifier refuses it, so nobody can pick the anchor time that suits them."""
+    row = _anchored_reading(case)  # in epoch 1
+    path = case.bundle(log_index=row.log_index)
+    bundle = json.loads(path.read_text())
+    later = case.reader().checkpoint(2)
+    with case.engine.connect() as conn:
+        leaves = [
+            bytes(r)
+            for r in conn.execute(
+                select(READING.c.raw).where(READING.c.log_index.is_not(None)).order_by(READING.c.log_index)
+            ).scalars()
+        ]
+    log = MerkleLog()
+    log.extend(leaves[: later.tree_size])
+    assert log.root() == later.root
+    checkpoint = {
+        "epoch": 2,
+        "tree_size": later.tree_size,
+        "root": later.root.hex(),
+        "meta_hash": later.meta_hash.hex(),
+    }
+    proof = [h.hex() for h in log.inclusion_proof(row.log_index, later.tree_size)]
+    path.write_text(
+        json.dumps(
+            {
+                **bundle,
+                "tree_size": later.tree_size,
+                "inclusion_proof": proof,
+                "checkpoint": checkpoint,
+                "metadata": None,
+                "anchor": None,
+            }
+        )
+    )
+    code, verdict = _verify_json_path(case, path)
+    assert (code, verdict["reason"]) == (1, "not_first_checkpoint")
+    assert "already in epoch 1's checkpoint" in verdict["error"]
