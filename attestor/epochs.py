@@ -213,7 +213,7 @@ class EpochBuilder:
         if published is None:
             raise TariffUnavailableError(
                 f"epoch {number} cannot be priced: the pricing authority has no tariff in force on chain at its"
-                f" window's start ({at_s}); publish one (effective at or before it) with the TariffRegistry"
+                f" window's start ({at_s}); publish one (effective at or before it): assetproof chain tariff publish"
             )
         try:
             return published.tariff
