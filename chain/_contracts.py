@@ -11,7 +11,7 @@ from chain._artifacts import load_artifact
 from chain.deployment import ContractDeployment, Deployment
 from chain.errors import DeploymentError, NotDeployedError
 from chain.reverts import edge
-from chain.types import ContractName
+from chain.types import ContractName, PublishedTariff, RegistryParams
 
 __all__ = ["LOG_CHUNK", "ContractAccess"]
 
@@ -27,11 +27,17 @@ class ContractAccess:
         self._deployment: Deployment | None = None
         self._contracts: dict[ContractName, Contract] = {}
         self._p256: bool | None = None
+        self._registry_params: RegistryParams | None = None
+        self._tariff_events: dict[tuple[int, bytes, int], PublishedTariff] = {}
         if deployment is not None:
             self._attach(deployment)
 
     def _attach(self, deployment: Deployment) -> None:
         self._deployment = deployment
+        # What a reader remembers of the contracts (their immutables, published tariffs' events)
+        # belongs to these contracts only.
+        self._registry_params = None
+        self._tariff_events = {}
         entries: dict[ContractName, ContractDeployment | None] = {
             "AnchorRegistry": deployment.anchor_registry,
             "DeviceRegistry": deployment.device_registry,

@@ -54,17 +54,22 @@ class GovernanceReader(ContractAccess):
 
     def registry_params(self) -> RegistryParams:
         """The deployment's parameters, read from the contracts' immutables.
-        :class:`DeploymentError` when the contracts disagree on the governance delay."""
+        :class:`DeploymentError` when the contracts disagree on the governance delay. Immutables:
+        read once per reader."""
+        if self._registry_params is not None:
+            return self._registry_params
         delays = {name: int(self._call(name, "governanceDelay")) for name in GOVERNED_CONTRACTS}
         if len(set(delays.values())) != 1:
             shown = ", ".join(f"{name} {delay} s" for name, delay in delays.items())
             raise DeploymentError(f"the contracts have different governance delays: {shown}")
-        return RegistryParams(
+        params = RegistryParams(
             governance_delay=delays["AnchorRegistry"],
             rotation_grace=int(self._call("DeviceRegistry", "rotationGrace")),
             max_backfill=int(self._call("DeviceRegistry", "maxBackfill")),
             max_growth=int(self._call("AnchorRegistry", "maxGrowth")),
         )
+        self._registry_params = params
+        return params
 
     def pending_role_changes(self) -> list[PendingRoleChange]:
         """Every role change proposed and neither executed nor cancelled, contract by contract."""

@@ -65,10 +65,17 @@ class TariffReader(ContractAccess):
         return self._checked(int(index), as_bytes(tariff_hash), int(effective_from))
 
     def _checked(self, index: int, tariff_hash: bytes, effective_from: int) -> PublishedTariff:
+        # A published tariff never changes (the contract appends only), so the event found for
+        # this (index, hash, time) once is the event: an auditor checking thousands of bundles
+        # reads it once, not once per bundle.
+        key = (index, tariff_hash, effective_from)
+        if key in self._tariff_events:
+            return self._tariff_events[key]
         logs = self._logs_of_index(index)
         for log in logs:
             candidate = self._published(log, self.block_timestamp(int(log["blockNumber"])))
             if candidate.tariff_hash == tariff_hash and candidate.effective_from == effective_from:
+                self._tariff_events[key] = candidate
                 return candidate
         raise InvalidTariffError(
             f"no TariffPublished event of tariff {index} matches the hash the contract keeps for it:"
