@@ -12,7 +12,15 @@ from typing import Any, Final, Protocol
 from protocol.errors import AssetproofError
 from protocol.export import epoch_dir_name
 
-__all__ = ["DEFAULT_MAX_BYTES", "DirectorySource", "ExportSource", "HttpSource", "SourceError", "open_source"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DirectorySource",
+    "ExportSource",
+    "HttpSource",
+    "NotExportedError",
+    "SourceError",
+    "open_source",
+]
 
 DEFAULT_MAX_BYTES: Final = 1 << 30
 """The most an audit reads of one export file over HTTP (1 GiB): an epoch of a million leaves of
@@ -22,6 +30,11 @@ _CHUNK: Final = 1 << 20
 
 class SourceError(AssetproofError):
     """The export cannot be read (missing file, unreachable API): the audit cannot run."""
+
+
+class NotExportedError(SourceError):
+    """The export has no such file (no such folder entry, HTTP 404): that epoch was not exported.
+    Any other failure (unreachable, refused, too large) is a plain :class:`SourceError`."""
 
 
 class ExportSource(Protocol):
@@ -53,6 +66,8 @@ class DirectorySource:
         path = self._path / epoch_dir_name(epoch) / name
         try:
             return path.read_bytes()
+        except FileNotFoundError as exc:
+            raise NotExportedError(f"cannot read {path}: {exc.strerror or exc}") from None
         except OSError as exc:
             raise SourceError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -75,7 +90,8 @@ class HttpSource:
             with urllib.request.urlopen(url, timeout=self._timeout_s) as response:  # noqa: S310 - http(s) only
                 return self._bounded(url, response)
         except urllib.error.HTTPError as exc:
-            raise SourceError(f"GET {url}: HTTP {exc.code} {exc.reason}") from None
+            error = NotExportedError if exc.code == 404 else SourceError
+            raise error(f"GET {url}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise SourceError(f"GET {url}: {getattr(exc, 'reason', exc)}") from None
 

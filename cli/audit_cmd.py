@@ -214,11 +214,13 @@ class _NothingToAuditError(Exception):
 
 
 def _exported(source: ExportSource, epoch: int) -> bool:
-    from auditor.sources import SourceError
+    """Whether ``epoch`` is in the export; a source that fails otherwise (unreachable, refused,
+    too large) raises its ``SourceError``: that is no reason to trim the range."""
+    from auditor.sources import NotExportedError
 
     try:
         source.read(epoch, "checkpoint.json")
-    except SourceError:
+    except NotExportedError:
         return False
     return True
 
