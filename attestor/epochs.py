@@ -9,23 +9,49 @@ An epoch closes when its time window has passed or it holds ``max_leaves`` leave
 comes first, and never mixes tariffs (a tariff change closes the epoch at that leaf). Its
 metadata is computed from the leaves themselves (decoded, priced with ``protocol.cashflow``), the
 same computation an auditor repeats, not from the gateway's stored sums.
+
+With a chain (``tariffs``), an epoch is priced with the tariff the pricing authority had in force
+on chain (the TariffRegistry) at the start of the epoch's window, which is what an auditor checks
+the metadata against; when none is published for that time the epoch is not closed (and so not
+anchored): :class:`TariffUnavailableError` says so. While the chain is unreachable, epochs go on
+closing with the tariffs read from it before (a tariff published during the outage for a time
+before the epoch would be missed, and the audit would say so). Without one, the tariff the gateway recorded
+for the epoch's first reading prices it (a chainless development setup).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from attestor.log_store import DbNodeStore
+from chain.errors import ChainError
+from chain.types import PublishedTariff
 from protocol.cashflow import Tariff, reading_cash_flow
 from protocol.envelope import decode_message
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
+from protocol.errors import AssetproofError
 from protocol.merkle.log import MerkleLog
 from store.status import EpochStatus
 from store.tables import DEVICE, EPOCH, QUARANTINE, READING, TARIFF
+
+
+class TariffSource(Protocol):
+    """Where published tariffs come from: :class:`chain.reader.ChainReader` (and so the writer)."""
+
+    def tariff_in_force(self, time_s: int) -> PublishedTariff | None: ...
+
+    def tariff_count(self) -> int: ...
+
+    def tariff_at(self, index: int) -> PublishedTariff: ...
+
+
+class TariffUnavailableError(AssetproofError):
+    """No usable tariff is published on chain for an epoch's window: it cannot be priced, so it
+    is neither closed nor anchored until the pricing authority publishes one."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,10 +68,13 @@ class ClosedEpoch:
 
 
 class EpochBuilder:
-    def __init__(self, engine: Engine, *, policy: EpochPolicy) -> None:
+    def __init__(self, engine: Engine, *, policy: EpochPolicy, tariffs: TariffSource | None = None) -> None:
         self._engine = engine
         self._store = DbNodeStore(engine)
         self._policy = policy
+        self._tariffs = tariffs
+        self._known_tariffs: list[PublishedTariff] = []
+        """Every tariff published on chain, as of the last time the chain answered."""
 
     def log(self) -> MerkleLog:
         """A fresh view of the log (it reloads its frontier from the database)."""
@@ -113,9 +142,7 @@ class EpochBuilder:
             .where(READING.c.log_index >= leaves_from, READING.c.log_index < leaves_to)
             .order_by(READING.c.log_index)
         ).all()
-        tariff = Tariff.from_json(
-            conn.execute(select(TARIFF.c.body).where(TARIFF.c.id == rows[0].tariff_id)).scalar_one()
-        )
+        tariff = self._tariff(conn, number=number, start_ms=start_ms, first_tariff_id=rows[0].tariff_id)
         totals: dict[str, AssetTotals] = {}
         for row in rows:
             body = decode_message(bytes(row.raw)).body
@@ -165,6 +192,33 @@ class EpochBuilder:
             )
         )
         return ClosedEpoch(number, metadata, root)
+
+    def _tariff(self, conn: Connection, *, number: int, start_ms: int, first_tariff_id: str) -> Tariff:
+        """The tariff that prices epoch ``number``: the one in force on chain at its window's start
+        (``start_ms``), or without a chain the one the gateway recorded for its first reading."""
+        if self._tariffs is None:
+            return Tariff.from_json(
+                conn.execute(select(TARIFF.c.body).where(TARIFF.c.id == first_tariff_id)).scalar_one()
+            )
+        at_s = start_ms // 1000
+        try:
+            published = self._tariffs.tariff_in_force(at_s)
+            known = self._known_tariffs
+            known.extend(self._tariffs.tariff_at(i) for i in range(len(known), self._tariffs.tariff_count()))
+        except ChainError:
+            if not self._known_tariffs:
+                raise
+            in_force = [t for t in self._known_tariffs if t.effective_from <= at_s]
+            published = in_force[-1] if in_force else None
+        if published is None:
+            raise TariffUnavailableError(
+                f"epoch {number} cannot be priced: the pricing authority has no tariff in force on chain at its"
+                f" window's start ({at_s}); publish one (effective at or before it): assetproof chain tariff publish"
+            )
+        try:
+            return published.tariff
+        except ChainError as exc:
+            raise TariffUnavailableError(f"epoch {number} cannot be priced: {exc}") from None
 
 
 def metadata_of(row: Any) -> EpochMetadata:

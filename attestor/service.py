@@ -1,8 +1,10 @@
 """The attestor loop: lead, append, close epochs, anchor; keep going when the chain is down.
 
-Only the leader works (:mod:`attestor.leader`). Appending readings to the log and closing epochs
-need only the database, so they go on while the chain is unreachable; anchoring retries with
-backoff and catches up, oldest epoch first, when the chain returns.
+Only the leader works (:mod:`attestor.leader`). Appending readings to the log needs only the
+database, so it goes on while the chain is unreachable; closing an epoch needs the tariff the
+pricing authority published on chain for its window (:mod:`attestor.epochs`), so it waits, as
+anchoring does, and both catch up, oldest epoch first, when the chain returns or the tariff is
+published.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select
 
 from attestor.anchoring import Anchorer
-from attestor.epochs import EpochBuilder, EpochPolicy
+from attestor.epochs import ClosedEpoch, EpochBuilder, EpochPolicy, TariffUnavailableError
 from attestor.leader import LeaderLock
 from attestor.metrics import (
     ANCHOR_SECONDS,
@@ -58,7 +60,8 @@ class Attestor:
         receipt_timeout_s: float = 30.0,
     ) -> None:
         self._engine = engine
-        self._builder = EpochBuilder(engine, policy=policy)
+        # The chain's tariffs price every epoch: the metadata must carry the published one.
+        self._builder = EpochBuilder(engine, policy=policy, tariffs=chain)
         self._anchorer = Anchorer(engine, chain, receipt_timeout_s=receipt_timeout_s)
         self._clock_ms = clock_ms
         self._tick_s = tick_s
@@ -69,7 +72,7 @@ class Attestor:
         while appended := self._builder.append_pending():
             self.stats.appended += appended
             READINGS_APPENDED.inc(appended)
-        while closed := self._builder.close_due_epoch(now_ms=self._clock_ms()):
+        while closed := self._close_due():
             self.stats.closed += 1
             EPOCHS_CLOSED.inc()
             log.info(
@@ -81,6 +84,19 @@ class Attestor:
             )
         LOG_SIZE.set(self._builder.log().size)
         self._count_pending()
+
+    def _close_due(self) -> ClosedEpoch | None:
+        """The next due epoch, closed; None when none is due or it cannot be priced yet."""
+        try:
+            return self._builder.close_due_epoch(now_ms=self._clock_ms())
+        except TariffUnavailableError as exc:
+            log.error("%s", exc)
+        except ContractRevert:
+            raise
+        except ChainError as exc:
+            CHAIN_ERRORS.labels(kind="unavailable").inc()
+            log.warning("cannot read the tariff on chain (%s): the epoch closes when the chain answers", exc)
+        return None
 
     def _count_pending(self) -> None:
         with self._engine.connect() as conn:

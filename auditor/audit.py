@@ -8,13 +8,20 @@ quarantine digests. It then
   compact range, which only a root equal to the anchored one vindicates), and checks the exported
   consistency proof from the previous checkpoint;
 - checks the metadata hashes to the anchored metaHash and covers exactly the epoch's leaves;
-- decodes every leaf, re-verifies its signature with the key the DeviceRegistry says was valid
-  at the reading's time, and prices it with the metadata's tariff under the asset the
-  DeviceRegistry gives the device: the per-asset totals must equal the metadata's;
+- checks the metadata's tariff is the one the pricing authority had in force on chain at the
+  epoch window's start (the TariffRegistry), compared by canonical hash;
+- decodes every leaf, finds the registered key that signs it and judges that key at the block
+  time of the epoch's checkpoint, the first that includes the leaf (:mod:`auditor.keys`: chain
+  time, never the reading's date); checks the reading against the device's registered profile
+  (kind, window, plausibility for its rating); and prices it with the metadata's tariff under
+  the asset the DeviceRegistry gives the device: the per-asset totals must equal the metadata's;
 - recomputes the quarantine count and root;
 - follows every device's hash chain (``seq`` and ``prev``) across the window: gaps (a reading
-  withheld or lost), forks (a reading that repeats a seq or does not link to the one before) and
-  readings dated after the epoch that anchored them are listed by device and seq.
+  withheld or lost), forks (a reading that repeats a seq or does not link to the one before),
+  readings that go back in time or come sooner than a window after the one before, and readings
+  dated after the epoch that anchored them are listed by device and seq;
+- lists what the chain says happened in the window (registrations, rotations, revocations,
+  tariffs published) and the registered devices that sent nothing.
 
 Every problem is a :class:`~auditor.report.Finding`; the audit passes when there are none. The
 checks of one epoch are :mod:`auditor.epoch_checks`; the report and its text, :mod:`auditor.report`.
@@ -42,12 +49,14 @@ from auditor.epoch_checks import (
     recompute_root,
     seed_log,
 )
+from auditor.keys import judge, signing_order
 from auditor.report import AuditReport, EpochResult, Finding, Rejection
-from auditor.signatures import DeviceOnChain, verify_chunk
+from auditor.signatures import DeviceOnChain, SignatureWork, find_signers
 from auditor.sources import ExportSource
-from auditor.verify import key_refusal
+from auditor.verify import check_profile, check_tariff, key_rules
+from auditor.window import chain_events, silent_devices
 from chain.errors import CheckpointMismatchError, ContractRevert
-from chain.ids import asset_id_hash, device_id_hash
+from chain.ids import asset_id_hash
 from chain.reader import ChainReader
 from chain.types import Checkpoint as ChainCheckpoint
 from chain.types import KeyRecord
@@ -57,7 +66,6 @@ from protocol.epoch import AssetTotals, EpochMetadata
 from protocol.errors import VerificationError
 from protocol.export import QuarantineMessage, split_leaves
 from protocol.merkle.log import CompactRange
-from protocol.signing import VerifyingKey
 
 __all__ = ["audit_epochs"]
 
@@ -90,7 +98,8 @@ class _Auditor:
         self.out_of_window: dict[str, list[int]] = {}
         self.publishers: set[str] = set()
         """Devices whose topic carried a quarantined message (they are not silent)."""
-        self.window_start_block = 0
+        self.window_start_block = chain.deployment.device_registry.block
+        self.rules = key_rules(chain)
 
     def find(self, check: str, message: str, **where: Any) -> None:
         self.report.findings.append(Finding(check=check, message=message, **where))
@@ -115,7 +124,9 @@ class _Auditor:
                     raise
                 self.devices[device_id] = None
             else:
-                self.devices[device_id] = DeviceOnChain(self.chain.device_keys(device_id), info.asset_id)
+                self.devices[device_id] = DeviceOnChain(
+                    self.chain.device_keys(device_id), info.asset_id, self.chain.device_profile(device_id)
+                )
         return self.devices[device_id]
 
     def run(self) -> AuditReport:
@@ -138,7 +149,16 @@ class _Auditor:
             previous = last = anchored
         self.follow_chains()
         if last is not None:
-            self.silent_devices(last)
+            report.events, report.tariffs = chain_events(
+                self.chain, from_block=self.window_start_block + 1, to_block=last.block_number, heard=self.links
+            )
+            report.findings += silent_devices(
+                self.chain,
+                heard=set(self.links) | self.publishers,
+                window=(report.first, report.last),
+                window_start_block=self.window_start_block,
+                last=last,
+            )
         report.seconds = time.perf_counter() - started
         return report
 
@@ -162,6 +182,8 @@ class _Auditor:
         meta = read_metadata(self.source, epoch, anchored=anchored, find=self.find)
         if meta is not None and start is not None:
             check_leaf_range(meta, epoch=epoch, start=start, anchored=anchored, find=self.find)
+        if meta is not None:
+            self.tariff(meta)
         if log is None:
             log = seed_log(epoch, doc, find=self.find)
         try:
@@ -175,33 +197,49 @@ class _Auditor:
         if log is not None:
             log, recomputed = recompute_root(log, leaves, epoch=epoch, anchored=anchored, find=self.find)
             result.recomputed_root = recomputed.hex()
-        self.readings(epoch, leaves, first_index=first_index, meta=meta, result=result)
-        self.quarantine(epoch, meta)
+        self.readings(epoch, leaves, first_index=first_index, meta=meta, result=result, anchored_at=anchored.timestamp)
+        self.quarantine(epoch, meta, anchored_at=anchored.timestamp)
         return log
 
+    def tariff(self, meta: EpochMetadata) -> None:
+        """The metadata's tariff is the one in force on chain at the window's start."""
+        try:
+            published = check_tariff(self.chain, meta)
+        except VerificationError as exc:
+            self.find(exc.reason, str(exc), epoch=meta.epoch)
+        else:
+            self.report.epochs[-1].tariff = f"{meta.tariff.id} (#{published.index} on chain)"
+
     def readings(
-        self, epoch: int, leaves: Sequence[bytes], *, first_index: int, meta: EpochMetadata | None, result: EpochResult
+        self,
+        epoch: int,
+        leaves: Sequence[bytes],
+        *,
+        first_index: int,
+        meta: EpochMetadata | None,
+        result: EpochResult,
+        anchored_at: int,
     ) -> None:
-        """Check every leaf of the epoch, its signature (in chunks) and the per-asset totals."""
+        """Check every leaf of the epoch, its signer (in chunks) and the per-asset totals."""
         assets_by_id = {asset_id_hash(name): name for name in (meta.assets if meta is not None else {})}
         totals: dict[str, AssetTotals] = {}
-        to_verify: list[tuple[Message, VerifyingKey, int]] = []
+        to_verify: list[SignatureWork] = []
         for offset, raw in enumerate(leaves):
-            found = self.reading(raw, epoch=epoch, index=first_index + offset, meta=meta, to_verify=to_verify)
+            index = first_index + offset
+            found = self.reading(raw, epoch=epoch, index=index, meta=meta, anchored_at=anchored_at, to_verify=to_verify)
             if found is None or meta is None:
                 continue
             body, on_chain = found
             asset = assets_by_id.get(on_chain.asset_id)
             if asset is None:
-                where = {"epoch": epoch, "device": body.device, "seq": body.seq, "leaf_index": first_index + offset}
+                where = {"epoch": epoch, "device": body.device, "seq": body.seq, "leaf_index": index}
                 self.find("unknown_asset", "the device's registered asset is not in the epoch metadata", **where)
                 continue
             flow = reading_cash_flow(body, meta.tariff)
             totals[asset] = totals.get(asset, AssetTotals()).plus(
                 readings=1, energy_wh=body.metrics["energy_wh"], revenue=flow.revenue, cost=flow.cost
             )
-        if self.verify_signatures:
-            self.check_signatures(epoch, to_verify)
+        self.check_signatures(to_verify)
         result.assets = {name: t.to_json() for name, t in sorted(totals.items())}
         if meta is not None:
             compare_totals(epoch, claimed=dict(meta.assets), recomputed=totals, find=self.find)
@@ -213,10 +251,12 @@ class _Auditor:
         epoch: int,
         index: int,
         meta: EpochMetadata | None,
-        to_verify: list[tuple[Message, VerifyingKey, int]],
+        anchored_at: int,
+        to_verify: list[SignatureWork],
     ) -> tuple[Body, DeviceOnChain] | None:
-        """Decode one leaf, date it, link it into its device's chain and find the key it must be
-        signed with (queued in ``to_verify``); its body and device, unless the chain knows none."""
+        """Decode one leaf, date it, check it against the device's registered profile and queue
+        it for its signer (``to_verify``: linked into its device's chain once the signer is
+        known); its body and device, unless the chain knows none."""
         try:
             message = decode_message(raw)
         except VerificationError as exc:
@@ -230,19 +270,84 @@ class _Auditor:
             self.out_of_window.setdefault(body.device, []).append(body.seq)
             self.find("out_of_window", f"dated {body.ts_ms}, after the epoch closed at {meta.end_ms}", **where)
         on_chain = self.device(body.device)
-        key = on_chain.key_at(body.ts_ms // 1000) if on_chain is not None else None
-        self.link(message, key=key, epoch=epoch, leaf_index=index)
         if on_chain is None:
+            self.link(message, key=None, epoch=epoch, leaf_index=index)
             self.find("unknown_device", "the device is not in the DeviceRegistry", **where)
             return None
-        if key is None:
-            refusal = key_refusal(body.device, on_chain.keys, body.ts_ms // 1000)
-            self.find(refusal.reason, str(refusal), **where)
-        elif key.alg != message.alg:
-            self.find("alg_mismatch", f"signed with {message.alg}; the registered key is {key.alg}", **where)
-        else:
-            to_verify.append((message, on_chain.verifier(key), index))
+        try:
+            check_profile(body, on_chain.profile)
+        except VerificationError as exc:
+            self.find(exc.reason, str(exc), **where)
+        self.queue(message, on_chain, epoch=epoch, leaf_index=index, anchored_at=anchored_at, to_verify=to_verify)
         return body, on_chain
+
+    def queue(
+        self,
+        message: Message,
+        on_chain: DeviceOnChain,
+        *,
+        epoch: int,
+        leaf_index: int | None,
+        anchored_at: int,
+        to_verify: list[SignatureWork],
+        rejected: str | None = None,
+    ) -> None:
+        """Queue ``message`` for the registered keys that may sign it (``alg_mismatch`` when none can)."""
+        body = message.body
+        candidates = [k for k in signing_order(on_chain.keys, anchored_at=anchored_at) if k.alg == message.alg]
+        if not candidates:
+            self.link(message, key=None, epoch=epoch, leaf_index=leaf_index, rejected=rejected)
+            self.find(
+                "alg_mismatch",
+                f"signed with {message.alg}; the registered key is {on_chain.keys[-1].alg}",
+                epoch=epoch,
+                device=body.device,
+                seq=body.seq,
+                leaf_index=leaf_index,
+            )
+            return
+        to_verify.append(
+            SignatureWork(
+                message=message,
+                candidates=[(k, on_chain.verifier(k)) for k in candidates],
+                leaf_index=leaf_index,
+                epoch=epoch,
+                anchored_at=anchored_at,
+                rejected=rejected,
+            )
+        )
+
+    def check_signatures(self, work: list[SignatureWork]) -> None:
+        """Find each queued message's signer, judge it by chain time, and link the message."""
+        if self.verify_signatures:
+            chunks = [work[i : i + _SIG_CHUNK] for i in range(0, len(work), _SIG_CHUNK)]
+            runner: Callable[[list[SignatureWork]], list[tuple[SignatureWork, KeyRecord | None, str | None]]]
+            runner = find_signers
+            results = (
+                self.pool.map(runner, chunks) if self.pool is not None and len(chunks) > 1 else map(runner, chunks)
+            )
+            outcomes = [outcome for part in results for outcome in part]
+            self.report.signatures_checked += len(work)
+        else:
+            outcomes = [(item, item.candidates[0][0], None) for item in work]
+        for item, signer, error in outcomes:
+            body = item.message.body
+            where = {"epoch": item.epoch, "device": body.device, "seq": body.seq, "leaf_index": item.leaf_index}
+            what = "the chained rejection's signature" if item.rejected is not None else "the signature"
+            if signer is None:
+                self.find(
+                    "bad_signature",
+                    f"{what} does not verify with any key registered on chain ({len(item.candidates)} tried): {error}",
+                    **where,
+                )
+            else:
+                refusal = judge(body.device, signer, anchored_at=item.anchored_at, ts_ms=body.ts_ms, rules=self.rules)
+                if refusal is not None:
+                    self.find(refusal.reason, str(refusal), **where)
+            if signer is not None or item.rejected is None:  # a forged rejection is no link of the chain
+                self.link(
+                    item.message, key=signer, epoch=item.epoch, leaf_index=item.leaf_index, rejected=item.rejected
+                )
 
     def link(
         self,
@@ -254,6 +359,7 @@ class _Auditor:
         rejected: str | None = None,
     ) -> None:
         body = message.body
+        on_chain = self.devices.get(body.device)
         self.links.setdefault(body.device, []).append(
             Link(
                 seq=body.seq,
@@ -263,6 +369,8 @@ class _Auditor:
                 epoch=epoch,
                 leaf_index=leaf_index,
                 rejected=rejected,
+                ts_ms=body.ts_ms,
+                window_s=None if on_chain is None else on_chain.profile.window_s,
             )
         )
 
@@ -283,41 +391,7 @@ class _Auditor:
             )
         self.report.rejections.sort(key=lambda r: (r.epoch, r.device, r.seq))
 
-    def silent_devices(self, last: ChainCheckpoint) -> None:
-        """Every device registered on chain by the window's last checkpoint, not revoked before the
-        window, that shows no message at all in it: a finding (named by its id's hash, all the
-        chain knows of it)."""
-        start_block = self.window_start_block
-        heard = {device_id_hash(d) for d in self.links} | {device_id_hash(d) for d in self.publishers}
-        for registered in self.chain.registered_devices(to_block=last.block_number):
-            if registered.device_hash in heard:
-                continue
-            if registered.revoked_block is not None and registered.revoked_block <= start_block:
-                continue
-            self.find(
-                "silent",
-                f"registered on chain in block {registered.block_number} but sent nothing in epochs"
-                f" {self.report.first}..{self.report.last} (neither a reading nor a quarantined message)",
-                device="0x" + registered.device_hash.hex(),
-            )
-
-    def check_signatures(self, epoch: int, work: list[tuple[Message, VerifyingKey, int]]) -> None:
-        chunks = [work[i : i + _SIG_CHUNK] for i in range(0, len(work), _SIG_CHUNK)]
-        runner: Callable[[list[tuple[Message, VerifyingKey, int]]], list[tuple[Message, int, str]]] = verify_chunk
-        results = self.pool.map(runner, chunks) if self.pool is not None and len(chunks) > 1 else map(runner, chunks)
-        for failures in results:
-            for message, index, error in failures:
-                self.find(
-                    "bad_signature",
-                    f"the signature does not verify with the key registered on chain: {error}",
-                    epoch=epoch,
-                    device=message.body.device,
-                    seq=message.body.seq,
-                    leaf_index=index,
-                )
-        self.report.signatures_checked += len(work)
-
-    def quarantine(self, epoch: int, meta: EpochMetadata | None) -> None:
+    def quarantine(self, epoch: int, meta: EpochMetadata | None, *, anchored_at: int) -> None:
         """Check the epoch's quarantine against its metadata, and follow its chained rejections."""
         if meta is None:
             return
@@ -326,41 +400,37 @@ class _Auditor:
             return
         check_quarantine_count(export, meta, epoch=epoch, find=self.find)
         self.report.quarantined += len(export.digests)
+        to_verify: list[SignatureWork] = []
         for message in export.messages:
             if message.publisher is not None:
                 self.publishers.add(message.publisher)
             if check_quarantine_digest(message, epoch=epoch, find=self.find) and message.chained:
-                self.chained_rejection(epoch, message)
+                self.chained_rejection(epoch, message, anchored_at=anchored_at, to_verify=to_verify)
+        self.check_signatures(to_verify)
 
-    def chained_rejection(self, epoch: int, entry: QuarantineMessage) -> None:
+    def chained_rejection(
+        self, epoch: int, entry: QuarantineMessage, *, anchored_at: int, to_verify: list[SignatureWork]
+    ) -> None:
         """Check a chained rejection as a link of its device's chain: the whole payload, the
-        device and seq it is listed under, a signature by the key the chain says was in force."""
+        device and seq it is listed under, a signature by a registered key that counts at the
+        block time of the checkpoint that committed the quarantine."""
         where: dict[str, Any] = {"epoch": epoch, "device": entry.device, "seq": entry.seq}
         message = chained_message(entry, where=where, find=self.find)
         if message is None:
             return
-        body = message.body
-        on_chain = self.device(body.device)
-        key = on_chain.key_at(body.ts_ms // 1000) if on_chain is not None else None
+        on_chain = self.device(message.body.device)
         if on_chain is None:
             self.find("unknown_device", "the device is not in the DeviceRegistry", **where)
             return
-        if key is None:
-            refusal = key_refusal(body.device, on_chain.keys, body.ts_ms // 1000)
-            self.find(refusal.reason, str(refusal), **where)
-            return
-        if self.verify_signatures:
-            try:
-                on_chain.verifier(key).verify(message=message.signed_bytes, signature=message.signature)
-            except VerificationError as exc:
-                self.find(
-                    "bad_signature",
-                    f"the chained rejection's signature does not verify with the key registered on chain: {exc}",
-                    **where,
-                )
-                return
-            self.report.signatures_checked += 1
-        self.link(message, key=key, epoch=epoch, leaf_index=None, rejected=entry.reason)
+        self.queue(
+            message,
+            on_chain,
+            epoch=epoch,
+            leaf_index=None,
+            anchored_at=anchored_at,
+            to_verify=to_verify,
+            rejected=entry.reason,
+        )
 
 
 def audit_epochs(

@@ -9,7 +9,11 @@ list of problems, each a ``(check, message, link)``:
 - ``gap``: seqs between two links that neither the log nor the quarantine holds (loss);
 - ``fork``: a seq seen twice, or a link whose ``prev`` is not the hash of the link before;
 - ``bad_restart``: a ``prev`` of 32 zero bytes (a new chain) where no key rotation on chain
-  explains it. A legitimate restart (a resynchronised device) is its new key's first reading.
+  explains it. A legitimate restart (a resynchronised device) is its new key's first reading;
+- ``back_in_time``: an accepted reading dated before the accepted reading before it in the chain
+  (a device's clock is evidence, and the chain's order is the device's own);
+- ``too_soon``: an accepted reading dated less than the device's registered window after the one
+  before it (one window, one reading: two readings inside a window count the same output twice).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocol.envelope import GENESIS_PREV
+from protocol.timing import BackInTimeError, TooSoonError, check_spacing
 
 __all__ = ["DeviceChain", "Link", "follow"]
 
@@ -37,6 +42,10 @@ class Link:
     """None for a chained rejection (it is in the quarantine, not the log)."""
     rejected: str | None = None
     """The quarantine reason of a chained rejection; None for an accepted reading."""
+    ts_ms: int = 0
+    """The reading's own date."""
+    window_s: int | None = None
+    """The device's registered window (None when the chain has no profile for it)."""
 
     def where(self, device: str) -> dict[str, Any]:
         return {"epoch": self.epoch, "device": device, "seq": self.seq, "leaf_index": self.leaf_index}
@@ -97,6 +106,7 @@ def follow(links: Iterable[Link], *, from_genesis: bool) -> tuple[DeviceChain, l
     if first.rejected is not None and all(check == "gap" for check, _, _ in problems):
         chain.rejected.append((first.seq, first.rejected))
     before = first
+    accepted = first if first.rejected is None else None
     for link in ordered[1:]:
         found = len(problems)
         if link.seq <= chain.last_seq:
@@ -104,6 +114,10 @@ def follow(links: Iterable[Link], *, from_genesis: bool) -> tuple[DeviceChain, l
             problems.append(("fork", f"seq {link.seq} again after seq {chain.last_seq}", link))
             continue
         _step(chain, link, before=before, problems=problems)
+        if link.rejected is None:
+            if accepted is not None:
+                _check_time(link, before=accepted, problems=problems)
+            accepted = link
         if link.rejected is not None and all(check == "gap" for check, _, _ in problems[found:]):
             chain.rejected.append((link.seq, link.rejected))
         chain.last_seq, chain.last_hash = link.seq, link.chain_hash
@@ -149,3 +163,17 @@ def _step(chain: DeviceChain, link: Link, *, before: Link, problems: list[tuple[
         chain.forks.append(link.seq)
         what = "chained rejection" if link.rejected is not None else "reading"
         problems.append(("fork", f"the {what}'s prev does not link to seq {chain.last_seq}", link))
+
+
+def _check_time(link: Link, *, before: Link, problems: list[tuple[str, str, Link]]) -> None:
+    """An accepted reading keeps the window rules after the accepted one before it
+    (:func:`protocol.timing.check_spacing`, the gateway's rule): never back in time, at least
+    the registered window later."""
+    # Without a profile on chain (its own finding) only the order can be judged.
+    window_s = 0 if link.window_s is None else link.window_s
+    try:
+        check_spacing(previous_ts_ms=before.ts_ms, ts_ms=link.ts_ms, window_s=window_s)
+    except BackInTimeError as exc:
+        problems.append(("back_in_time", f"{exc} (seq {before.seq}): a device's readings never go back in time", link))
+    except TooSoonError as exc:
+        problems.append(("too_soon", f"{exc} (seq {before.seq}; one reading per registered window)", link))

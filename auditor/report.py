@@ -9,7 +9,7 @@ from typing import Any
 from auditor.chains import DeviceChain
 from chain.types import Checkpoint as ChainCheckpoint
 
-__all__ = ["AuditReport", "EpochResult", "Finding", "Rejection"]
+__all__ = ["AuditReport", "ChainEvent", "EpochResult", "Finding", "Rejection"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +45,8 @@ class EpochResult:
     block_number: int
     assets: dict[str, dict[str, int]]
     findings: int = 0
+    tariff: str | None = None
+    """The metadata's tariff, when it is the one published on chain for the window's start."""
 
     @classmethod
     def begin(cls, anchored: ChainCheckpoint) -> EpochResult:
@@ -69,6 +71,7 @@ class EpochResult:
             "block_number": self.block_number,
             "assets": self.assets,
             "findings": self.findings,
+            "tariff": self.tariff,
         }
 
 
@@ -86,6 +89,29 @@ class Rejection:
         return {"epoch": self.epoch, "device": self.device, "seq": self.seq, "reason": self.reason}
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainEvent:
+    """Something the registrar or the pricing authority did on chain in the window: information
+    for the auditor, not a finding."""
+
+    kind: str
+    """``registered``, ``rotated``, ``revoked`` or ``tariff``."""
+    subject: str
+    """The device (its id when the export showed it, else its id's hash), or the tariff."""
+    detail: str
+    block_number: int
+    timestamp: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "detail": self.detail,
+            "block_number": self.block_number,
+            "timestamp": self.timestamp,
+        }
+
+
 @dataclass(slots=True)
 class AuditReport:
     first: int
@@ -95,6 +121,10 @@ class AuditReport:
     devices: dict[str, DeviceChain] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    events: list[ChainEvent] = field(default_factory=list)
+    """Registrations, rotations and revocations on chain in the window."""
+    tariffs: list[ChainEvent] = field(default_factory=list)
+    """Tariffs the pricing authority published in the window."""
     quarantined: int = 0
     leaves: int = 0
     signatures_checked: int = 0
@@ -116,6 +146,8 @@ class AuditReport:
             "summary": {"by_check": self.by_check(), "by_device": self.by_device()},
             "findings": [f.to_json() for f in self.findings],
             "rejections": [r.to_json() for r in self.rejections],
+            "registry_events": [e.to_json() for e in self.events],
+            "tariff_changes": [t.to_json() for t in self.tariffs],
             "epochs": [e.to_json() for e in self.epochs],
             "devices": {name: chain.to_json() for name, chain in sorted(self.devices.items())},
         }
@@ -141,6 +173,7 @@ class AuditReport:
         lines = _summary(self, examples)
         lines += _completeness(self)
         lines += _rejections(self, examples)
+        lines += _chain_events(self)
         lines.append("")
         lines += _epochs(self)
         lines += _findings(self, examples)
@@ -200,6 +233,17 @@ def _rejections(report: AuditReport, examples: int | None) -> list[str]:
     return lines
 
 
+def _chain_events(report: AuditReport) -> list[str]:
+    """What the registrar and the pricing authority did on chain in the window."""
+    lines = []
+    for title, events in (("device registry", report.events), ("tariffs published", report.tariffs)):
+        counts = Counter(e.kind for e in events)
+        summary = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())) if events else "none"
+        lines.append(f"{title} in the window: {summary}")
+        lines.extend(f"  block {e.block_number:>7}  {e.kind:<10} {e.subject}: {e.detail}" for e in events)
+    return lines
+
+
 def _epochs(report: AuditReport) -> list[str]:
     """One line per epoch, then one per asset with its recomputed totals."""
     lines = []
@@ -207,6 +251,7 @@ def _epochs(report: AuditReport) -> list[str]:
         status = "ok" if e.findings == 0 else f"{e.findings} finding(s)"
         lines.append(
             f"epoch {e.epoch:>4}  size {e.tree_size:>9}  leaves {e.leaves:>7}  block {e.block_number:>7}  {status}"
+            + (f"  tariff {e.tariff}" if e.tariff else "")
         )
         for asset, totals in e.assets.items():
             lines.append(

@@ -1,16 +1,21 @@
-"""Signatures re-verified with the keys the chain registered: one verifier per key, in chunks."""
+"""Signatures re-verified with the keys the chain registered: one verifier per key, in chunks.
+
+A reading's signer is whichever registered key verifies it, tried in
+:func:`auditor.keys.signing_order`; almost always the first candidate does, so a batch costs one
+verification per reading. Whether the signer *counts* is judged afterwards, by chain time
+(:mod:`auditor.keys`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from auditor.verify import key_for_time
-from chain.types import KeyRecord
+from chain.types import DeviceProfile, KeyRecord
 from protocol.envelope import Message
 from protocol.errors import VerificationError
 from protocol.signing import VerifyingKey
 
-__all__ = ["DeviceOnChain", "verify_chunk"]
+__all__ = ["DeviceOnChain", "SignatureWork", "find_signers", "verify_chunk"]
 
 
 @dataclass(slots=True)
@@ -19,10 +24,8 @@ class DeviceOnChain:
 
     keys: list[KeyRecord]
     asset_id: bytes
+    profile: DeviceProfile
     verifiers: dict[int, VerifyingKey] = field(default_factory=dict)
-
-    def key_at(self, at_s: int) -> KeyRecord | None:
-        return key_for_time(self.keys, at_s)
 
     def verifier(self, key: KeyRecord) -> VerifyingKey:
         found = self.verifiers.get(key.index)
@@ -31,8 +34,21 @@ class DeviceOnChain:
         return found
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignatureWork:
+    """One message to verify, with the keys that may have signed it, in the order to try them."""
+
+    message: Message
+    candidates: list[tuple[KeyRecord, VerifyingKey]]
+    leaf_index: int | None
+    epoch: int
+    anchored_at: int
+    rejected: str | None = None
+    """The quarantine reason when the message is a chained rejection."""
+
+
 def verify_chunk(work: list[tuple[Message, VerifyingKey, int]]) -> list[tuple[Message, int, str]]:
-    """Verify each message with its key; the failures, with their leaf index and why."""
+    """Verify each message with its one key; the failures, with their leaf index and why."""
     failures = []
     for message, key, index in work:
         try:
@@ -40,3 +56,21 @@ def verify_chunk(work: list[tuple[Message, VerifyingKey, int]]) -> list[tuple[Me
         except VerificationError as exc:
             failures.append((message, index, str(exc)))
     return failures
+
+
+def find_signers(work: list[SignatureWork]) -> list[tuple[SignatureWork, KeyRecord | None, str | None]]:
+    """For each item, the key that signs it, or None and why none does."""
+    results: list[tuple[SignatureWork, KeyRecord | None, str | None]] = []
+    for item in work:
+        error: str | None = None
+        signer: KeyRecord | None = None
+        for key, verifier in item.candidates:
+            try:
+                verifier.verify(message=item.message.signed_bytes, signature=item.message.signature)
+            except VerificationError as exc:
+                error = error or str(exc)
+            else:
+                signer = key
+                break
+        results.append((item, signer, None if signer is not None else error))
+    return results

@@ -1,17 +1,25 @@
 """Verify one reading's proof bundle against the chain, trusting nothing else.
 
 The bundle is the operator's claim. From it the auditor takes only the message bytes and the
-proof path; the key, the checkpoint and its block come from the chain:
+proof path; the key, the device's profile, the checkpoints, the tariff and their blocks come
+from the chain:
 
 1. the message is canonical and well formed, and names the bundle's device;
-2. the DeviceRegistry has a key for the device that signs for the reading's time (never after a
-   rotation or revocation ended it: :func:`key_for_time`), and the signature verifies with it;
-3. the AnchorRegistry holds a checkpoint for the bundle's epoch, and the bundle's checkpoint (and
-   anchor block, when given) is exactly it;
-4. the inclusion proof is for that checkpoint's tree size and leads from the leaf hash to its root;
-5. the anchoring block has at least the confirmations asked for;
-6. when the bundle carries the epoch metadata, it hashes to the anchored metaHash and the leaf
-   lies in the epoch; its tariff then prices the reading.
+2. the device is in the DeviceRegistry and the AnchorRegistry holds a checkpoint for the
+   bundle's epoch;
+3. one of the device's registered keys signs the message (the one in force at the checkpoint's
+   block time first, then the others, newest first);
+4. the reading has the device's registered kind and reporting window (``wrong_kind``,
+   ``wrong_window``) and is plausible for its registered rating (``implausible``);
+5. the bundle's checkpoint (and anchor block, when given) is exactly the anchored one, the
+   inclusion proof is for its tree size and leads to its root, and it is the first checkpoint
+   that includes the leaf (the previous epoch's ends before it: ``not_first_checkpoint``);
+6. the signing key counts at that checkpoint's block time (:mod:`auditor.keys`: chain time,
+   never the reading's date, with the registry's rotation grace and backfill bound);
+7. the anchoring block has at least the confirmations asked for;
+8. when the bundle carries the epoch metadata, it hashes to the anchored metaHash, the leaf lies
+   in the epoch, and its tariff is the one the pricing authority had in force on chain at the
+   epoch window's start (``tariff_not_published``, ``tariff_mismatch``); it then prices the reading.
 
 The first check that fails raises a :class:`~protocol.errors.VerificationError` whose ``reason``
 names it. Problems with the chain itself (unreachable, wrong contracts) raise
@@ -25,24 +33,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from auditor.keys import KeyRules, judge, signing_order
 from chain.errors import CheckpointMismatchError, ContractRevert
 from chain.reader import ChainReader
 from chain.types import Checkpoint as ChainCheckpoint
-from chain.types import KeyEnd, KeyRecord
+from chain.types import DeviceProfile, KeyRecord, PublishedTariff
 from protocol.bundle import Anchor as BundleAnchor
 from protocol.bundle import ProofBundle, verify_bundle_offline
-from protocol.cashflow import CashFlow, reading_cash_flow
-from protocol.envelope import Message, decode_message
+from protocol.cashflow import CashFlow, Tariff, reading_cash_flow, tariff_hash
+from protocol.envelope import Body, Message, decode_message
 from protocol.epoch import EpochMetadata
 from protocol.errors import VerificationError
 from protocol.merkle.verify import verify_inclusion
+from protocol.plausibility import check_metrics
+from protocol.timing import WrongWindowError, check_window
 
 __all__ = [
     "BundleVerdict",
-    "key_for_time",
-    "key_refusal",
+    "check_profile",
+    "check_tariff",
+    "find_signer",
+    "key_rules",
     "onchain_check",
-    "registered_key",
     "verify_bundle",
     "verify_bundles_offline",
 ]
@@ -60,12 +72,15 @@ class BundleVerdict:
     cash_flow: CashFlow | None
     currency: str | None
     tariff_id: str | None
+    tariff_on_chain: PublishedTariff | None
+    """The published tariff the metadata's is (None without metadata)."""
     bundle_key_matches: bool
     """Whether the key the bundle names is the registered one (only the registered one is used)."""
 
     def to_json(self) -> dict[str, Any]:
         body = self.message.body
         c = self.checkpoint
+        published = self.tariff_on_chain
         return {
             "valid": True,
             "reading": {
@@ -82,6 +97,7 @@ class BundleVerdict:
                 "alg": self.key.alg,
                 "public_key": self.key.public_key.hex(),
                 "bundle_key_matches": self.bundle_key_matches,
+                "judged_at": c.timestamp,
             },
             "checkpoint": {
                 "epoch": c.epoch,
@@ -98,6 +114,14 @@ class BundleVerdict:
             else {
                 "currency": self.currency,
                 "tariff": self.tariff_id,
+                "tariff_published": None
+                if published is None
+                else {
+                    "index": published.index,
+                    "hash": published.tariff_hash.hex(),
+                    "effective_from": published.effective_from,
+                    "block_number": published.block_number,
+                },
                 "revenue": self.cash_flow.revenue,
                 "cost": self.cash_flow.cost,
                 "net": self.cash_flow.net,
@@ -109,48 +133,96 @@ def _fail(reason: str, message: str) -> VerificationError:
     return VerificationError(message, reason=reason)
 
 
-def key_for_time(keys: Sequence[KeyRecord], at_s: int) -> KeyRecord | None:
-    """The key of ``keys`` (a device's key history, oldest first) that signs for block time
-    ``at_s``: the one in force then, or the first key for a reading dated before the device was
-    registered (a device may deliver readings it measured before registration, and no other key
-    can have existed then). Nothing signs after a rotation ended a key or a revocation ended the
-    device: that bound is the one that protects against a stolen or retired key."""
-    for key in reversed(keys):
-        if key.valid_at(at_s):
-            return key
-    if keys and at_s < keys[0].from_time:
-        return keys[0]
-    return None
+def key_rules(chain: ChainReader) -> KeyRules:
+    """The DeviceRegistry's rotation grace and backfill bound, from the chain."""
+    params = chain.registry_params()
+    return KeyRules(rotation_grace=params.rotation_grace, max_backfill=params.max_backfill)
 
 
-def registered_key(chain: ChainReader, *, device_id: str, ts_ms: int) -> KeyRecord:
-    """The key the DeviceRegistry says signs for ``device_id`` at the reading time ``ts_ms``
-    (:func:`key_for_time`; block time has whole seconds). Raises ``unknown_device``,
-    ``key_revoked`` or ``key_not_valid``."""
-    at_s = ts_ms // 1000
+def _device_keys(chain: ChainReader, device_id: str) -> list[KeyRecord]:
+    """The device's key history from the DeviceRegistry (``unknown_device`` when it has none)."""
     try:
-        keys = chain.device_keys(device_id)
+        return chain.device_keys(device_id)
     except ContractRevert as exc:
         if exc.name == "UnknownDevice":
             raise _fail("unknown_device", f"device {device_id!r} is not in the DeviceRegistry") from None
         raise
-    key = key_for_time(keys, at_s)
-    if key is None:
-        raise key_refusal(device_id, keys, at_s)
-    return key
 
 
-def key_refusal(device_id: str, keys: Sequence[KeyRecord], at_s: int) -> VerificationError:
-    """Why no key of ``keys`` signs for block time ``at_s``: ``key_revoked`` when the device was
-    revoked at or before it, else ``key_not_valid``."""
-    last = keys[-1] if keys else None
-    if last is not None and last.end is KeyEnd.REVOKED and last.until_time is not None and at_s >= last.until_time:
-        return _fail(
-            "key_revoked",
-            f"device {device_id!r} was revoked at block time {last.until_time};"
-            f" the reading claims time {at_s} (signed after its key was revoked)",
+def check_profile(body: Body, profile: DeviceProfile) -> None:
+    """The reading has the device's registered kind and window, and is plausible for its
+    registered rating (``wrong_kind``, ``wrong_window``, ``implausible``)."""
+    if body.kind != profile.kind:
+        raise _fail(
+            "wrong_kind",
+            f"the reading says kind {body.kind}; device {body.device!r} is registered on chain as {profile.kind}",
         )
-    return _fail("key_not_valid", f"no key of device {device_id!r} was in force at the reading's time {at_s}")
+    try:
+        check_window(body, registered_window_s=profile.window_s)
+    except WrongWindowError as exc:
+        raise _fail("wrong_window", f"{exc} (on chain)") from None
+    rating = {"rated_power_w": profile.rated_power_w, "rated_hashrate_ghs": profile.rated_hashrate_ghs}
+    try:
+        check_metrics(body.kind, body.metrics, rating, window_s=profile.window_s)
+    except VerificationError as exc:
+        raise _fail(
+            "implausible", f"implausible for the rating registered on chain for {body.device!r}: {exc}"
+        ) from None
+
+
+def find_signer(message: Message, keys: Sequence[KeyRecord], *, anchored_at: int) -> KeyRecord:
+    """The registered key that signs ``message`` (tried in :func:`auditor.keys.signing_order`);
+    ``alg_mismatch`` or ``bad_signature`` when none does."""
+    body = message.body
+    candidates = [k for k in signing_order(keys, anchored_at=anchored_at) if k.alg == message.alg]
+    if not candidates:
+        raise _fail(
+            "alg_mismatch",
+            f"the message is signed with {message.alg}, device {body.device!r} is registered {keys[-1].alg}",
+        )
+    error: VerificationError | None = None
+    for key in candidates:
+        try:
+            message.verify(alg=key.alg, public_key=key.public_key)
+        except VerificationError as exc:
+            error = error or exc
+        else:
+            return key
+    raise _fail(
+        "bad_signature",
+        f"the signature does not verify with any key registered on chain for {body.device!r}"
+        f" ({len(candidates)} tried): {error}",
+    )
+
+
+def check_tariff(chain: ChainReader, meta: EpochMetadata) -> PublishedTariff:
+    """The published tariff in force on chain at the epoch window's start, which must be the
+    metadata's (``tariff_not_published``, ``tariff_mismatch``)."""
+    at_s = meta.start_ms // 1000
+    published = chain.tariff_in_force(at_s)
+    if published is None:
+        raise _fail(
+            "tariff_not_published",
+            f"epoch {meta.epoch}'s window starts at {at_s}; the pricing authority had no tariff in force on chain"
+            " then (the metadata's tariff is the operator's word)",
+        )
+    return _same_tariff(meta.epoch, meta.tariff, published)
+
+
+def _same_tariff(epoch: int, tariff: Tariff, published: PublishedTariff) -> PublishedTariff:
+    if tariff_hash(tariff) != published.tariff_hash:
+        theirs = published.parsed
+        detail = ""
+        if theirs is not None:
+            mine, ref = tariff.to_json(), theirs.to_json()
+            differing = [f"{k} {mine[k]} (published {ref[k]})" for k in ref if mine[k] != ref[k]]
+            detail = ": " + ", ".join(differing)
+        raise _fail(
+            "tariff_mismatch",
+            f"epoch {epoch}'s metadata prices with tariff {tariff.id!r}, which is not tariff #{published.index}"
+            f" the pricing authority published on chain (in force from {published.effective_from}){detail}",
+        )
+    return published
 
 
 def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations: int = 1) -> BundleVerdict:
@@ -159,13 +231,18 @@ def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations:
     body = message.body
     if body.device != bundle.device_id:
         raise _fail("device_mismatch", f"the message is from {body.device!r}, the bundle names {bundle.device_id!r}")
-    key = registered_key(chain, device_id=body.device, ts_ms=body.ts_ms)
-    _check_signature(message, key)
+    keys = _device_keys(chain, body.device)
     anchored = _anchored(chain, bundle.checkpoint.epoch)
+    key = find_signer(message, keys, anchored_at=anchored.timestamp)
+    check_profile(body, chain.device_profile(body.device))
     _check_checkpoint(bundle, anchored)
     if bundle.anchor is not None:
         _check_anchor(bundle.anchor, anchored, chain=chain)
     _check_inclusion(bundle, message, anchored)
+    _check_first_inclusion(chain, bundle.leaf_index, anchored)
+    refusal = judge(body.device, key, anchored_at=anchored.timestamp, ts_ms=body.ts_ms, rules=key_rules(chain))
+    if refusal is not None:
+        raise refusal
     confirmations = chain.block_number() - anchored.block_number + 1
     if confirmations < min_confirmations:
         raise _fail(
@@ -173,8 +250,10 @@ def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations:
             f"epoch {anchored.epoch}'s anchor has {confirmations} confirmation(s); {min_confirmations} required",
         )
     flow = currency = tariff_id = None
+    published = None
     if bundle.metadata is not None:
         meta = _checked_metadata(bundle.metadata, leaf_index=bundle.leaf_index, anchored=anchored)
+        published = check_tariff(chain, meta)
         flow = reading_cash_flow(body, meta.tariff)
         currency, tariff_id = meta.tariff.currency, meta.tariff.id
     return BundleVerdict(
@@ -186,25 +265,23 @@ def verify_bundle(bundle: ProofBundle, *, chain: ChainReader, min_confirmations:
         cash_flow=flow,
         currency=currency,
         tariff_id=tariff_id,
+        tariff_on_chain=published,
         bundle_key_matches=(bundle.alg, bundle.public_key) == (key.alg, key.public_key),
     )
 
 
-def _check_signature(message: Message, key: KeyRecord) -> None:
-    """The message is signed with the registered key's algorithm, and verifies with it."""
-    body = message.body
-    if key.alg != message.alg:
+def _check_first_inclusion(chain: ChainReader, leaf_index: int, anchored: ChainCheckpoint) -> None:
+    """The checkpoint is the first that includes the leaf: the previous epoch's ends before it
+    (a key is judged at the block time of the first, never of a later one)."""
+    if anchored.epoch == 0:
+        return
+    previous = _anchored(chain, anchored.epoch - 1)
+    if leaf_index < previous.tree_size:
         raise _fail(
-            "alg_mismatch", f"the message is signed with {message.alg}, device {body.device!r} is registered {key.alg}"
+            "not_first_checkpoint",
+            f"leaf {leaf_index} was already in epoch {previous.epoch}'s checkpoint (size {previous.tree_size});"
+            f" its key is judged at the first checkpoint that included it, not epoch {anchored.epoch}'s",
         )
-    try:
-        message.verify(alg=key.alg, public_key=key.public_key)
-    except VerificationError as exc:
-        raise _fail(
-            "bad_signature",
-            f"the signature does not verify with the key registered on chain for {body.device!r}"
-            f" (key #{key.index}): {exc}",
-        ) from None
 
 
 def _anchored(chain: ChainReader, epoch: int) -> ChainCheckpoint:
@@ -296,9 +373,10 @@ def _checked_metadata(meta: EpochMetadata, *, leaf_index: int, anchored: ChainCh
 
 def onchain_check(chain: ChainReader, bundle: ProofBundle) -> dict[str, Any]:
     """Have the ReadingVerifier contract check the reading in one ``eth_call``: inclusion under
-    the anchored checkpoint and the P-256 signature with the key registered at the reading's
-    time. Ed25519 readings cannot be (the EVM has no Ed25519 precompile): reported, not failed.
-    Raises ``onchain_<reason>`` when the contract says invalid."""
+    the anchored checkpoint (the first to include it), the registered kind and window, and the
+    P-256 signature with a key the registry accepts at the checkpoint's block time. Ed25519
+    readings cannot be (the EVM has no Ed25519 precompile): reported, not failed. Raises
+    ``onchain_<reason>`` when the contract says invalid."""
     message = decode_message(bundle.message)
     if message.alg != "es256":
         return {
@@ -308,6 +386,7 @@ def onchain_check(chain: ChainReader, bundle: ProofBundle) -> dict[str, Any]:
             " lacks (checked off chain above)",
         }
     anchored = chain.checkpoint(bundle.checkpoint.epoch)
+    previous = chain.checkpoint(anchored.epoch - 1) if anchored.epoch > 0 else None
     verdict = chain.verify_reading_onchain(
         message=bundle.message,
         device_id=bundle.device_id,
@@ -315,6 +394,7 @@ def onchain_check(chain: ChainReader, bundle: ProofBundle) -> dict[str, Any]:
         tree_size=bundle.tree_size,
         proof=list(bundle.inclusion_proof),
         checkpoint=anchored,
+        previous=previous,
     )
     if not verdict.valid:
         raise _fail(f"onchain_{verdict.reason}", f"the ReadingVerifier contract refused the reading: {verdict.message}")

@@ -75,6 +75,9 @@ def _metrics(rng: random.Random) -> dict[str, int]:
 class Fleet:
     def __init__(self, devices: int, seed: int) -> None:
         self.rng = random.Random(seed)
+        self.start_ms = START_MS
+        """When the readings begin; main() moves it to the chain's time: keys count for readings
+        dated at most the registry's backfill bound before their registration."""
         self.keys = {f"sol-{i:05d}": DeviceKey.generate("es256" if i % 5 == 0 else "ed25519") for i in range(devices)}
         self.heads = dict.fromkeys(self.keys, (0, GENESIS_PREV))
 
@@ -87,7 +90,7 @@ class Fleet:
             body = Body(
                 device=device,
                 seq=seq + 1,
-                ts_ms=START_MS + seq * 60_000,
+                ts_ms=self.start_ms + seq * 60_000,
                 kind=DeviceKind.SOLAR,
                 window_s=60,
                 metrics=_metrics(self.rng),
@@ -103,6 +106,7 @@ def build(
     directory: Path, *, chain: ChainClient, fleet: Fleet, leaves: int, epoch_leaves: int, tariff: Tariff
 ) -> tuple[MerkleLog, list[EpochMetadata], list[bytes]]:
     """Anchor ``leaves`` readings in epochs and write the export; the log, metadata and leaves."""
+    chain.publish_tariff(tariff, effective_from=0)  # every epoch's metadata must carry the published tariff
     chain.register_devices(
         DeviceRegistration(
             device_id=d,
@@ -293,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         deployment = client.deploy()
         client = ChainClient(node.web3(), account=ANVIL_DEV_KEY, deployment=deployment)
         reader = ChainReader(node.web3(), deployment=deployment)
+        fleet.start_ms = reader.block_timestamp(reader.block_number()) * 1000
         with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
             export = Path(tmp)
             built = time.perf_counter()

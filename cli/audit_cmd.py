@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from auditor.sources import DEFAULT_MAX_BYTES
 from cli.common import DatabaseOption, DeploymentOption, RpcOption
 from cli.verify_cmd import EXIT_INVALID, EXIT_UNUSABLE
 
@@ -162,10 +163,21 @@ def audit(
     show_all: Annotated[
         bool, typer.Option("--all", help="List every finding and rejection, not the first few of each kind.")
     ] = False,
+    max_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-bytes",
+            min=1,
+            help="Refuse an export file larger than this from an HTTP source (the operator's API).",
+        ),
+    ] = DEFAULT_MAX_BYTES,
 ) -> None:
-    """Audit epochs against the chain alone: roots, consistency, metaHash, per-asset totals,
-    signatures, every device's chain (accepted readings and chained rejections), loss per device
-    and silent devices. Exit 0 passed, 1 findings, 2 unusable input."""
+    """Audit epochs against the chain alone: roots, consistency, metaHash, the published tariff,
+    per-asset totals, signatures by keys that count at their checkpoint's block time, the
+    registered device profiles, every device's chain (accepted readings and chained rejections),
+    loss per device, silent devices, and what the registrar and pricing authority did in the
+    window. The deployment is the auditor's own file (--deployment), role holders included,
+    checked against the chain. Exit 0 passed, 1 findings, 2 unusable input."""
     from auditor.audit import audit_epochs
     from auditor.sources import SourceError, open_source
     from chain.errors import ChainError
@@ -175,7 +187,7 @@ def audit(
     first, last = parse_epochs(epochs)
     try:
         reader = connect_reader(rpc, deployment=deployment)
-        source_ = open_source(source)
+        source_ = open_source(source, max_bytes=max_bytes)
         audited, notes = _auditable(source_, reader, first=first, last=last)
         report = audit_epochs(source_, chain=reader, first=first, last=audited, verify_signatures=signatures)
     except _NothingToAuditError as exc:

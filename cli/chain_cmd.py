@@ -1,4 +1,4 @@
-"""``assetproof chain``: deploy the contracts, and run a local node."""
+"""``assetproof chain``: deploy the contracts, publish a tariff, and run a local node."""
 
 from __future__ import annotations
 
@@ -72,7 +72,8 @@ def deploy(
     no_tariff: Annotated[bool, typer.Option("--no-tariff", help="Publish no tariff at deployment.")] = False,
 ) -> None:
     """Deploy AnchorRegistry, DeviceRegistry, TariffRegistry and ReadingVerifier and write the
-    deployment file."""
+    deployment file. When the deployer is also the pricing authority (development), the
+    configured tariff is published at once, in force from the start of time."""
     from chain.deployment import write_deployment
     from chain.errors import ChainError
     from chain.types import Roles
@@ -106,7 +107,7 @@ def deploy(
             # packaged tariff goes on chain as the first one (in force since always).
             from gateway.tariff import load_tariff
 
-            tariff = load_tariff(tariff_file)
+            tariff = load_tariff(tariff_file or settings().tariff)
             ChainClient(w3, account=client.account, deployment=deployment).publish_tariff(tariff, effective_from=0)
             published = tariff.id
     except ChainError as exc:
@@ -248,7 +249,9 @@ app.add_typer(tariff_app, name="tariff")
 def tariff_publish(
     rpc: RpcOption,
     deployment: DeploymentOption,
-    tariff_file: Annotated[Path | None, typer.Argument(help="The tariff JSON (default: the packaged one).")] = None,
+    tariff_file: Annotated[
+        Path | None, typer.Argument(help="The tariff JSON (default: $ASSETPROOF_TARIFF, else the packaged one).")
+    ] = None,
     effective_from: Annotated[
         int | None,
         typer.Option(
@@ -262,17 +265,21 @@ def tariff_publish(
     its effective time are priced with it; nobody can reprice the past."""
     from chain.errors import ChainError
     from gateway.tariff import load_tariff
+    from protocol.cashflow import tariff_hash
     from protocol.errors import AssetproofError
 
     client = _client(rpc, deployment, key or secret("require_pricing_key"))
     try:
-        tariff = load_tariff(tariff_file)
+        tariff = load_tariff(tariff_file or settings().tariff)
         first = client.tariff_count() == 0
         when = effective_from if effective_from is not None else (0 if first else _soon(client))
         receipt = client.publish_tariff(tariff, effective_from=when)
     except (AssetproofError, ChainError) as exc:
         raise fail(str(exc)) from None
-    typer.echo(f"published tariff {tariff.id} in force from {when} (block {receipt.block_number})")
+    typer.echo(
+        f"published tariff {tariff.id} (sha256 {tariff_hash(tariff).hex()}) in force from {when}"
+        f" (block {receipt.block_number})"
+    )
 
 
 @tariff_app.command(name="list")

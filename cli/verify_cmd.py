@@ -63,8 +63,11 @@ def verify(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
-    """Verify one reading's proof bundle against the chain: signature with the key registered at
-    the reading's time, leaf, inclusion in the anchored checkpoint, confirmations."""
+    """Verify one reading's proof bundle against the chain: a key registered for the device that
+    counts at the block time of the first checkpoint including the reading, the registered kind,
+    window and rating, inclusion in the anchored checkpoint, the tariff the pricing authority
+    published, confirmations. The deployment (addresses, chain id, roles) is the auditor's own
+    file, checked against the chain; nothing the operator's API says replaces it."""
     try:
         data = bundle_path.read_bytes()
     except OSError as exc:
@@ -100,8 +103,10 @@ def verify(
     cp = verdict.checkpoint
     lines = [
         f"VALID: {body.device} seq {body.seq} ({body.kind}, {_time(body.ts_ms / 1000)}, {body.window_s} s window)",
-        f"  signature: {verdict.key.alg} key #{verdict.key.index} registered on chain, valid at the reading's time"
+        f"  signature: {verdict.key.alg} key #{verdict.key.index} registered on chain, counted at the block time of"
+        " the first checkpoint that included the reading"
         + ("" if verdict.bundle_key_matches else " (the bundle named another key: ignored)"),
+        f"  device: {body.kind} with a {body.window_s} s window and plausible figures, as registered on chain",
         f"  inclusion: leaf {verdict.leaf_index} of epoch {cp.epoch}'s checkpoint (tree size {cp.tree_size},"
         f" root {cp.root.hex()[:16]}…)",
         f"  anchored: block {cp.block_number} at {_time(cp.timestamp)}, {verdict.confirmations - 1} block(s) on top",
@@ -110,11 +115,17 @@ def verify(
     if verdict.cash_flow is not None:
         flow = verdict.cash_flow
         lines.append(
-            f"  cash flow ({verdict.currency} minor units, tariff {verdict.tariff_id}):"
-            f" revenue {flow.revenue}, cost {flow.cost}, net {flow.net}"
+            f"  cash flow ({verdict.currency} minor units, tariff {verdict.tariff_id}"
+            + (
+                f", published on chain as #{verdict.tariff_on_chain.index}"
+                if verdict.tariff_on_chain is not None
+                else ""
+            )
+            + f"): revenue {flow.revenue}, cost {flow.cost}, net {flow.net}"
         )
     if onchain:
         lines.append(f"  on chain: {result['onchain']['message']}")
+    lines.append(f"  deployment: {deployment} (chain id, contract code and role holders checked on chain)")
     typer.echo("\n".join(lines))
 
 

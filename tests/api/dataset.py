@@ -176,6 +176,8 @@ def build(url: str, workdir: Path) -> Dataset:
     )
     deployment_path = workdir / "deployment.json"
     write_deployment(deployment_path, deployment)
+    # The attestor prices epochs with the tariff the pricing authority published on chain.
+    ChainClient(w3, account=deployer, deployment=deployment).publish_tariff(TARIFF, effective_from=0)
     client = ChainClient(w3, account=attestor_account, deployment=deployment)
     # Epochs close by size only here; their windows are wall-clock time, as in production.
     attestor = Attestor(engine, client, policy=EpochPolicy(window_ms=10 * 24 * HOUR_MS, max_leaves=EPOCH_LEAVES))

@@ -1,8 +1,12 @@
 """One real pipeline per module, as an operator runs it, then tampered with per test.
 
-``assetproof devices provision`` (keys on the DeviceRegistry of a real anvil), Mosquitto with the
-generated dynamic-security config, a gateway process, ``assetproof simulate``, then the attestor
-anchoring a few epochs. A second simulator run leaves readings stored but not yet in the log, so
+A deployment whose roles are held by distinct keys, as in production: the operator's key is the
+attestor and nothing else; a registrar registers the devices (``assetproof devices provision``
+with the registrar's key, on the DeviceRegistry of a real anvil); a pricing authority publishes
+the tariff on the TariffRegistry; a governor may replace any of them after the governance delay.
+Then Mosquitto with the generated dynamic-security config, a gateway process, ``assetproof
+simulate``, and the attestor (with the operator's key) anchoring a few epochs, each priced with the
+tariff published on chain. A second simulator run leaves readings stored but not yet in the log, so
 a test can also tamper *before* the attestor anchors. Each test gets its own copy of the
 database and an anvil snapshot that is reverted afterwards.
 """
@@ -26,10 +30,12 @@ from attestor.anchoring import Anchorer
 from attestor.epochs import EpochBuilder, EpochPolicy
 from chain.deployment import Deployment, write_deployment
 from chain.reader import ChainReader
+from chain.types import Roles
 from chain.writer import ChainClient
 from device_sim.outbox import Outbox
 from devstack.anvil import AnvilNode
 from devstack.mosquitto import Mosquitto
+from gateway.tariff import load_tariff
 from store.db import make_engine
 from store.tables import Epoch, Reading
 from tests.support.chain import funded_account
@@ -54,7 +60,11 @@ class Pipeline:
     keystore: Path
     node: AnvilNode
     operator: LocalAccount
-    """Deployer, attestor and registry admin in one: the operator's chain key."""
+    """The operator's chain key: the attestor, and nothing else."""
+    registrar: LocalAccount
+    pricing: LocalAccount
+    """The pricing authority."""
+    governor: LocalAccount
 
     @property
     def rpc(self) -> str:
@@ -92,10 +102,14 @@ def _signed(outbox: Path) -> int:
     return sum(state.seq for state in Outbox(outbox).device_states().values())
 
 
+def key_arg(account: LocalAccount) -> str:
+    return "0x" + bytes(account.key).hex()
+
+
 def attest(engine: Engine, chain: ChainClient, *, limit: int | None = None) -> None:
     """Run the attestor: append the pending readings (at most ``limit``), close all of them in
-    epochs of at most ``EPOCH_LEAVES``, and anchor them."""
-    builder = EpochBuilder(engine, policy=EpochPolicy(window_ms=1, max_leaves=EPOCH_LEAVES))
+    epochs of at most ``EPOCH_LEAVES`` (priced with the tariff published on chain), and anchor them."""
+    builder = EpochBuilder(engine, policy=EpochPolicy(window_ms=1, max_leaves=EPOCH_LEAVES), tariffs=chain)
     if limit is None:
         while builder.append_pending():
             pass
@@ -112,8 +126,16 @@ def attest(engine: Engine, chain: ChainClient, *, limit: int | None = None) -> N
 def pipeline(tmp_path_factory: pytest.TempPathFactory, anvil_node: AnvilNode) -> Pipeline:
     home = tmp_path_factory.mktemp("pipeline")
     w3 = anvil_node.web3()
-    operator = funded_account(w3)
-    deployment = ChainClient(w3, account=operator).deploy()
+    operator, registrar, pricing, governor = (funded_account(w3) for _ in range(4))
+    roles = Roles(
+        governor=governor.address,
+        attestor=operator.address,
+        registrar=registrar.address,
+        pricing_authority=pricing.address,
+    )
+    deployment = ChainClient(w3, account=governor).deploy(roles=roles)
+    # The pricing authority publishes the gateway's tariff, in force from the start of time.
+    ChainClient(w3, account=pricing, deployment=deployment).publish_tariff(load_tariff(), effective_from=0)
     deployment_path = home / "deployment.json"
     write_deployment(deployment_path, deployment)
     database = home / "assetproof.db"
@@ -131,7 +153,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, anvil_node: AnvilNode) ->
         "--rpc",
         anvil_node.url,
         "--key",
-        "0x" + bytes(operator.key).hex(),
+        key_arg(registrar),
     ]
     cli("devices", "provision", "--kind", "solar", "--count", "2", "--asset", "hk-rooftops", *common)
     cli(
@@ -177,6 +199,9 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, anvil_node: AnvilNode) ->
         keystore=keys,
         node=anvil_node,
         operator=operator,
+        registrar=registrar,
+        pricing=pricing,
+        governor=governor,
     )
 
 
@@ -189,9 +214,10 @@ class Case:
     db_url: str
     engine: Engine
 
-    def chain(self) -> ChainClient:
+    def chain(self, account: LocalAccount | None = None) -> ChainClient:
+        """A client with the operator's key (or ``account``'s)."""
         p = self.pipeline
-        return ChainClient(p.node.web3(), account=p.operator, deployment=p.deployment)
+        return ChainClient(p.node.web3(), account=account or p.operator, deployment=p.deployment)
 
     def reader(self) -> ChainReader:
         return ChainReader(self.pipeline.node.web3(), deployment=self.pipeline.deployment)
@@ -224,7 +250,9 @@ class Case:
         cli("export", "--epochs", epochs, str(out), *self.db_args())
         return out
 
-    def audit(self, epochs: str, source: Path | str, *extra: str) -> subprocess.CompletedProcess[str]:
+    def audit(
+        self, epochs: str, source: Path | str, *extra: str, deployment: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return cli(
             "audit",
             "--epochs",
@@ -234,7 +262,7 @@ class Case:
             "--rpc",
             self.pipeline.rpc,
             "--deployment",
-            str(self.pipeline.deployment_path),
+            str(deployment or self.pipeline.deployment_path),
             *extra,
             check=False,
         )

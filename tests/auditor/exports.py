@@ -77,6 +77,7 @@ class Fleet:
         w3 = node.web3()
         client = ChainClient(w3, account=funded_account(w3))
         client.deploy()
+        client.publish_tariff(TARIFF, effective_from=0)
         keys = {name: DeviceKey.generate("ed25519") for name in devices}
         client.register_devices(
             DeviceRegistration(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from store.tables import Reading
 from tests.auditor.conftest import Case, cli
+from tests.auditor.test_sources import huge_http_source
 
 
 def _one_line_exit_2(out: object) -> None:
@@ -102,3 +103,10 @@ def test_a_pending_reading_has_no_bundle_yet(case: Case) -> None:
     out = cli("bundle", "--device", pending.device_id, "--seq", str(pending.seq), *case.db_args(), check=False)
     assert out.returncode == 1
     assert "pending" in out.stderr
+
+
+def test_audit_refuses_a_huge_response_from_the_operators_api(case: Case) -> None:
+    with huge_http_source() as url:
+        out = case.audit("0", url + "/streamed", "--max-bytes", "100000")
+    _one_line_exit_2(out)
+    assert "larger than the limit of 100000 bytes" in out.stderr

@@ -39,13 +39,23 @@ def test_human_output_says_valid_and_what_it_is_worth(case: Case) -> None:
 def test_audit_of_every_anchored_epoch_passes(case: Case) -> None:
     epochs = case.anchored_epochs()
     window = f"{epochs[0]}..{epochs[-1]}"
-    out = case.audit(window, case.export(window), "--json")
+    export = case.export(window)
+    out = case.audit(window, export, "--json")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr
     report = json.loads(out.stdout)
     assert report["ok"] is True
     assert report["findings"] == []
     assert report["leaves"] == report["signatures_checked"] > 0
     assert all(not d["gaps"] and not d["forks"] for d in report["devices"].values())
+    # What the registrar and the pricing authority did on chain in the window, for the auditor to read.
+    registered = sorted(e["subject"] for e in report["registry_events"] if e["kind"] == "registered")
+    assert registered == sorted(report["devices"])
+    assert [t["subject"].split()[0] for t in report["tariff_changes"]] == ["#0"]
+    assert all(e["tariff"] and "#0 on chain" in e["tariff"] for e in report["epochs"])
+
+    text = case.audit(window, export).stdout
+    assert "device registry in the window: registered 5" in text
+    assert "tariffs published in the window: tariff 1" in text
 
 
 def test_audit_of_a_later_window_seeds_from_the_exported_frontier(case: Case) -> None:

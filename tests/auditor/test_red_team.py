@@ -16,14 +16,18 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 
 from attestor.anchoring import Anchorer
 from attestor.epochs import EpochBuilder, EpochPolicy, metadata_of
+from chain.deployment import write_deployment
+from chain.devchain import mine, set_next_block_timestamp
 from chain.errors import ContractRevert
+from chain.types import DeviceRegistration
 from device_sim.keystore import Keystore
-from protocol.envelope import Body, Message, decode_message, sign_body
+from protocol.envelope import Body, DeviceKind, Message, decode_message, sign_body
 from protocol.epoch import AssetTotals, EpochMetadata
 from protocol.merkle.log import MerkleLog
 from protocol.signing import DeviceKey
 from store.tables import DEVICE, DEVICE_KEY, EPOCH, READING
-from tests.auditor.conftest import EPOCH_LEAVES, Case, cli
+from tests.auditor.conftest import EPOCH_LEAVES, Case, attest, cli, key_arg
+from tests.support.chain import funded_account
 
 # --- helpers ---------------------------------------------------------------------------------------
 
@@ -282,12 +286,13 @@ def test_a_reading_signed_after_its_key_was_revoked(case: Case) -> None:
         "--rpc",
         case.pipeline.rpc,
         "--key",
-        "0x" + bytes(case.pipeline.operator.key).hex(),
+        key_arg(case.pipeline.registrar),
     )
     revoked_at = case.reader().device(device).revoked_time
     assert revoked_at is not None
     key = Keystore(case.pipeline.keystore).load(device).key  # the key still exists: stolen, say
-    body, last = _next_body(case.engine, device, ts_ms=(revoked_at + 5) * 1000)
+    body, last = _next_body(case.engine, device)
+    body = replace(body, ts_ms=max(body.ts_ms, (revoked_at + 5) * 1000))  # dated after the revocation
     _insert_reading(case.engine, sign_body(body, key), like=last)
     case.attest()
     index = _row(case.engine, device_id=device, seq=body.seq).log_index
@@ -304,7 +309,7 @@ def test_a_reading_signed_after_its_key_was_revoked(case: Case) -> None:
 def test_epoch_totals_inflated_by_the_attestor_and_anchored(case: Case) -> None:
     """The attestor's key anchors metadata whose totals do not add up: the chain accepts it
     (it cannot price readings), the audit recomputes them from the leaves and says which."""
-    builder = EpochBuilder(case.engine, policy=EpochPolicy(window_ms=1, max_leaves=EPOCH_LEAVES))
+    builder = EpochBuilder(case.engine, policy=EpochPolicy(window_ms=1, max_leaves=EPOCH_LEAVES), tariffs=case.chain())
     while builder.append_pending():
         pass
     closed = builder.close_due_epoch(now_ms=time.time_ns() // 1_000_000)
@@ -392,3 +397,337 @@ def test_nothing_is_pending_or_unaccounted_in_the_baseline(case: Case) -> None:
             .where(EPOCH.c.status != "anchored")
         ).scalar()
     assert unanchored == 0
+
+
+# --- trust roots on chain: keys judged by chain time, profiles, tariffs, roles (issue 14) -----------
+
+
+def _advance_chain_to(case: Case, timestamp: int) -> None:
+    """The next block is mined at ``timestamp`` (chain time control: no sleeping)."""
+    w3 = case.pipeline.node.web3()
+    set_next_block_timestamp(w3, timestamp)
+    mine(w3)
+
+
+def _chain_now(case: Case) -> int:
+    reader = case.reader()
+    return reader.block_timestamp(reader.block_number())
+
+
+def _past_the_readings(case: Case, device: str) -> None:
+    """Move chain time an hour past the device's newest reading, so whatever the registrar does
+    next happens after every reading it signed so far."""
+    body, _ = _next_body(case.engine, device)
+    _advance_chain_to(case, max(_chain_now(case), body.ts_ms // 1000) + 3600)
+
+
+def _forge_and_anchor(case: Case, device: str, key: DeviceKey, **changes: Any) -> Body:
+    """Sign the device's next reading (``changes`` applied) with ``key``, store it as a
+    compromised gateway would, and have the attestor anchor it; its body."""
+    body, last = _next_body(case.engine, device)
+    body = replace(body, **changes)
+    _insert_reading(case.engine, sign_body(body, key), like=last)
+    case.attest()
+    return body
+
+
+def _leaf_of(case: Case, body: Body) -> int:
+    return int(_row(case.engine, device_id=body.device, seq=body.seq).log_index)
+
+
+def _findings_for(report: dict[str, Any], device: str) -> set[tuple[str, int | None]]:
+    return {(f["check"], f.get("seq")) for f in report["findings"] if f.get("device") == device}
+
+
+def test_a_rotated_out_key_signs_inside_its_old_window_anchored_after_the_grace(case: Case) -> None:
+    """The registrar rotates a device's key; the operator kept the old one and signs a reading
+    dated inside the old key's window. Anchored after the rotation's grace, it counts for nothing,
+    whatever date it claims: the key is judged by the anchor's block time."""
+    device = "sol-hk-rooftops-0002"
+    old_key = Keystore(case.pipeline.keystore).load(device).key
+    _past_the_readings(case, device)
+    case.chain(case.pipeline.registrar).rotate(device_id=device, public_key=DeviceKey.generate("ed25519").public_key)
+    keys = case.reader().device_keys(device)
+    rotated_at = keys[0].until_time
+    assert rotated_at is not None
+    assert keys[1].from_time == rotated_at
+    grace = case.reader().registry_params().rotation_grace
+    body, _ = _next_body(case.engine, device)
+    assert body.ts_ms < rotated_at * 1000  # dated inside the old key's window
+    _advance_chain_to(case, rotated_at + grace)  # the anchor comes after the grace
+    body = _forge_and_anchor(case, device, old_key)
+
+    code, verdict = _verify_json(case, _leaf_of(case, body))
+    assert (code, verdict["reason"]) == (1, "key_rotated_out")
+    assert f"rotated out at block time {rotated_at}" in verdict["error"]
+    code, report, _ = _audit_findings(case, f"0..{_last_epoch(case)}")
+    assert code == 1
+    assert ("key_rotated_out", body.seq) in _findings_for(report, device)
+    # (the device's genuine readings still pending were signed with the old key too, and are
+    # anchored just as late: the chain cannot tell them apart, so they are refused alike)
+    assert {check for check, _ in _findings_for(report, device)} == {"key_rotated_out"}
+    assert {f["device"] for f in report["findings"]} == {device}
+    rotations = [e for e in report["registry_events"] if e["kind"] == "rotated"]
+    assert [(e["subject"], e["detail"].split(",")[0]) for e in rotations] == [(device, "key #1 in force")]
+
+
+def test_a_revoked_key_signs_inside_its_old_window(case: Case) -> None:
+    """The same with a revocation: no grace at all."""
+    device = "evc-kowloon-hub-0002"
+    stolen = Keystore(case.pipeline.keystore).load(device).key
+    _past_the_readings(case, device)
+    case.chain(case.pipeline.registrar).revoke(device_id=device)
+    revoked_at = case.reader().device(device).revoked_time
+    assert revoked_at is not None
+    body = _forge_and_anchor(case, device, stolen)
+    assert body.ts_ms < revoked_at * 1000  # dated while the key was in force
+
+    code, verdict = _verify_json(case, _leaf_of(case, body))
+    assert (code, verdict["reason"]) == (1, "key_revoked")
+    assert f"revoked at block time {revoked_at}" in verdict["error"]
+    code, report, _ = _audit_findings(case, f"0..{_last_epoch(case)}")
+    assert code == 1
+    assert ("key_revoked", body.seq) in _findings_for(report, device)
+    assert {check for check, _ in _findings_for(report, device)} == {"key_revoked"}
+    assert [e["subject"] for e in report["registry_events"] if e["kind"] == "revoked"] == [device]
+
+
+def test_readings_dated_before_registration_by_a_revoked_device(case: Case) -> None:
+    """The old rule let a reading dated before registration fall back to the first key, even for
+    a revoked device. Now the anchor's block time decides: after the revocation, nothing counts."""
+    device = "sol-hk-rooftops-0001"
+    stolen = Keystore(case.pipeline.keystore).load(device).key
+    registered_at = case.reader().device_keys(device)[0].from_time
+    case.chain(case.pipeline.registrar).revoke(device_id=device)
+    body = _forge_and_anchor(case, device, stolen, ts_ms=(registered_at - 600) * 1000)
+
+    code, verdict = _verify_json(case, _leaf_of(case, body))
+    assert (code, verdict["reason"]) == (1, "key_revoked")
+    code, report, _ = _audit_findings(case, f"0..{_last_epoch(case)}")
+    assert code == 1
+    found = _findings_for(report, device)
+    assert ("key_revoked", body.seq) in found
+    assert ("back_in_time", body.seq) in found  # and it goes back along the device's chain
+
+
+def test_a_reading_that_goes_back_in_time_along_its_chain(case: Case) -> None:
+    """Signed with the device's genuine key, linked correctly, but dated before the reading it
+    follows: the device's own chain shows the clock running backwards."""
+    device = "rig-hydro-pod-0001"
+    key = Keystore(case.pipeline.keystore).load(device).key
+    body, _ = _next_body(case.engine, device)
+    body = _forge_and_anchor(case, device, key, ts_ms=body.ts_ms - 10 * body.window_s * 1000)
+    code, report, _ = _audit_findings(case, f"0..{_last_epoch(case)}")
+    assert code == 1
+    assert [(f["check"], f["device"], f["seq"]) for f in report["findings"]] == [("back_in_time", device, body.seq)]
+    message = report["findings"][0]["message"]
+    assert "never go back in time" in message
+
+
+def test_a_tariff_in_the_metadata_that_the_pricing_authority_did_not_publish(case: Case) -> None:
+    """The operator prices an epoch with ten times the bitcoin price. Its totals are consistent
+    with that tariff, so only the chain's TariffRegistry can say it is not the published one."""
+    chain = case.chain()
+    published = chain.tariff_in_force(_chain_now(case))
+    assert published is not None
+    inflated = replace(published.tariff, id="operator-rates", btc_price=published.tariff.btc_price * 10)
+
+    class OperatorsWord:
+        def tariff_in_force(self, time_s: int) -> Any:
+            return replace(published, parsed=inflated)
+
+        def tariff_count(self) -> int:
+            return 0
+
+        def tariff_at(self, index: int) -> Any:
+            raise AssertionError("not needed")
+
+    builder = EpochBuilder(
+        case.engine, policy=EpochPolicy(window_ms=1, max_leaves=EPOCH_LEAVES), tariffs=OperatorsWord()
+    )
+    while builder.append_pending():
+        pass
+    closed = builder.close_due_epoch(now_ms=time.time_ns() // 1_000_000)
+    assert closed is not None
+    assert closed.metadata.tariff == inflated
+    while Anchorer(case.engine, chain).anchor_next():
+        pass
+    with case.engine.connect() as conn:
+        index = (
+            conn.execute(
+                select(READING.c.log_index).where(READING.c.epoch == closed.number).order_by(READING.c.log_index)
+            )
+            .scalars()
+            .first()
+        )
+    assert index is not None
+
+    code, verdict = _verify_json(case, index)
+    assert (code, verdict["reason"]) == (1, "tariff_mismatch")
+    assert f"btc_price {inflated.btc_price} (published {published.tariff.btc_price})" in verdict["error"]
+    code, report, _ = _audit_findings(case, str(closed.number))
+    assert code == 1
+    assert [f["check"] for f in report["findings"]] == ["tariff_mismatch"]  # the totals themselves add up
+    assert "operator-rates" in report["findings"][0]["message"]
+
+
+def _registration(device: str, **changes: Any) -> DeviceRegistration:
+    base = DeviceRegistration(
+        device_id=device,
+        asset="hydro-pod",
+        alg="ed25519",
+        public_key=DeviceKey.generate("ed25519").public_key,
+        kind=DeviceKind.MINER,
+        window_s=60,
+        rated_power_w=3_500,
+        rated_hashrate_ghs=200_000,
+        cert_hash=b"",
+    )
+    return replace(base, **changes)
+
+
+def test_a_phantom_device_registered_by_the_operator(case: Case) -> None:
+    """The operator's key is the attestor only: the DeviceRegistry refuses it."""
+    with pytest.raises(ContractRevert) as caught:
+        case.chain().register(_registration("rig-hydro-pod-9999"))
+    assert caught.value.name == "NotRegistrar"
+    assert case.reader().key_count("rig-hydro-pod-9999") == 0
+
+
+def test_a_device_rating_inflated_by_the_operator(case: Case) -> None:
+    """The operator cannot re-register a device with a larger rating (nor can the registrar:
+    a profile is fixed at registration), and editing the rating in its own database changes
+    nothing: the audit judges readings against the rating on chain."""
+    device = "rig-hydro-pod-0001"
+    profile = case.reader().device_profile(device)
+    richer = _registration(device, rated_power_w=profile.rated_power_w * 10, rated_hashrate_ghs=10**9)
+    with pytest.raises(ContractRevert) as caught:
+        case.chain().register(richer)
+    assert caught.value.name == "NotRegistrar"
+    with pytest.raises(ContractRevert) as caught:
+        case.chain(case.pipeline.registrar).register(richer)
+    assert caught.value.name == "AlreadyRegistered"
+
+    with case.engine.begin() as conn:
+        rating = conn.execute(select(DEVICE.c.rating).where(DEVICE.c.id == device)).scalar_one()
+        inflated_rating = {name: value * 10 for name, value in rating.items()}
+        conn.execute(update(DEVICE).where(DEVICE.c.id == device).values(rating=inflated_rating))
+    key = Keystore(case.pipeline.keystore).load(device).key
+    body, _ = _next_body(case.engine, device)
+    metrics = {**body.metrics, "hashrate_ghs": profile.rated_hashrate_ghs * 5}
+    body = _forge_and_anchor(case, device, key, metrics=metrics)
+
+    code, verdict = _verify_json(case, _leaf_of(case, body))
+    assert (code, verdict["reason"]) == (1, "implausible")
+    assert "rating registered on chain" in verdict["error"]
+    code, report, _ = _audit_findings(case, f"0..{_last_epoch(case)}")
+    assert code == 1
+    assert [(f["check"], f["device"], f["seq"]) for f in report["findings"]] == [("implausible", device, body.seq)]
+    assert "hashrate_ghs" in report["findings"][0]["message"]
+
+
+def test_a_window_larger_than_registered(case: Case) -> None:
+    """A device key signs ``window_s = 86400`` to claim a day's output in one reading: the
+    registered window says otherwise."""
+    device = "sol-hk-rooftops-0002"
+    key = Keystore(case.pipeline.keystore).load(device).key
+    registered = case.reader().device_profile(device).window_s
+    body = _forge_and_anchor(case, device, key, window_s=86_400)
+    code, verdict = _verify_json(case, _leaf_of(case, body))
+    assert (code, verdict["reason"]) == (1, "wrong_window")
+    assert f"registered with a {registered} s reporting window (on chain)" in verdict["error"]
+    code, report, _ = _audit_findings(case, f"0..{_last_epoch(case)}")
+    assert code == 1
+    assert ("wrong_window", body.seq) in _findings_for(report, device)
+
+
+def test_a_leaked_attestor_key_and_the_governor_replacing_it(case: Case) -> None:
+    """A leaked attestor key cannot brick the log with a huge phantom tree (the growth cap), and
+    the governor replaces the attestor, only after the delay anyone can watch."""
+    leaked = case.chain()
+    latest = leaked.latest_checkpoint()
+    assert latest is not None
+    params = case.reader().registry_params()
+    with pytest.raises(ContractRevert) as caught:
+        leaked.anchor(
+            epoch=latest.epoch + 1,
+            tree_size=2**64 - 1,
+            root=b"\x66" * 32,
+            meta_hash=b"\x01" * 32,
+            proof=[],
+            previous=latest,
+        )
+    assert caught.value.name == "GrowthTooLarge"
+    assert caught.value.arguments["limit"] == params.max_growth
+    assert caught.value.arguments["growth"] == 2**64 - 1 - latest.tree_size
+
+    governor = case.chain(case.pipeline.governor)
+    replacement = funded_account(case.pipeline.node.web3())
+    governor.propose_role(contract="AnchorRegistry", role="attestor", account=replacement.address)
+    with pytest.raises(ContractRevert) as caught:
+        governor.execute_role(contract="AnchorRegistry", role="attestor")
+    assert caught.value.name == "ChangeNotDue"
+    _advance_chain_to(case, _chain_now(case) + params.governance_delay)
+    governor.execute_role(contract="AnchorRegistry", role="attestor")
+    assert case.reader().roles().attestor == replacement.address
+
+    with pytest.raises(ContractRevert) as caught:  # the leaked key anchors nothing more
+        case.attest()
+    assert caught.value.name == "NotAttestor"
+    attest(case.engine, case.chain(replacement))  # the operator's new key carries on
+
+    # The auditor's deployment file still names the old attestor: the audit refuses to run on it...
+    epochs = f"0..{_last_epoch(case)}"
+    export = case.export(epochs)
+    out = case.audit(epochs, export)
+    assert out.returncode == 2
+    assert "attestor" in out.stderr, out.stderr
+    assert replacement.address in out.stderr, out.stderr
+    # ...until the auditor, having watched the change on chain, updates it.
+    d = case.pipeline.deployment
+    updated = case.tmp / "deployment-after-governance.json"
+    write_deployment(updated, replace(d, roles=replace(d.roles, attestor=replacement.address)))
+    out = case.audit(epochs, export, "--json", deployment=updated)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+
+
+def test_a_bundle_naming_a_later_checkpoint_than_the_first_to_include_the_reading(case: Case) -> None:
+    """A key is judged at the block time of the FIRST checkpoint that included the reading; a
+    bundle that proves inclusion in a later one (genuinely anchored) is refused, as the
+    ReadingVerifier refuses it, so nobody can pick the anchor time that suits them."""
+    row = _anchored_reading(case)  # in epoch 1
+    path = case.bundle(log_index=row.log_index)
+    bundle = json.loads(path.read_text())
+    later = case.reader().checkpoint(2)
+    with case.engine.connect() as conn:
+        leaves = [
+            bytes(r)
+            for r in conn.execute(
+                select(READING.c.raw).where(READING.c.log_index.is_not(None)).order_by(READING.c.log_index)
+            ).scalars()
+        ]
+    log = MerkleLog()
+    log.extend(leaves[: later.tree_size])
+    assert log.root() == later.root
+    checkpoint = {
+        "epoch": 2,
+        "tree_size": later.tree_size,
+        "root": later.root.hex(),
+        "meta_hash": later.meta_hash.hex(),
+    }
+    proof = [h.hex() for h in log.inclusion_proof(row.log_index, later.tree_size)]
+    path.write_text(
+        json.dumps(
+            {
+                **bundle,
+                "tree_size": later.tree_size,
+                "inclusion_proof": proof,
+                "checkpoint": checkpoint,
+                "metadata": None,
+                "anchor": None,
+            }
+        )
+    )
+    code, verdict = _verify_json_path(case, path)
+    assert (code, verdict["reason"]) == (1, "not_first_checkpoint")
+    assert "already in epoch 1's checkpoint" in verdict["error"]

@@ -5,6 +5,7 @@ gateway processes on one shared subscription, the attestor, the API and the simu
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from eth_account import Account
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
@@ -34,6 +36,11 @@ BIN = Path(sys.executable).parent
 TOKEN = "compose-smoke-admin-token-0123456789"
 CHAIN_KEY = "0x" + "c1" * 32
 ATTESTOR_KEY = "0x" + "a7" * 32
+ROLE_KEYS = {
+    "ASSETPROOF_REGISTRAR_KEY": "0x" + "b2" * 32,
+    "ASSETPROOF_PRICING_KEY": "0x" + "d3" * 32,
+    "ASSETPROOF_GOVERNOR_KEY": "0x" + "e4" * 32,
+}
 _VARIABLE = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}|\$\$")
 
 
@@ -69,6 +76,7 @@ def example_env(**extra: str) -> dict[str, str]:
     # Keys of the deployment's own (the example leaves them blank: production refuses anvil's).
     env["ASSETPROOF_CHAIN_KEY"] = CHAIN_KEY
     env["ASSETPROOF_ATTESTOR_KEY"] = ATTESTOR_KEY
+    env.update(ROLE_KEYS)
     env.update(extra)
     return env
 
@@ -123,7 +131,7 @@ def test_the_schema_check_catches_mistakes(good: str, bad: str, tmp_path: Path) 
 
 
 def test_secrets_have_no_defaults() -> None:
-    for name in ("ASSETPROOF_ADMIN_TOKEN", "ASSETPROOF_ATTESTOR_KEY", "POSTGRES_PASSWORD"):
+    for name in ("ASSETPROOF_ADMIN_TOKEN", "ASSETPROOF_ATTESTOR_KEY", *ROLE_KEYS, "POSTGRES_PASSWORD"):
         env = example_env()
         env.pop(name)
         with pytest.raises(MissingVariableError, match=name):
@@ -309,7 +317,16 @@ def test_compose_services_run_natively(tmp_path: Path, pg_url: str) -> None:
             assert done.wait(timeout=120) == 0, stack.log(f"provision-{attempt}")
         assert stack.log("provision-1").count("evc-") == 3  # the same 3 chargers, not 6
         # The deployment's own keys (not anvil's) were given gas money on the local chain.
-        assert stack.log("provision-0").count("on the local anvil chain") == 2
+        assert stack.log("provision-0").count("on the local anvil chain") == 5  # chain, attestor and three roles
+        # Each role is held by its own key: the operator's attestor can only anchor.
+        roles = json.loads((state / "deployment.json").read_text())["roles"]
+        assert roles == {
+            "attestor": Account.from_key(ATTESTOR_KEY).address,
+            "registrar": Account.from_key(ROLE_KEYS["ASSETPROOF_REGISTRAR_KEY"]).address,
+            "pricingAuthority": Account.from_key(ROLE_KEYS["ASSETPROOF_PRICING_KEY"]).address,
+            "governor": Account.from_key(ROLE_KEYS["ASSETPROOF_GOVERNOR_KEY"]).address,
+        }
+        assert "published tariff" in stack.log("provision-0")
         stack.processes.clear()
 
         # Mosquitto with the compose file's config, its paths and ports made local.
