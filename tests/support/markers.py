@@ -75,6 +75,8 @@ TEST_MARKERS: dict[str, set[str]] = {
     "device_sim/test_publisher.py::test_store_and_forward_across_a_broker_outage": {"e2e"},
     "chain/test_anchor_registry.py::test_a_long_run_of_checkpoints_verifies_on_chain": {"e2e"},
     "api/test_schemathesis.py::test_every_operation_conforms": {"e2e"},
+    # the README's CLI tour, command by command: anvil, Mosquitto and every service as processes
+    "test_readme_tour.py::test_following_the_readme_tour_ends_valid_and_passed": {"e2e", "broker", "chain"},
 }
 """Keyed by module and test name, without parameters."""
 
