@@ -36,10 +36,18 @@ KeyOption = Annotated[
 ]
 
 
-def connect(rpc: str):  # type: ignore[no-untyped-def]
+def connect(rpc: str, *, wait_s: float = 10.0):  # type: ignore[no-untyped-def]
+    """A web3 on ``rpc``, once the node answers: a node started a moment ago in the background
+    (`chain node &`) gets ``wait_s`` seconds to come up before the command gives up."""
+    import time
+
     from chain.rpc import http_web3
 
-    return http_web3(rpc)
+    w3 = http_web3(rpc)
+    deadline = time.monotonic() + wait_s
+    while not w3.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return w3
 
 
 @app.command()
