@@ -136,6 +136,7 @@ def _build(workdir: Path, node: AnvilNode) -> tuple[Settings, VerifyStack]:
     # Every role is this test's account: the page's checks do not depend on who holds which.
     client = ChainClient(w3, account=operator)
     deployment = client.deploy()
+    client.publish_tariff(TARIFF, effective_from=0)  # the attestor prices epochs with the one on chain
     deployment_path = workdir / "deployment.json"
     write_deployment(deployment_path, deployment)
 
