@@ -27,6 +27,7 @@ from chain.writer import ChainClient
 from device_sim.outbox import Outbox
 from devstack.anvil import AnvilNode
 from devstack.mosquitto import Mosquitto, free_port
+from gateway.tariff import load_tariff
 from protocol.cashflow import HOUR_MS
 from store.db import make_engine
 from store.tables import EPOCH, QUARANTINE, READING, Reading
@@ -281,7 +282,10 @@ def new_stack(home: Path, node: AnvilNode) -> Stack:
     home.mkdir(parents=True, exist_ok=True)
     w3 = node.web3()
     operator = funded_account(w3)
-    deployment = ChainClient(w3, account=operator).deploy()
+    client = ChainClient(w3, account=operator)
+    deployment = client.deploy()
+    # The attestor prices epochs with the tariff in force on chain: the gateway's, from the start.
+    client.publish_tariff(load_tariff(), effective_from=0)
     deployment_path = home / "deployment.json"
     write_deployment(deployment_path, deployment)
     stack = Stack(
