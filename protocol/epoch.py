@@ -172,6 +172,9 @@ class EpochMetadata:
 
     @classmethod
     def from_json(cls, obj: object) -> EpochMetadata:
+        if isinstance(obj, dict) and (obj.get("format"), obj.get("version")) == (FORMAT, 1):
+            # Say what is wrong with a version 1 document, not only that it lacks a field.
+            raise MetadataError(f"{FORMAT} version 1 metadata (no assets_root); this is version {VERSION}")
         top = _obj(
             obj,
             {"format", "version", "epoch", "window", "leaves", "tariff", "assets", "assets_root", "quarantine"},
