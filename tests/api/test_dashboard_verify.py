@@ -136,7 +136,8 @@ def _build(workdir: Path, node: AnvilNode) -> tuple[Settings, VerifyStack]:
     # Every role is this test's account: the page's checks do not depend on who holds which.
     client = ChainClient(w3, account=operator)
     deployment = client.deploy()
-    client.publish_tariff(TARIFF, effective_from=0)  # the attestor prices epochs with the one on chain
+    # Epochs are priced with the tariff in force on chain: one from the start of time.
+    client.publish_tariff(TARIFF, effective_from=0)
     deployment_path = workdir / "deployment.json"
     write_deployment(deployment_path, deployment)
 

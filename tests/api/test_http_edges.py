@@ -31,6 +31,7 @@ GET_URLS = [
     f"/v1/devices/{SOLAR}/cashflow",
     "/v1/epochs",
     "/v1/epochs/0",
+    "/v1/assets/hk-rooftops/epochs/0/totals-proof",
     "/v1/checkpoints",
     "/v1/consistency?from=0&to=1",
     "/v1/chain",

@@ -282,9 +282,10 @@ def new_stack(home: Path, node: AnvilNode) -> Stack:
     home.mkdir(parents=True, exist_ok=True)
     w3 = node.web3()
     operator = funded_account(w3)
-    deployment = ChainClient(w3, account=operator).deploy()
-    # The attestor prices epochs with the tariff on chain: the gateway's, in force since always.
-    ChainClient(w3, account=operator, deployment=deployment).publish_tariff(load_tariff(), effective_from=0)
+    client = ChainClient(w3, account=operator)
+    deployment = client.deploy()
+    # The attestor prices epochs with the tariff in force on chain: the gateway's, from the start.
+    client.publish_tariff(load_tariff(), effective_from=0)
     deployment_path = home / "deployment.json"
     write_deployment(deployment_path, deployment)
     stack = Stack(
