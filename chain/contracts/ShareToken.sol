@@ -100,7 +100,9 @@ contract ShareToken is ERC20, AccessControl {
     uint160 private _magnifiedPerShare;
     uint96 private _totalClaimed;
 
-    uint96 private _allocated;
+    /// @dev Sum of increment * totalSupply at each funding: what the holders together are owed,
+    /// times 2^64 (exact; below 2^95 * 2^64).
+    uint160 private _allocatedMagnified;
 
     event Allowlisted(address indexed account, bool allowed);
     /// @notice Epoch `epoch` funded with `amount` against attested net `net`; `cap` was the most
@@ -223,7 +225,7 @@ contract ShareToken is ERC20, AccessControl {
             if (supply == 0) revert NoSupply();
             uint256 increment = (amount * MAGNITUDE) / supply;
             _magnifiedPerShare += uint160(increment);
-            _allocated += uint96((increment * supply) / MAGNITUDE);
+            _allocatedMagnified += uint160(increment * supply);
             settlement.safeTransferFrom(msg.sender, address(this), amount);
         }
         emit Funded(epoch, amount, net, cap_, cumulative);
@@ -273,10 +275,11 @@ contract ShareToken is ERC20, AccessControl {
         return _available(_cumulativeNet, _totalFunded);
     }
 
-    /// @notice Funding that no holder can ever claim: the rounding of the per-share increments.
-    /// It stays in the contract. (Holders' own sub-unit remainders are theirs, not dust.)
+    /// @notice Whole units of funding that no holder can ever claim (the per-share increments
+    /// round down). It stays in the contract. Holders' own sub-unit remainders are theirs (paid
+    /// once they add up to a unit), not dust: claimed + claimable + dust <= totalFunded always.
     function dust() external view returns (uint256) {
-        return _totalFunded - _allocated;
+        return (uint256(_totalFunded) * MAGNITUDE - _allocatedMagnified) / MAGNITUDE;
     }
 
     // --- internals -----------------------------------------------------------------------------
