@@ -46,9 +46,9 @@ import {IAssetTotals} from "./IAssetTotals.sol";
 ///
 /// Storage per holder is ONE slot (allowed flag + correction): the allowlist write pays for the
 /// slot, so a transfer's correction updates are always non-zero to non-zero writes.
-/// Bounds that make the unchecked casts safe: maxSupply <= 2^64; the cumulative net is an int96
-/// and so the total funded < 2^95; the magnified per-share total < 2^95 * 2^64 < 2^160; every
-/// correction is below 2^160 * 2^64 + 2^159 < 2^247.
+/// Bounds that make the unchecked arithmetic safe: maxSupply <= 2^64; the total funded is a
+/// uint88 (SafeCast: 3 * 10^26 minor units); the magnified per-share total and the allocated sum
+/// < 2^88 * 2^64 = 2^152; every correction is below 2^152 * 2^64 + 2^152 < 2^247.
 contract ShareToken is ERC20, AccessControl {
     using SafeERC20 for IERC20;
 
@@ -92,17 +92,21 @@ contract ShareToken is ERC20, AccessControl {
 
     mapping(address account => Holder) private _holders;
 
-    // One slot each, grouped by which function writes them.
+    // Three slots, grouped by which function writes them. Each has a flag set at deployment so
+    // no funding or claim ever pays for a zero-to-non-zero write (20,000 gas more each).
     uint64 private _nextEpoch;
     int96 private _cumulativeNet;
-    uint96 private _totalFunded;
+    uint88 private _totalFunded;
+    bool private _primedA;
 
     uint160 private _magnifiedPerShare;
-    uint96 private _totalClaimed;
+    uint88 private _totalClaimed;
+    bool private _primedB;
 
     /// @dev Sum of increment * totalSupply at each funding: what the holders together are owed,
     /// times 2^64 (exact; below 2^95 * 2^64).
     uint160 private _allocatedMagnified;
+    bool private _primedC;
 
     event Allowlisted(address indexed account, bool allowed);
     /// @notice Epoch `epoch` funded with `amount` against attested net `net`; `cap` was the most
@@ -141,6 +145,7 @@ contract ShareToken is ERC20, AccessControl {
         startEpoch = config.startEpoch;
         maxSupply = config.maxSupply;
         _nextEpoch = config.startEpoch;
+        (_primedA, _primedB, _primedC) = (true, true, true);
         _grantRole(DEFAULT_ADMIN_ROLE, config.issuer);
         _grantRole(ISSUER_ROLE, config.issuer);
         _grantRole(COMPLIANCE_ROLE, config.compliance);
@@ -219,13 +224,16 @@ contract ShareToken is ERC20, AccessControl {
 
         _nextEpoch = epoch + 1;
         _cumulativeNet = SafeCast.toInt96(cumulative);
-        _totalFunded = uint96(funded + amount); // amount <= cap < 2^95
+        _totalFunded = SafeCast.toUint88(funded + amount);
         if (amount != 0) {
             uint256 supply = totalSupply();
             if (supply == 0) revert NoSupply();
             uint256 increment = (amount * MAGNITUDE) / supply;
-            _magnifiedPerShare += uint160(increment);
-            _allocatedMagnified += uint160(increment * supply);
+            unchecked {
+                // Below 2^152 (totalFunded < 2^88): no overflow.
+                _magnifiedPerShare += uint160(increment);
+                _allocatedMagnified += uint160(increment * supply);
+            }
             settlement.safeTransferFrom(msg.sender, address(this), amount);
         }
         emit Funded(epoch, amount, net, cap_, cumulative);
@@ -238,8 +246,11 @@ contract ShareToken is ERC20, AccessControl {
         Holder storage holder = _holders[msg.sender];
         amount = _owed(msg.sender, holder.correction);
         if (amount == 0) revert NothingToClaim(msg.sender);
-        holder.correction -= int248(int256(amount * MAGNITUDE));
-        _totalClaimed += uint96(amount);
+        unchecked {
+            // amount <= totalFunded < 2^88, and the corrections stay far inside int248.
+            holder.correction -= int248(int256(amount * MAGNITUDE));
+            _totalClaimed += uint88(amount);
+        }
         settlement.safeTransfer(msg.sender, amount);
         emit Claimed(msg.sender, amount);
     }
@@ -297,16 +308,29 @@ contract ShareToken is ERC20, AccessControl {
     /// @dev Every balance change (mint, transfer; there is no burn) checks the allowlist and
     /// moves the corrections so past fundings stay with the tokens' holder when they were funded.
     function _update(address from, address to, uint256 value) internal override {
-        int248 moved = int248(int256(uint256(_magnifiedPerShare) * value));
+        int248 moved;
+        unchecked {
+            // magnifiedPerShare < 2^152 and value <= maxSupply <= 2^64 (a larger value fails the
+            // balance check in super._update): below 2^216.
+            moved = int248(int256(uint256(_magnifiedPerShare) * value));
+        }
         if (from != address(0)) {
             Holder storage sender = _holders[from];
             if (!sender.allowed) revert NotAllowlisted(from);
-            if (moved != 0) sender.correction += moved;
+            if (moved != 0) {
+                unchecked {
+                    sender.correction += moved;
+                }
+            }
         }
         if (to != address(0)) {
             Holder storage recipient = _holders[to];
             if (!recipient.allowed) revert NotAllowlisted(to);
-            if (moved != 0) recipient.correction -= moved;
+            if (moved != 0) {
+                unchecked {
+                    recipient.correction -= moved;
+                }
+            }
         }
         super._update(from, to, value);
     }
