@@ -158,9 +158,20 @@ def _meta(epoch: int) -> bytes:
     return leaf_hash(b"epoch metadata %d" % epoch)
 
 
+def _assets(epoch: int) -> bytes:
+    return leaf_hash(b"epoch assets %d" % epoch)
+
+
 def _anchor(client: ChainClient, log: MerkleLog, *, epoch: int, previous: int, size: int) -> int:
     proof = log.consistency_proof(previous, size)
-    return client.anchor(epoch=epoch, tree_size=size, root=log.root(size), meta_hash=_meta(epoch), proof=proof).gas_used
+    return client.anchor(
+        epoch=epoch,
+        tree_size=size,
+        root=log.root(size),
+        meta_hash=_meta(epoch),
+        assets_root=_assets(epoch),
+        proof=proof,
+    ).gas_used
 
 
 def _fresh_epoch(node: AnvilNode, log: MerkleLog, size1: int, size2: int) -> dict[str, int]:
@@ -185,7 +196,12 @@ def run_chain(log: MerkleLog, *, anchors: int, epoch_samples: int, seed: int) ->
         for epoch, size in enumerate(SIZES):
             proof = log.consistency_proof(previous, size)
             receipt = client.anchor(
-                epoch=epoch, tree_size=size, root=log.root(size), meta_hash=_meta(epoch), proof=proof
+                epoch=epoch,
+                tree_size=size,
+                root=log.root(size),
+                meta_hash=_meta(epoch),
+                assets_root=_assets(epoch),
+                proof=proof,
             )
             rows.append({"tree_size": size, "gas": receipt.gas_used, "proof_len": len(proof)})
             previous = size
@@ -203,7 +219,9 @@ def run_chain(log: MerkleLog, *, anchors: int, epoch_samples: int, seed: int) ->
             root = log.root(size)
             proof = log.consistency_proof(previous, size)
             start = time.perf_counter()
-            client.anchor(epoch=epoch, tree_size=size, root=root, meta_hash=_meta(epoch), proof=proof)
+            client.anchor(
+                epoch=epoch, tree_size=size, root=root, meta_hash=_meta(epoch), assets_root=_assets(epoch), proof=proof
+            )
             times.append(time.perf_counter() - start)
             epoch += 1
             previous = size

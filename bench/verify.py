@@ -148,7 +148,13 @@ def build(
         )
         proof = log.consistency_proof(start, log.size)
         chain.anchor(
-            epoch=epoch, tree_size=log.size, root=log.root(), meta_hash=meta.meta_hash, proof=proof, previous=previous
+            epoch=epoch,
+            tree_size=log.size,
+            root=log.root(),
+            meta_hash=meta.meta_hash,
+            assets_root=meta.assets_root,
+            proof=proof,
+            previous=previous,
         )
         previous = chain.checkpoint(epoch)
         folder = directory / epoch_dir_name(epoch)

@@ -9,6 +9,7 @@ from chain._contracts import LOG_CHUNK, ContractAccess
 from chain.errors import CheckpointMismatchError, InclusionProofError
 from chain.reverts import edge
 from chain.types import AnchoredEvent, Checkpoint
+from protocol.asset_totals import AssetLeaf, AssetTotalsProof
 
 __all__ = ["AnchorReader"]
 
@@ -89,6 +90,36 @@ class AnchorReader(ContractAccess):
                 f"the contract refuses the inclusion proof of leaf {index} in epoch {checkpoint.epoch}"
             )
 
+    def verify_asset_totals(self, *, checkpoint: Checkpoint, totals: AssetTotalsProof) -> AssetLeaf:
+        """The contract's own check (``verifyAssetTotals``, one ``eth_call``) that ``totals`` (an
+        asset's leaf and its proof in the assets tree) is committed by the anchored
+        ``checkpoint``; the totals as the contract decoded them. ``ContractRevert`` named
+        ``UnknownEpoch``, ``CheckpointMismatch``, ``TotalsNotIncluded``, ``TotalsForAnotherEpoch``
+        or ``MalformedTotals`` when the contract refuses."""
+        for element in totals.proof:
+            if not isinstance(element, bytes) or len(element) != 32:
+                raise ValueError("proof element must be 32 bytes")
+        got = self._call(
+            "AnchorRegistry",
+            "verifyAssetTotals",
+            checkpoint_args(checkpoint),
+            totals.encoded,
+            totals.index,
+            totals.count,
+            list(totals.proof),
+        )
+        key, epoch, readings, energy_wh, revenue, cost, net, currency = got
+        return AssetLeaf(
+            asset_key=as_bytes(key),
+            epoch=epoch,
+            readings=readings,
+            energy_wh=energy_wh,
+            revenue=revenue,
+            cost=cost,
+            net=net,
+            currency=as_bytes(currency).decode("ascii"),
+        )
+
     def _verified_checkpoint(self, epoch: int, block: int) -> Checkpoint:
         candidates = [e for e in self._anchored_in_block(block) if e.epoch == epoch]
         if not candidates:
@@ -99,6 +130,7 @@ class AnchorReader(ContractAccess):
                 tree_size=event.tree_size,
                 root=event.root,
                 meta_hash=event.meta_hash,
+                assets_root=event.assets_root,
                 block_number=event.block_number,
                 timestamp=self.block_timestamp(event.block_number),
             )
@@ -131,6 +163,7 @@ class AnchorReader(ContractAccess):
                     tree_size=log["args"]["treeSize"],
                     root=as_bytes(log["args"]["root"]),
                     meta_hash=as_bytes(log["args"]["metaHash"]),
+                    assets_root=as_bytes(log["args"]["assetsRoot"]),
                     block_number=log["blockNumber"],
                     tx_hash=as_bytes(log["transactionHash"]),
                     log_index=log["logIndex"],

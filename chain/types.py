@@ -74,13 +74,20 @@ MAX_WINDOW_S: Final = 86_400
 
 
 def checkpoint_commitment(
-    *, epoch: int, tree_size: int, root: bytes, meta_hash: bytes, block_number: int, timestamp: int
+    *,
+    epoch: int,
+    tree_size: int,
+    root: bytes,
+    meta_hash: bytes,
+    assets_root: bytes,
+    block_number: int,
+    timestamp: int,
 ) -> bytes:
     """The AnchorRegistry's 24-byte commitment to a checkpoint: the first 24 bytes of
-    ``keccak256(abi.encode(epoch, treeSize, root, metaHash, blockNumber, timestamp))``."""
+    ``keccak256(abi.encode(epoch, treeSize, root, metaHash, assetsRoot, blockNumber, timestamp))``."""
     encoded = abi_encode(
-        ["uint64", "uint64", "bytes32", "bytes32", "uint64", "uint64"],
-        [epoch, tree_size, root, meta_hash, block_number, timestamp],
+        ["uint64", "uint64", "bytes32", "bytes32", "bytes32", "uint64", "uint64"],
+        [epoch, tree_size, root, meta_hash, assets_root, block_number, timestamp],
     )
     return keccak(encoded)[:24]
 
@@ -101,6 +108,8 @@ class Checkpoint:
     tree_size: int
     root: bytes
     meta_hash: bytes
+    assets_root: bytes
+    """The root of the epoch's per-asset totals tree (:mod:`protocol.asset_totals`)."""
     block_number: int
     timestamp: int
 
@@ -111,6 +120,7 @@ class Checkpoint:
             tree_size=self.tree_size,
             root=self.root,
             meta_hash=self.meta_hash,
+            assets_root=self.assets_root,
             block_number=self.block_number,
             timestamp=self.timestamp,
         )
@@ -122,6 +132,7 @@ class AnchoredEvent:
     tree_size: int
     root: bytes
     meta_hash: bytes
+    assets_root: bytes
     block_number: int
     tx_hash: bytes
     log_index: int

@@ -136,12 +136,12 @@ class VerifierReader(AnchorReader):
 
     def _previous_args(self, checkpoint: Checkpoint, previous: Checkpoint | None) -> tuple[Any, ...]:
         if checkpoint.epoch == 0:
-            return (0, 0, bytes(32), bytes(32), 0, 0)
+            return (0, 0, bytes(32), bytes(32), bytes(32), 0, 0)
         if previous is None:
             try:
                 previous = self.checkpoint(checkpoint.epoch - 1)
             except (ContractRevert, CheckpointMismatchError):
                 # Nothing anchored before a checkpoint that is itself not anchored (or not read
                 # back): the verifier's answer on the checkpoint says what is wrong.
-                return (checkpoint.epoch - 1, 0, bytes(32), bytes(32), 0, 0)
+                return (checkpoint.epoch - 1, 0, bytes(32), bytes(32), bytes(32), 0, 0)
         return checkpoint_args(previous)

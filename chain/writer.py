@@ -231,14 +231,17 @@ class ChainClient(ChainReader):
         tree_size: int,
         root: bytes,
         meta_hash: bytes,
+        assets_root: bytes,
         proof: Sequence[bytes],
         previous: Checkpoint | None,
     ) -> Any:
-        require_hashes(root=root, meta_hash=meta_hash, proof=proof)
+        require_hashes(root=root, meta_hash=meta_hash, assets_root=assets_root, proof=proof)
         fields = self._previous_fields(epoch, previous)
-        return self._contract("AnchorRegistry").functions.anchor(epoch, tree_size, root, meta_hash, fields, list(proof))
+        return self._contract("AnchorRegistry").functions.anchor(
+            epoch, tree_size, root, meta_hash, assets_root, fields, list(proof)
+        )
 
-    def _previous_fields(self, epoch: int, previous: Checkpoint | None) -> tuple[int, bytes, bytes, int, int]:
+    def _previous_fields(self, epoch: int, previous: Checkpoint | None) -> tuple[int, bytes, bytes, bytes, int, int]:
         """The ``Previous`` argument of ``anchor``: the checkpoint of ``epoch - 1`` (read and
         verified with :meth:`checkpoint` unless given), all zero for epoch 0 or when ``epoch - 1``
         is not anchored (the contract then refuses the epoch with ``WrongEpoch``)."""
@@ -251,11 +254,18 @@ class ChainClient(ChainReader):
         if epoch == 0 and previous is not None:
             raise ValueError("epoch 0 has no previous checkpoint")
         if previous is None:
-            return (0, bytes(32), bytes(32), 0, 0)
+            return (0, bytes(32), bytes(32), bytes(32), 0, 0)
         if previous.epoch != epoch - 1:
             raise ValueError(f"the previous checkpoint of epoch {epoch} is epoch {epoch - 1}, not {previous.epoch}")
-        require_hashes(root=previous.root, meta_hash=previous.meta_hash, proof=())
-        return (previous.tree_size, previous.root, previous.meta_hash, previous.block_number, previous.timestamp)
+        require_hashes(root=previous.root, meta_hash=previous.meta_hash, assets_root=previous.assets_root, proof=())
+        return (
+            previous.tree_size,
+            previous.root,
+            previous.meta_hash,
+            previous.assets_root,
+            previous.block_number,
+            previous.timestamp,
+        )
 
     def check_anchor(
         self,
@@ -264,13 +274,20 @@ class ChainClient(ChainReader):
         tree_size: int,
         root: bytes,
         meta_hash: bytes,
+        assets_root: bytes,
         proof: Sequence[bytes],
         previous: Checkpoint | None = None,
     ) -> None:
         """Run the anchor as a call (nothing is sent): return if the contract would accept it,
         raise its :class:`ContractRevert` if not. ``previous`` as for :meth:`send_anchor`."""
         fn = self._anchor_fn(
-            epoch=epoch, tree_size=tree_size, root=root, meta_hash=meta_hash, proof=proof, previous=previous
+            epoch=epoch,
+            tree_size=tree_size,
+            root=root,
+            meta_hash=meta_hash,
+            assets_root=assets_root,
+            proof=proof,
+            previous=previous,
         )
         with edge():
             fn.call({"from": self._account.address})
@@ -282,6 +299,7 @@ class ChainClient(ChainReader):
         tree_size: int,
         root: bytes,
         meta_hash: bytes,
+        assets_root: bytes,
         proof: Sequence[bytes],
         nonce: int | None = None,
         previous: Checkpoint | None = None,
@@ -297,7 +315,13 @@ class ChainClient(ChainReader):
         anything is sent (the gas estimate runs the call).
         """
         fn = self._anchor_fn(
-            epoch=epoch, tree_size=tree_size, root=root, meta_hash=meta_hash, proof=proof, previous=previous
+            epoch=epoch,
+            tree_size=tree_size,
+            root=root,
+            meta_hash=meta_hash,
+            assets_root=assets_root,
+            proof=proof,
+            previous=previous,
         )
         return self._send(fn, nonce=nonce)
 
@@ -312,6 +336,7 @@ class ChainClient(ChainReader):
         tree_size: int,
         root: bytes,
         meta_hash: bytes,
+        assets_root: bytes,
         proof: Sequence[bytes],
         previous: Checkpoint | None = None,
     ) -> AnchorReceipt:
@@ -319,7 +344,13 @@ class ChainClient(ChainReader):
         for :meth:`send_anchor`)."""
         return self.wait_anchor(
             self.send_anchor(
-                epoch=epoch, tree_size=tree_size, root=root, meta_hash=meta_hash, proof=proof, previous=previous
+                epoch=epoch,
+                tree_size=tree_size,
+                root=root,
+                meta_hash=meta_hash,
+                assets_root=assets_root,
+                proof=proof,
+                previous=previous,
             )
         )
 

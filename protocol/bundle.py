@@ -268,6 +268,10 @@ def verify_bundle_offline(bundle: ProofBundle) -> None:
             raise BundleError("epoch metadata does not hash to the checkpoint's meta_hash", reason="meta_hash_mismatch")
         if meta.epoch != checkpoint.epoch or meta.tree_size != checkpoint.tree_size:
             raise BundleError("epoch metadata describes another checkpoint", reason="meta_hash_mismatch")
+        if meta.computed_assets_root() != meta.assets_root:
+            raise BundleError(
+                "epoch metadata's assets_root is not the root of its own asset totals", reason="assets_root_mismatch"
+            )
         if not meta.leaves_from <= bundle.leaf_index < meta.leaves_to:
             raise BundleError(
                 f"leaf {bundle.leaf_index} is not in epoch {meta.epoch}"

@@ -2,15 +2,21 @@
 
 Each anchored checkpoint carries ``metaHash = SHA-256(RFC 8785(metadata))``. The metadata holds
 the epoch number, its time window, the range of leaves it added to the log, the tariff used, the
-per-asset cash-flow totals and the count and Merkle root of the messages quarantined during the
-epoch. With the metadata and the epoch's leaves an auditor recomputes every figure.
+per-asset cash-flow totals (every asset the attestor knows, zero when it had no reading), their
+``assets_root`` (:mod:`protocol.asset_totals`: the root a contract checks an asset's totals
+against, also anchored on chain) and the count and Merkle root of the messages quarantined during
+the epoch. With the metadata and the epoch's leaves an auditor recomputes every figure.
 
 Wire form::
 
-    {"format": "assetproof.epoch", "version": 1, "epoch": 3,
+    {"format": "assetproof.epoch", "version": 2, "epoch": 3,
      "window": {"start_ms": ..., "end_ms": ...}, "leaves": {"from": 100, "to": 250},
      "tariff": {...}, "assets": {"solar-rooftop": {"readings": 90, "energy_wh": ...,
-     "revenue": ..., "cost": ..., "net": ...}}, "quarantine": {"count": 2, "root": "<hex>"}}
+     "revenue": ..., "cost": ..., "net": ...}}, "assets_root": "<hex>",
+     "quarantine": {"count": 2, "root": "<hex>"}}
+
+Version 2 added ``assets_root``. Parsing keeps the ``assets_root`` the document states (the claim
+an auditor compares with the one recomputed from the leaves); building computes it.
 
 ``leaves`` is the half-open range of log indexes: the checkpoint's tree size is ``leaves.to``.
 ``quarantine.root`` is the RFC 6962 root over the SHA-256 digests of the messages quarantined in
@@ -28,6 +34,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from protocol._strict import MAX_INT, require_int, require_object
+from protocol.asset_totals import assets_root as compute_assets_root
 from protocol.cashflow import Tariff
 from protocol.envelope import canonical_json, parse_json
 from protocol.errors import MalformedError, MetadataError
@@ -37,7 +44,7 @@ from protocol.merkle.log import tree_root
 __all__ = ["ASSET_NAME", "AssetTotals", "EpochMetadata", "quarantine_root", "validate_asset_name"]
 
 FORMAT: Final = "assetproof.epoch"
-VERSION: Final = 1
+VERSION: Final = 2
 ASSET_NAME: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _HEX32 = re.compile(r"[0-9a-f]{64}")
 
@@ -121,10 +128,19 @@ class EpochMetadata:
     assets: Mapping[str, AssetTotals]
     quarantine_count: int
     quarantine_root: bytes
+    assets_root: bytes = b""
+    """Left empty when building: computed from ``assets`` (:meth:`computed_assets_root`)."""
 
     def __post_init__(self) -> None:
+        if self.assets_root == b"":
+            object.__setattr__(self, "assets_root", self.computed_assets_root())
         EpochMetadata.from_json(self.to_json())  # one validation path for building and parsing
         object.__setattr__(self, "assets", MappingProxyType(dict(sorted(self.assets.items()))))
+
+    def computed_assets_root(self) -> bytes:
+        """The assets root of this metadata's own totals: equal to :attr:`assets_root` unless the
+        document that was parsed states another."""
+        return compute_assets_root(epoch=self.epoch, currency=self.tariff.currency, totals=self.assets)
 
     @property
     def tree_size(self) -> int:
@@ -140,6 +156,7 @@ class EpochMetadata:
             "leaves": {"from": self.leaves_from, "to": self.leaves_to},
             "tariff": self.tariff.to_json(),
             "assets": {name: totals.to_json() for name, totals in self.assets.items()},
+            "assets_root": self.assets_root.hex(),
             "quarantine": {"count": self.quarantine_count, "root": self.quarantine_root.hex()},
         }
 
@@ -156,7 +173,9 @@ class EpochMetadata:
     @classmethod
     def from_json(cls, obj: object) -> EpochMetadata:
         top = _obj(
-            obj, {"format", "version", "epoch", "window", "leaves", "tariff", "assets", "quarantine"}, "metadata"
+            obj,
+            {"format", "version", "epoch", "window", "leaves", "tariff", "assets", "assets_root", "quarantine"},
+            "metadata",
         )
         if top["format"] != FORMAT or top["version"] != VERSION or type(top["version"]) is not int:
             raise MetadataError(f"not {FORMAT} version {VERSION} metadata")
@@ -172,6 +191,9 @@ class EpochMetadata:
         root = quarantine["root"]
         if not isinstance(root, str) or not _HEX32.fullmatch(root):
             raise MetadataError("quarantine.root must be 64 lowercase hex characters")
+        stated_assets_root = top["assets_root"]
+        if not isinstance(stated_assets_root, str) or not _HEX32.fullmatch(stated_assets_root):
+            raise MetadataError("assets_root must be 64 lowercase hex characters")
         assets_obj = top["assets"]
         if not isinstance(assets_obj, dict):
             raise MetadataError("assets must be a JSON object")
@@ -192,6 +214,7 @@ class EpochMetadata:
             ("assets", MappingProxyType(dict(sorted(assets.items())))),
             ("quarantine_count", _int(quarantine, "count", "quarantine")),
             ("quarantine_root", bytes.fromhex(root)),
+            ("assets_root", bytes.fromhex(stated_assets_root)),
         ):
             object.__setattr__(result, name, value)
         return result

@@ -5,7 +5,8 @@ import {Governed} from "./Governed.sol";
 
 /// @title AnchorRegistry: append-only checkpoints of one RFC 6962 / RFC 9162 Merkle log.
 /// @notice Epoch n is the checkpoint (tree size, root) of the log after epoch n, the SHA-256 of
-/// that epoch's metadata, and the block and time it was anchored. Only the attestor may anchor,
+/// that epoch's metadata, the root of its per-asset totals tree, and the block and time it was
+/// anchored. Only the attestor may anchor,
 /// epochs are numbered 0, 1, 2, ... with no gap, the tree must grow in every epoch (an epoch
 /// with no new leaves is not anchored: the attestor skips it), and every checkpoint after the
 /// first must carry an RFC 9162 consistency proof from the previous one, verified here with the
@@ -14,7 +15,8 @@ import {Governed} from "./Governed.sol";
 /// @dev Storage, chosen for gas: per epoch ONE slot and nothing else (one fresh slot per epoch
 /// is the floor of any registry that keeps every epoch verifiable on chain). The record:
 /// `commitment (bytes24, high) | blockNumber (uint64, low)`, where commitment = the first 24
-/// bytes of keccak256(abi.encode(epoch, treeSize, root, metaHash, blockNumber, timestamp)). The
+/// bytes of keccak256(abi.encode(epoch, treeSize, root, metaHash, assetsRoot, blockNumber,
+/// timestamp)). The
 /// fields themselves are in the epoch's `Anchored` event, which a reader finds by the block kept
 /// next to the commitment (the timestamp is that block's), and checks with `verifyCheckpoint`.
 /// 192 bits resist collisions to 2^96 work and second preimages to 2^192: nobody, the attestor
@@ -25,6 +27,9 @@ import {Governed} from "./Governed.sol";
 /// and checks them against the previous epoch's record (cheaper than a head kept in storage:
 /// one cold read, against two cold reads and two writes), then verifies the consistency proof
 /// from them; the caller names the epoch, which must have no record while the one before has.
+/// The assets tree (`assetsRoot`) is RFC 6962 over 83-byte per-asset totals (see `AssetTotals`
+/// and `verifyAssetTotals`), ordered by asset key, every asset the attestor knows in every epoch:
+/// committed inside the same record, so it costs no storage slot.
 contract AnchorRegistry is Governed {
     /// @notice The previous checkpoint, as `anchor` takes it (its epoch is the anchored one - 1;
     /// all zero for epoch 0).
@@ -32,9 +37,39 @@ contract AnchorRegistry is Governed {
         uint64 treeSize;
         bytes32 root;
         bytes32 metaHash;
+        bytes32 assetsRoot;
         uint64 blockNumber;
         uint64 timestamp;
     }
+
+    /// @notice Every field of an anchored checkpoint (from its `Anchored` event and block).
+    struct Checkpoint {
+        uint64 epoch;
+        uint64 treeSize;
+        bytes32 root;
+        bytes32 metaHash;
+        bytes32 assetsRoot;
+        uint64 blockNumber;
+        uint64 timestamp;
+    }
+
+    /// @notice One asset's totals for one epoch, decoded from the 83-byte big-endian leaf
+    /// assetKey (32) | epoch | readings | energyWh | revenue | cost (uint64 each) | net (int64) |
+    /// currency (3 ASCII bytes). assetKey is the SHA-256 of the asset's UTF-8 name; amounts are in
+    /// minor units of `currency`; net = revenue - cost.
+    struct AssetTotals {
+        bytes32 assetKey;
+        uint64 epoch;
+        uint64 readings;
+        uint64 energyWh;
+        uint64 revenue;
+        uint64 cost;
+        int64 net;
+        bytes3 currency;
+    }
+
+    /// @notice The length of one encoded `AssetTotals` leaf.
+    uint256 public constant ASSET_TOTALS_LENGTH = 83;
 
     bytes32 public constant ATTESTOR_ROLE = keccak256("assetproof.role.attestor");
 
@@ -44,7 +79,7 @@ contract AnchorRegistry is Governed {
     mapping(uint256 epoch => bytes32 record) private _records;
 
     /// @notice Every field of the checkpoint but the block's own (number and time).
-    event Anchored(uint64 indexed epoch, uint64 treeSize, bytes32 root, bytes32 metaHash);
+    event Anchored(uint64 indexed epoch, uint64 treeSize, bytes32 root, bytes32 metaHash, bytes32 assetsRoot);
 
     error NotAttestor();
     /// @notice The anchor would add `growth` leaves; at most `limit` may be added at once.
@@ -60,6 +95,13 @@ contract AnchorRegistry is Governed {
     /// @notice The previous checkpoint given to `anchor` for `epoch` is not the one anchored for
     /// epoch - 1 (for epoch 0: not all zero).
     error PreviousCheckpointMismatch(uint64 epoch);
+    /// @notice The asset totals and proof given to `verifyAssetTotals` do not lead to the
+    /// checkpoint's assetsRoot.
+    error TotalsNotIncluded();
+    /// @notice The asset totals are included, but say they are for epoch `got`, not `expected`.
+    error TotalsForAnotherEpoch(uint64 expected, uint64 got);
+    /// @notice An encoded AssetTotals must be 83 bytes; this one has `length`.
+    error MalformedTotals(uint256 length);
 
     constructor(
         address attestor_,
@@ -78,7 +120,8 @@ contract AnchorRegistry is Governed {
     }
 
     /// @notice Anchor the checkpoint of `epoch`: the log has `treeSize` leaves and root `root`;
-    /// `metaHash` is the SHA-256 of the epoch metadata. `previous` is the checkpoint of epoch - 1
+    /// `metaHash` is the SHA-256 of the epoch metadata, `assetsRoot` the root of its per-asset
+    /// totals tree. `previous` is the checkpoint of epoch - 1
     /// exactly as anchored (all zero for epoch 0), `consistencyProof` the RFC 9162 proof from it
     /// to this one (empty for epoch 0).
     function anchor(
@@ -86,6 +129,7 @@ contract AnchorRegistry is Governed {
         uint64 treeSize,
         bytes32 root,
         bytes32 metaHash,
+        bytes32 assetsRoot,
         Previous calldata previous,
         bytes32[] calldata consistencyProof
     ) external {
@@ -104,6 +148,7 @@ contract AnchorRegistry is Governed {
                 previousSize != 0 ||
                 previousRoot != bytes32(0) ||
                 previous.metaHash != bytes32(0) ||
+                previous.assetsRoot != bytes32(0) ||
                 previous.blockNumber != 0 ||
                 previous.timestamp != 0
             ) revert PreviousCheckpointMismatch(epoch);
@@ -114,6 +159,7 @@ contract AnchorRegistry is Governed {
                 previousSize,
                 previousRoot,
                 previous.metaHash,
+                previous.assetsRoot,
                 previous.blockNumber,
                 previous.timestamp
             )
@@ -127,8 +173,16 @@ contract AnchorRegistry is Governed {
         } else if (!_consistent(previousSize, treeSize, previousRoot, root, consistencyProof)) {
             revert InconsistentProof();
         }
-        _records[epoch] = _record(epoch, treeSize, root, metaHash, uint64(block.number), uint64(block.timestamp));
-        emit Anchored(epoch, treeSize, root, metaHash);
+        _records[epoch] = _record(
+            epoch,
+            treeSize,
+            root,
+            metaHash,
+            assetsRoot,
+            uint64(block.number),
+            uint64(block.timestamp)
+        );
+        emit Anchored(epoch, treeSize, root, metaHash, assetsRoot);
     }
 
     /// @notice The number of anchored epochs (the next epoch number): a search over the
@@ -155,7 +209,7 @@ contract AnchorRegistry is Governed {
     }
 
     /// @notice The commitment to the checkpoint of `epoch`: the first 24 bytes of
-    /// keccak256(abi.encode(epoch, treeSize, root, metaHash, blockNumber, timestamp)).
+    /// keccak256(abi.encode(epoch, treeSize, root, metaHash, assetsRoot, blockNumber, timestamp)).
     /// Reverts with UnknownEpoch when it is not anchored.
     function commitment(uint64 epoch) external view returns (bytes24) {
         return bytes24(_existing(epoch));
@@ -168,14 +222,16 @@ contract AnchorRegistry is Governed {
         uint64 treeSize,
         bytes32 root,
         bytes32 metaHash,
+        bytes32 assetsRoot,
         uint64 blockNumber,
         uint64 timestamp
     ) external view returns (bool) {
-        return _existing(epoch) == _record(epoch, treeSize, root, metaHash, blockNumber, timestamp);
+        return _existing(epoch) == _record(epoch, treeSize, root, metaHash, assetsRoot, blockNumber, timestamp);
     }
 
     /// @notice Whether `proof` is an RFC 9162 inclusion proof of the leaf with hash `leafHash` at
-    /// `index` in the checkpoint (epoch, treeSize, root, metaHash, blockNumber, timestamp), which
+    /// `index` in the checkpoint (epoch, treeSize, root, metaHash, assetsRoot, blockNumber,
+    /// timestamp), which
     /// must be the one anchored: reverts with UnknownEpoch for an epoch not anchored and with
     /// CheckpointMismatch when any field differs from the anchored checkpoint. False for any bad
     /// proof (wrong length, wrong element, index outside the tree).
@@ -184,16 +240,42 @@ contract AnchorRegistry is Governed {
         uint64 treeSize,
         bytes32 root,
         bytes32 metaHash,
+        bytes32 assetsRoot,
         uint64 blockNumber,
         uint64 timestamp,
         uint64 index,
         bytes32 leafHash,
         bytes32[] calldata proof
     ) external view returns (bool) {
-        if (_existing(epoch) != _record(epoch, treeSize, root, metaHash, blockNumber, timestamp)) {
+        if (_existing(epoch) != _record(epoch, treeSize, root, metaHash, assetsRoot, blockNumber, timestamp)) {
             revert CheckpointMismatch(epoch);
         }
         return _included(treeSize, root, index, leafHash, proof);
+    }
+
+    /// @notice One asset's totals for `c.epoch`, checked against the anchored checkpoint: `c` must
+    /// be every field as anchored (UnknownEpoch, CheckpointMismatch), `totals` the 83-byte leaf
+    /// (MalformedTotals), `proof` its RFC 9162 inclusion proof at `index` in the assets tree of
+    /// `assetCount` leaves (TotalsNotIncluded), and the leaf's own epoch `c.epoch`
+    /// (TotalsForAnotherEpoch). The caller checks `assetKey` is the asset it means.
+    function verifyAssetTotals(
+        Checkpoint calldata c,
+        bytes calldata totals,
+        uint64 index,
+        uint64 assetCount,
+        bytes32[] calldata proof
+    ) external view returns (AssetTotals memory t) {
+        if (
+            _existing(c.epoch) !=
+            _record(c.epoch, c.treeSize, c.root, c.metaHash, c.assetsRoot, c.blockNumber, c.timestamp)
+        ) {
+            revert CheckpointMismatch(c.epoch);
+        }
+        if (totals.length != ASSET_TOTALS_LENGTH) revert MalformedTotals(totals.length);
+        bytes32 leafHash = sha256(abi.encodePacked(bytes1(0x00), totals));
+        if (!_included(assetCount, c.assetsRoot, index, leafHash, proof)) revert TotalsNotIncluded();
+        t = _decodeTotals(totals);
+        if (t.epoch != c.epoch) revert TotalsForAnotherEpoch(c.epoch, t.epoch);
     }
 
     function _isRole(bytes32 role) internal pure override returns (bool) {
@@ -233,11 +315,24 @@ contract AnchorRegistry is Governed {
         uint64 treeSize,
         bytes32 root,
         bytes32 metaHash,
+        bytes32 assetsRoot,
         uint64 blockNumber,
         uint64 timestamp
     ) private pure returns (bytes32) {
-        bytes32 digest = keccak256(abi.encode(epoch, treeSize, root, metaHash, blockNumber, timestamp));
+        bytes32 digest = keccak256(abi.encode(epoch, treeSize, root, metaHash, assetsRoot, blockNumber, timestamp));
         return bytes32(uint256(digest) & ~uint256(type(uint64).max)) | bytes32(uint256(blockNumber));
+    }
+
+    /// @dev The fields of an 83-byte leaf (its length checked by the caller), big-endian.
+    function _decodeTotals(bytes calldata b) private pure returns (AssetTotals memory t) {
+        t.assetKey = bytes32(b[0:32]);
+        t.epoch = uint64(bytes8(b[32:40]));
+        t.readings = uint64(bytes8(b[40:48]));
+        t.energyWh = uint64(bytes8(b[48:56]));
+        t.revenue = uint64(bytes8(b[56:64]));
+        t.cost = uint64(bytes8(b[64:72]));
+        t.net = int64(uint64(bytes8(b[72:80])));
+        t.currency = bytes3(b[80:83]);
     }
 
     /// @dev RFC 9162 section 2.1.3.2.

@@ -74,6 +74,7 @@ contract ReadingVerifier {
         uint64 treeSize;
         bytes32 root;
         bytes32 metaHash;
+        bytes32 assetsRoot;
         uint64 blockNumber;
         uint64 timestamp;
     }
@@ -210,6 +211,7 @@ contract ReadingVerifier {
                 c.treeSize,
                 c.root,
                 c.metaHash,
+                c.assetsRoot,
                 c.blockNumber,
                 c.timestamp,
                 leafIndex,
@@ -243,6 +245,7 @@ contract ReadingVerifier {
             p.treeSize,
             p.root,
             p.metaHash,
+            p.assetsRoot,
             p.blockNumber,
             p.timestamp
         );

@@ -20,7 +20,7 @@ from protocol.errors import VerificationError
 from protocol.merkle.hashing import leaf_hash
 from protocol.merkle.log import MerkleLog
 from protocol.merkle.verify import verify_consistency
-from tests.support.chain import Chain, flip, grow, leaf, meta, reverts
+from tests.support.chain import Chain, assets, flip, grow, leaf, meta, reverts
 
 
 def anchor(client: ChainClient, log: MerkleLog, *, epoch: int, previous: int, size: int) -> int:
@@ -29,6 +29,7 @@ def anchor(client: ChainClient, log: MerkleLog, *, epoch: int, previous: int, si
         tree_size=size,
         root=log.root(size),
         meta_hash=meta(epoch),
+        assets_root=assets(epoch),
         proof=log.consistency_proof(previous, size),
     )
     return receipt.gas_used
@@ -40,6 +41,7 @@ def tampered(checkpoint: Checkpoint) -> Iterator[Checkpoint]:
     yield replace(checkpoint, tree_size=checkpoint.tree_size - 1)
     yield replace(checkpoint, root=flip(checkpoint.root))
     yield replace(checkpoint, meta_hash=flip(checkpoint.meta_hash))
+    yield replace(checkpoint, assets_root=flip(checkpoint.assets_root))
     yield replace(checkpoint, block_number=checkpoint.block_number + 1)
     yield replace(checkpoint, block_number=checkpoint.block_number - 1)
     yield replace(checkpoint, timestamp=checkpoint.timestamp + 1)
@@ -48,12 +50,12 @@ def tampered(checkpoint: Checkpoint) -> Iterator[Checkpoint]:
         yield replace(checkpoint, epoch=checkpoint.epoch - 1)
 
 
-def previous_args(checkpoint: Checkpoint | None) -> tuple[int, bytes, bytes, int, int]:
+def previous_args(checkpoint: Checkpoint | None) -> tuple[int, bytes, bytes, bytes, int, int]:
     """The ``Previous`` tuple ``anchor`` takes (all zero for None)."""
     if checkpoint is None:
-        return (0, bytes(32), bytes(32), 0, 0)
+        return (0, bytes(32), bytes(32), bytes(32), 0, 0)
     c = checkpoint
-    return (c.tree_size, c.root, c.meta_hash, c.block_number, c.timestamp)
+    return (c.tree_size, c.root, c.meta_hash, c.assets_root, c.block_number, c.timestamp)
 
 
 # --- each custom error ----------------------------------------------------------------------------
@@ -63,67 +65,102 @@ def test_only_the_attestor_anchors(chain: Chain) -> None:
     log = grow(MerkleLog(), 3)
     for client in (chain.stranger, chain.registrar, chain.governor, chain.pricing):
         with reverts("NotAttestor"):
-            client.anchor(epoch=0, tree_size=3, root=log.root(), meta_hash=meta(0), proof=[])
+            client.anchor(epoch=0, tree_size=3, root=log.root(), meta_hash=meta(0), assets_root=assets(0), proof=[])
     assert chain.reader().latest_checkpoint() is None
 
 
 def test_epochs_are_numbered_without_gaps(chain: Chain) -> None:
     log = grow(MerkleLog(), 10)
     with reverts("WrongEpoch", expected=0, got=1):
-        chain.attestor.anchor(epoch=1, tree_size=3, root=log.root(3), meta_hash=meta(1), proof=[])
+        chain.attestor.anchor(
+            epoch=1, tree_size=3, root=log.root(3), meta_hash=meta(1), assets_root=assets(1), proof=[]
+        )
     anchor(chain.attestor, log, epoch=0, previous=0, size=3)
     for epoch in (0, 2, 7, 2**64 - 1):  # a repeat, gaps, the largest epoch number
         with reverts("WrongEpoch", expected=1, got=epoch):
             chain.attestor.anchor(
-                epoch=epoch, tree_size=5, root=log.root(5), meta_hash=meta(1), proof=log.consistency_proof(3, 5)
+                epoch=epoch,
+                tree_size=5,
+                root=log.root(5),
+                meta_hash=meta(1),
+                assets_root=assets(1),
+                proof=log.consistency_proof(3, 5),
             )
     # A gap refused even with a previous checkpoint that is anchored (epoch 0's, for epoch 2).
     first = chain.reader().checkpoint(0)
     with reverts("WrongEpoch", expected=1, got=2):
         chain.attestor.transact(
-            "AnchorRegistry", "anchor", 2, 5, log.root(5), meta(2), previous_args(first), log.consistency_proof(3, 5)
+            "AnchorRegistry",
+            "anchor",
+            2,
+            5,
+            log.root(5),
+            meta(2),
+            assets(2),
+            previous_args(first),
+            log.consistency_proof(3, 5),
         )
     anchor(chain.attestor, log, epoch=1, previous=3, size=5)
     assert chain.reader().epoch_count() == 2
     with reverts("WrongEpoch", expected=2, got=1):  # a repeat, with its true previous checkpoint
         chain.attestor.anchor(
-            epoch=1, tree_size=5, root=log.root(5), meta_hash=meta(1), proof=log.consistency_proof(3, 5), previous=first
+            epoch=1,
+            tree_size=5,
+            root=log.root(5),
+            meta_hash=meta(1),
+            assets_root=assets(1),
+            proof=log.consistency_proof(3, 5),
+            previous=first,
         )
 
 
 def test_zero_root_is_refused(chain: Chain) -> None:
     with reverts("ZeroRoot"):
-        chain.attestor.anchor(epoch=0, tree_size=1, root=bytes(32), meta_hash=meta(0), proof=[])
+        chain.attestor.anchor(epoch=0, tree_size=1, root=bytes(32), meta_hash=meta(0), assets_root=assets(0), proof=[])
 
 
 def test_tree_must_grow_every_epoch(chain: Chain) -> None:
     log = grow(MerkleLog(), 8)
     with reverts("TreeSizeNotGrowing", previous=0, given=0):
-        chain.attestor.anchor(epoch=0, tree_size=0, root=log.root(0), meta_hash=meta(0), proof=[])
+        chain.attestor.anchor(
+            epoch=0, tree_size=0, root=log.root(0), meta_hash=meta(0), assets_root=assets(0), proof=[]
+        )
     anchor(chain.attestor, log, epoch=0, previous=0, size=5)
     # An epoch without new leaves is not anchored (the attestor skips it), nor a shrinking tree.
     for size in (5, 4, 1, 0):
         with reverts("TreeSizeNotGrowing", previous=5, given=size):
-            chain.attestor.anchor(epoch=1, tree_size=size, root=log.root(size), meta_hash=meta(1), proof=[])
+            chain.attestor.anchor(
+                epoch=1, tree_size=size, root=log.root(size), meta_hash=meta(1), assets_root=assets(1), proof=[]
+            )
 
 
 def test_first_checkpoint_takes_no_proof(chain: Chain) -> None:
     log = grow(MerkleLog(), 4)
     with reverts("InconsistentProof"):
-        chain.attestor.anchor(epoch=0, tree_size=4, root=log.root(), meta_hash=meta(0), proof=[log.root(2)])
+        chain.attestor.anchor(
+            epoch=0, tree_size=4, root=log.root(), meta_hash=meta(0), assets_root=assets(0), proof=[log.root(2)]
+        )
 
 
 def test_a_wrong_previous_checkpoint_is_refused(chain: Chain) -> None:
     log = grow(MerkleLog(), 9)
     # Epoch 0 has no previous checkpoint: anything but all zeros is refused.
-    for field in range(5):
+    for field in range(6):
         fields = list(previous_args(None))
-        fields[field] = 1 if field in (0, 3, 4) else meta(99)
+        fields[field] = 1 if field in (0, 4, 5) else meta(99)
         with reverts("PreviousCheckpointMismatch", epoch=0):
-            chain.attestor.transact("AnchorRegistry", "anchor", 0, 4, log.root(4), meta(0), tuple(fields), [])
+            chain.attestor.transact(
+                "AnchorRegistry", "anchor", 0, 4, log.root(4), meta(0), assets(0), tuple(fields), []
+            )
     with pytest.raises(ValueError, match="no previous"):
         chain.attestor.check_anchor(
-            epoch=0, tree_size=4, root=log.root(4), meta_hash=meta(0), proof=[], previous=reader_checkpoint_stub()
+            epoch=0,
+            tree_size=4,
+            root=log.root(4),
+            meta_hash=meta(0),
+            assets_root=assets(0),
+            proof=[],
+            previous=reader_checkpoint_stub(),
         )
     anchor(chain.attestor, log, epoch=0, previous=0, size=4)
     first = chain.reader().checkpoint(0)
@@ -133,11 +170,23 @@ def test_a_wrong_previous_checkpoint_is_refused(chain: Chain) -> None:
     for wrong in tampered(first):
         with reverts("PreviousCheckpointMismatch", epoch=1):
             chain.attestor.check_anchor(
-                epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), proof=proof, previous=wrong
+                epoch=1,
+                tree_size=9,
+                root=log.root(9),
+                meta_hash=meta(1),
+                assets_root=assets(1),
+                proof=proof,
+                previous=wrong,
             )
     with pytest.raises(ValueError, match="is epoch 0, not 1"):
         chain.attestor.check_anchor(
-            epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), proof=proof, previous=replace(first, epoch=1)
+            epoch=1,
+            tree_size=9,
+            root=log.root(9),
+            meta_hash=meta(1),
+            assets_root=assets(1),
+            proof=proof,
+            previous=replace(first, epoch=1),
         )
     # Epoch 0's fields given as the previous checkpoint of epoch 1 under another epoch number
     # (the commitment covers the epoch): refused by the contract.
@@ -149,17 +198,24 @@ def test_a_wrong_previous_checkpoint_is_refused(chain: Chain) -> None:
             9,
             log.root(9),
             meta(1),
+            assets(1),
             previous_args(replace(first, tree_size=5, root=log.root(5))),
             log.consistency_proof(5, 9),
         )
     # The right one, given or looked up by the client, goes through.
-    chain.attestor.check_anchor(epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), proof=proof)
-    chain.attestor.anchor(epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), proof=proof, previous=first)
+    chain.attestor.check_anchor(
+        epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), assets_root=assets(1), proof=proof
+    )
+    chain.attestor.anchor(
+        epoch=1, tree_size=9, root=log.root(9), meta_hash=meta(1), assets_root=assets(1), proof=proof, previous=first
+    )
     assert chain.reader().checkpoint(1).tree_size == 9
 
 
 def reader_checkpoint_stub() -> Checkpoint:
-    return Checkpoint(epoch=0, tree_size=1, root=meta(7), meta_hash=meta(8), block_number=1, timestamp=1)
+    return Checkpoint(
+        epoch=0, tree_size=1, root=meta(7), meta_hash=meta(8), assets_root=assets(8), block_number=1, timestamp=1
+    )
 
 
 def test_unknown_epoch_in_views(chain: Chain) -> None:
@@ -221,6 +277,7 @@ def test_a_root_that_does_not_extend_the_checkpoint_is_refused(chain: Chain, pre
                 tree_size=tree_size,
                 root=log.root(size) if root is None else root,
                 meta_hash=meta(1),
+                assets_root=assets(1),
                 proof=proof,
             )
 
@@ -253,6 +310,7 @@ def test_a_root_that_does_not_extend_the_checkpoint_is_refused(chain: Chain, pre
                 tree_size=size,
                 root=fork.root(size),
                 meta_hash=meta(1),
+                assets_root=assets(1),
                 proof=fork.consistency_proof(previous, size),
                 previous=forged,
             )
@@ -264,7 +322,9 @@ def test_a_root_that_does_not_extend_the_checkpoint_is_refused(chain: Chain, pre
 
 def chain_verdict(client: ChainClient, *, claimed: int, root: bytes, proof: list[bytes]) -> bool:
     try:
-        client.check_anchor(epoch=1, tree_size=claimed, root=root, meta_hash=meta(1), proof=proof)
+        client.check_anchor(
+            epoch=1, tree_size=claimed, root=root, meta_hash=meta(1), assets_root=assets(1), proof=proof
+        )
     except ContractRevert as revert:
         if revert.name in ("InconsistentProof", "TreeSizeNotGrowing"):
             return False
@@ -300,7 +360,12 @@ def test_a_wrong_size_is_judged_exactly_as_rfc_9162_judges_it(chain: Chain) -> N
     # A shape-equivalent lie passes both verifiers and is anchored ...
     size, claimed = lies[0]
     chain.attestor.anchor(
-        epoch=1, tree_size=claimed, root=log.root(size), meta_hash=meta(1), proof=log.consistency_proof(5, size)
+        epoch=1,
+        tree_size=claimed,
+        root=log.root(size),
+        meta_hash=meta(1),
+        assets_root=assets(1),
+        proof=log.consistency_proof(5, size),
     )
     # ... but the last leaf it claims cannot be shown in it, whatever proof the log offers.
     reader = chain.reader()
@@ -333,6 +398,7 @@ def test_each_epoch_is_one_slot_committing_to_every_field(chain: Chain) -> None:
             tree_size=size,
             root=log.root(size),
             meta_hash=meta(epoch),
+            assets_root=assets(epoch),
             proof=log.consistency_proof(sizes[epoch - 1] if epoch else 0, size),
         )
         blocks.append(receipt.block_number)
@@ -342,6 +408,7 @@ def test_each_epoch_is_one_slot_committing_to_every_field(chain: Chain) -> None:
             tree_size=size,
             root=log.root(size),
             meta_hash=meta(epoch),
+            assets_root=assets(epoch),
             block_number=receipt.block_number,
             timestamp=stamp,
         )
@@ -355,6 +422,7 @@ def test_each_epoch_is_one_slot_committing_to_every_field(chain: Chain) -> None:
             tree_size=size,
             root=log.root(size),
             meta_hash=meta(epoch),
+            assets_root=assets(epoch),
             block_number=blocks[epoch],
             timestamp=checkpoint.timestamp,
         )
@@ -399,6 +467,7 @@ def test_checkpoint_refuses_events_that_do_not_match_the_commitment(
         replace(event, tree_size=event.tree_size + 1),
         replace(event, root=flip(event.root)),
         replace(event, meta_hash=flip(event.meta_hash)),
+        replace(event, assets_root=flip(event.assets_root)),
         replace(event, block_number=block + 1),
     ]
     for lie in lies:
@@ -498,13 +567,14 @@ def test_gas_per_anchor_grows_with_log_of_the_size(chain: Chain) -> None:
         previous = size
     # Every epoch writes one fresh slot and nothing else: 22,100 + the intrinsic 21,000, the
     # event, the calldata; every later epoch also reads the previous record (2,100) and checks
-    # the previous checkpoint given in calldata against it (its calldata, one keccak)...
-    assert 45_000 < gas[1] < 52_000
-    assert 50_000 < gas[2] < 57_000
+    # the previous checkpoint given in calldata against it (its calldata, one keccak). The assets
+    # root adds a word of calldata to each (the new one and the previous one's) and to the event.
+    assert 45_000 < gas[1] < 54_000
+    assert 50_000 < gas[2] < 59_000
     # ... and per proof element its calldata (~512) and one or two SHA-256 calls (~250 each).
     for size in list(gas)[2:]:
         assert gas[size] - gas[2] < (proofs[size] - proofs[2]) * 1_100, (size, gas)
-    assert max(list(gas.values())[1:]) < 70_000
+    assert max(list(gas.values())[1:]) < 72_000
 
 
 # --- sending and waiting apart; confirmations; reverts of mined transactions -------------------------
@@ -512,7 +582,9 @@ def test_gas_per_anchor_grows_with_log_of_the_size(chain: Chain) -> None:
 
 def test_send_then_wait_from_a_new_client(chain: Chain) -> None:
     log = grow(MerkleLog(), 3)
-    tx_hash = chain.attestor.send_anchor(epoch=0, tree_size=3, root=log.root(), meta_hash=meta(0), proof=[])
+    tx_hash = chain.attestor.send_anchor(
+        epoch=0, tree_size=3, root=log.root(), meta_hash=meta(0), assets_root=assets(0), proof=[]
+    )
     assert isinstance(tx_hash, bytes)
     assert len(tx_hash) == 32
     # As after a restart: another client (same key) waits for the recorded hash.
@@ -526,7 +598,9 @@ def test_send_then_wait_from_a_new_client(chain: Chain) -> None:
 def test_confirmations_wait_for_blocks_on_top(chain: Chain) -> None:
     log = grow(MerkleLog(), 3)
     client = ChainClient(chain.w3, account=chain.attestor.account, deployment=chain.deployment, confirmations=2)
-    tx_hash = client.send_anchor(epoch=0, tree_size=3, root=log.root(), meta_hash=meta(0), proof=[])
+    tx_hash = client.send_anchor(
+        epoch=0, tree_size=3, root=log.root(), meta_hash=meta(0), assets_root=assets(0), proof=[]
+    )
     with pytest.raises(ConfirmationTimeoutError):
         client.wait_anchor(tx_hash, timeout=0.2)
     mine(chain.w3, 2)
@@ -543,7 +617,7 @@ def test_a_mined_revert_is_decoded_with_its_transaction(chain: Chain) -> None:
     contract = w3.eth.contract(
         address=chain.deployment.anchor_registry.address, abi=load_artifact("AnchorRegistry").abi
     )
-    tx = contract.functions.anchor(5, 3, log.root(), meta(5), previous_args(None), []).build_transaction(
+    tx = contract.functions.anchor(5, 3, log.root(), meta(5), assets(5), previous_args(None), []).build_transaction(
         {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address), "gas": 200_000}
     )
     tx_hash = bytes(w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
@@ -554,6 +628,10 @@ def test_a_mined_revert_is_decoded_with_its_transaction(chain: Chain) -> None:
 
 def test_hashes_must_be_32_bytes(chain: Chain) -> None:
     with pytest.raises(ValueError, match="32 bytes"):
-        chain.attestor.send_anchor(epoch=0, tree_size=1, root=b"short", meta_hash=meta(0), proof=[])
+        chain.attestor.send_anchor(
+            epoch=0, tree_size=1, root=b"short", meta_hash=meta(0), assets_root=assets(0), proof=[]
+        )
     with pytest.raises(ValueError, match="32 bytes"):
-        chain.attestor.send_anchor(epoch=0, tree_size=1, root=meta(1), meta_hash=meta(0), proof=[b"x" * 31])
+        chain.attestor.send_anchor(
+            epoch=0, tree_size=1, root=meta(1), meta_hash=meta(0), assets_root=assets(0), proof=[b"x" * 31]
+        )

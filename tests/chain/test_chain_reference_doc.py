@@ -31,4 +31,6 @@ def test_every_event_names_its_indexed_fields() -> None:
     abi = json.loads((REPO / "chain" / "artifacts" / "AnchorRegistry.json").read_text())["abi"]
     anchored = next(e for e in abi if e.get("name") == "Anchored")
     assert [i["name"] for i in anchored["inputs"] if i["indexed"]] == ["epoch"]
-    assert "`Anchored(uint64 indexed epoch, uint64 treeSize, bytes32 root, bytes32 metaHash)`" in page
+    assert (
+        "`Anchored(uint64 indexed epoch, uint64 treeSize, bytes32 root, bytes32 metaHash, bytes32 assetsRoot)`" in page
+    )

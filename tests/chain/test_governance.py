@@ -12,7 +12,7 @@ from chain.ids import ROLE_IDS
 from chain.types import PendingRoleChange, RegistryParams, RoleEventKind, Roles
 from chain.writer import ChainClient
 from protocol.merkle.log import MerkleLog
-from tests.support.chain import Chain, funded_account, grow, meta, registration, reverts, sample_tariff
+from tests.support.chain import Chain, assets, funded_account, grow, meta, registration, reverts, sample_tariff
 
 
 def now(chain: Chain) -> int:
@@ -66,7 +66,7 @@ def test_the_governor_replaces_the_attestor_after_the_delay(chain: Chain) -> Non
     put it in place before the delay, anyone can after it; the old key is then refused."""
     reader, w3 = chain.reader(), chain.w3
     log = grow(MerkleLog(), 10)
-    chain.attestor.anchor(epoch=0, tree_size=5, root=log.root(5), meta_hash=meta(0), proof=[])
+    chain.attestor.anchor(epoch=0, tree_size=5, root=log.root(5), meta_hash=meta(0), assets_root=assets(0), proof=[])
     fresh = funded_account(w3)
     delay = chain.deployment.params.governance_delay
     t = now(chain) + 10
@@ -90,7 +90,14 @@ def test_the_governor_replaces_the_attestor_after_the_delay(chain: Chain) -> Non
     with reverts("ChangeNotDue", role=ROLE_IDS["attestor"], eta=t + delay):
         chain.stranger.execute_role(contract="AnchorRegistry", role="attestor")
     # Meanwhile the old attestor still anchors.
-    chain.attestor.anchor(epoch=1, tree_size=7, root=log.root(7), meta_hash=meta(1), proof=log.consistency_proof(5, 7))
+    chain.attestor.anchor(
+        epoch=1,
+        tree_size=7,
+        root=log.root(7),
+        meta_hash=meta(1),
+        assets_root=assets(1),
+        proof=log.consistency_proof(5, 7),
+    )
     set_next_block_timestamp(w3, t + delay)
     mine(w3)
     chain.stranger.execute_role(contract="AnchorRegistry", role="attestor")  # anyone may
@@ -100,10 +107,22 @@ def test_the_governor_replaces_the_attestor_after_the_delay(chain: Chain) -> Non
     assert (changed.role, changed.previous, changed.account) == ("attestor", chain.attestor.address, fresh.address)
     with reverts("NotAttestor"):
         chain.attestor.anchor(
-            epoch=2, tree_size=10, root=log.root(10), meta_hash=meta(2), proof=log.consistency_proof(7, 10)
+            epoch=2,
+            tree_size=10,
+            root=log.root(10),
+            meta_hash=meta(2),
+            assets_root=assets(2),
+            proof=log.consistency_proof(7, 10),
         )
     new_attestor = chain.client(fresh)
-    new_attestor.anchor(epoch=2, tree_size=10, root=log.root(10), meta_hash=meta(2), proof=log.consistency_proof(7, 10))
+    new_attestor.anchor(
+        epoch=2,
+        tree_size=10,
+        root=log.root(10),
+        meta_hash=meta(2),
+        assets_root=assets(2),
+        proof=log.consistency_proof(7, 10),
+    )
     assert reader.epoch_count() == 3
     # The deployment file written before the change no longer matches the chain: rewrite it.
     with pytest.raises(DeploymentError, match=f"names attestor {chain.attestor.address}, but the chain's is"):
@@ -113,16 +132,22 @@ def test_the_governor_replaces_the_attestor_after_the_delay(chain: Chain) -> Non
 def test_a_leaked_attestor_key_cannot_brick_the_log(chain: Chain) -> None:
     limit = chain.deployment.params.max_growth
     log = grow(MerkleLog(), 3)
-    chain.attestor.anchor(epoch=0, tree_size=3, root=log.root(), meta_hash=meta(0), proof=[])
+    chain.attestor.anchor(epoch=0, tree_size=3, root=log.root(), meta_hash=meta(0), assets_root=assets(0), proof=[])
     # A phantom tree of 2^64 - 1 leaves: refused before its proof is even looked at.
     with reverts("GrowthTooLarge", limit=limit, growth=2**64 - 1 - 3):
-        chain.attestor.anchor(epoch=1, tree_size=2**64 - 1, root=bytes([7]) * 32, meta_hash=meta(1), proof=[])
+        chain.attestor.anchor(
+            epoch=1, tree_size=2**64 - 1, root=bytes([7]) * 32, meta_hash=meta(1), assets_root=assets(1), proof=[]
+        )
     with reverts("GrowthTooLarge", limit=limit, growth=limit + 1):
-        chain.attestor.anchor(epoch=1, tree_size=3 + limit + 1, root=bytes([7]) * 32, meta_hash=meta(1), proof=[])
+        chain.attestor.anchor(
+            epoch=1, tree_size=3 + limit + 1, root=bytes([7]) * 32, meta_hash=meta(1), assets_root=assets(1), proof=[]
+        )
     big = ChainClient(chain.w3, account=funded_account(chain.w3))
     big.deploy()
     with reverts("GrowthTooLarge", limit=limit, growth=limit + 1):
-        big.anchor(epoch=0, tree_size=limit + 1, root=bytes([7]) * 32, meta_hash=meta(0), proof=[])
+        big.anchor(
+            epoch=0, tree_size=limit + 1, root=bytes([7]) * 32, meta_hash=meta(0), assets_root=assets(0), proof=[]
+        )
 
 
 def test_only_the_governor_proposes_and_cancels(chain: Chain) -> None:
@@ -136,7 +161,9 @@ def test_only_the_governor_proposes_and_cancels(chain: Chain) -> None:
     with reverts("NotPricingAuthority", caller=chain.governor.address):
         chain.governor.publish_tariff(sample_tariff(), effective_from=0)
     with reverts("NotAttestor"):
-        chain.governor.anchor(epoch=0, tree_size=1, root=bytes([1]) * 32, meta_hash=meta(0), proof=[])
+        chain.governor.anchor(
+            epoch=0, tree_size=1, root=bytes([1]) * 32, meta_hash=meta(0), assets_root=assets(0), proof=[]
+        )
     # Roles a contract does not know, the zero address, nothing pending.
     with reverts("UnknownRole", role=ROLE_IDS["attestor"]):
         chain.governor.propose_role(contract="DeviceRegistry", role="attestor", account=someone)

@@ -20,7 +20,7 @@ from chain.reader import ChainReader
 from chain.writer import ChainClient
 from devstack.anvil import ANVIL_ENV, find_anvil, start_anvil
 from protocol.merkle.log import MerkleLog
-from tests.support.chain import Chain, funded_account, grow, meta, require_anvil
+from tests.support.chain import Chain, assets, funded_account, grow, meta, require_anvil
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -182,6 +182,7 @@ def test_anvil_restart_with_state_keeps_the_checkpoints(tmp_path: Path) -> None:
                 tree_size=size,
                 root=log.root(size),
                 meta_hash=meta(epoch),
+                assets_root=assets(epoch),
                 proof=log.consistency_proof(previous, size),
             )
             previous = size
@@ -197,7 +198,14 @@ def test_anvil_restart_with_state_keeps_the_checkpoints(tmp_path: Path) -> None:
         assert [reader.checkpoint(e).tree_size for e in range(3)] == [3, 10, 17]
         # The log goes on from where the chain left it.
         again = ChainClient(node.web3(), account=attestor, deployment=deployment)
-        again.anchor(epoch=3, tree_size=40, root=log.root(40), meta_hash=meta(3), proof=log.consistency_proof(17, 40))
+        again.anchor(
+            epoch=3,
+            tree_size=40,
+            root=log.root(40),
+            meta_hash=meta(3),
+            assets_root=assets(3),
+            proof=log.consistency_proof(17, 40),
+        )
         assert reader.epoch_count() == 4
     assert not node.running
 

@@ -29,7 +29,7 @@ from protocol.errors import VerificationError
 from protocol.key_validity import KeyVerdict, judge_key
 from protocol.merkle.log import MerkleLog
 from protocol.signing import P256_ORDER, DeviceKey, verify_signature
-from tests.support.chain import Chain, deploy_chain, flip, meta, registration, reverts
+from tests.support.chain import Chain, assets, deploy_chain, flip, meta, registration, reverts
 
 ASSET = "HK Chargers #1"
 R = OnchainReason
@@ -138,7 +138,15 @@ class Scene:
         p = (
             self.checkpoints[epoch - 1]
             if epoch > 0
-            else Checkpoint(epoch=0, tree_size=0, root=bytes(32), meta_hash=bytes(32), block_number=0, timestamp=0)
+            else Checkpoint(
+                epoch=0,
+                tree_size=0,
+                root=bytes(32),
+                meta_hash=bytes(32),
+                assets_root=bytes(32),
+                block_number=0,
+                timestamp=0,
+            )
         )
         return (
             self.messages[name],
@@ -146,8 +154,8 @@ class Scene:
             self.index[name],
             cp.tree_size,
             self.log.inclusion_proof(self.index[name], cp.tree_size),
-            (cp.epoch, cp.tree_size, cp.root, cp.meta_hash, cp.block_number, cp.timestamp),
-            (p.epoch, p.tree_size, p.root, p.meta_hash, p.block_number, p.timestamp),
+            (cp.epoch, cp.tree_size, cp.root, cp.meta_hash, cp.assets_root, cp.block_number, cp.timestamp),
+            (p.epoch, p.tree_size, p.root, p.meta_hash, p.assets_root, p.block_number, p.timestamp),
         )
 
 
@@ -270,6 +278,7 @@ def scene(anvil_node: AnvilNode) -> Scene:
             tree_size=size,
             root=scene.log.root(size),
             meta_hash=meta(epoch),
+            assets_root=assets(epoch),
             proof=scene.log.consistency_proof(previous, size),
         )
         previous = size
@@ -360,6 +369,7 @@ def test_a_checkpoint_that_is_not_the_anchored_one(scene: Scene) -> None:
         replace(cp, tree_size=cp.tree_size + 1),
         replace(cp, root=flip(cp.root)),
         replace(cp, meta_hash=flip(cp.meta_hash)),
+        replace(cp, assets_root=flip(cp.assets_root)),
         replace(cp, block_number=cp.block_number + 1),
         replace(cp, timestamp=cp.timestamp - 1),
         replace(cp, epoch=1),  # epoch 0's fields under epoch 1's number
@@ -532,7 +542,7 @@ def test_eth_tester_has_no_p256_precompile_and_says_so() -> None:
     message = charger_reading(key, "chg-0001", at)
     log = MerkleLog()
     log.append(message)
-    chain.attestor.anchor(epoch=0, tree_size=1, root=log.root(), meta_hash=meta(0), proof=[])
+    chain.attestor.anchor(epoch=0, tree_size=1, root=log.root(), meta_hash=meta(0), assets_root=assets(0), proof=[])
     checkpoint = reader.checkpoint(0)
     assert reader.p256_available() is False
     with pytest.raises(P256UnavailableError, match=r"no P-256 precompile \(0x100\).*anvil or a chain with EIP-7951"):
@@ -540,8 +550,16 @@ def test_eth_tester_has_no_p256_precompile_and_says_so() -> None:
             message=message, device_id="chg-0001", leaf_index=0, tree_size=1, proof=[], checkpoint=checkpoint
         )
     # The contract itself, asked directly, refuses to call the genuine signature bad.
-    fields = (0, 1, checkpoint.root, checkpoint.meta_hash, checkpoint.block_number, checkpoint.timestamp)
-    args: tuple[Any, ...] = (message, "chg-0001", 0, 1, [], fields, (0, 0, bytes(32), bytes(32), 0, 0))
+    fields = (
+        0,
+        1,
+        checkpoint.root,
+        checkpoint.meta_hash,
+        checkpoint.assets_root,
+        checkpoint.block_number,
+        checkpoint.timestamp,
+    )
+    args: tuple[Any, ...] = (message, "chg-0001", 0, 1, [], fields, (0, 0, bytes(32), bytes(32), bytes(32), 0, 0))
     with reverts("P256PrecompileMissing"):
         reader._call("ReadingVerifier", "verifyReading", *args)
 
@@ -598,7 +616,9 @@ def test_a_deployment_file_from_before_the_verifier_still_loads(chain: Chain, tm
     assert loaded == old
     reader = ChainReader(chain.w3, deployment=loaded)
     reader.verify_deployment()
-    checkpoint = Checkpoint(epoch=0, tree_size=1, root=bytes(32), meta_hash=bytes(32), block_number=1, timestamp=1)
+    checkpoint = Checkpoint(
+        epoch=0, tree_size=1, root=bytes(32), meta_hash=bytes(32), assets_root=bytes(32), block_number=1, timestamp=1
+    )
     with pytest.raises(NotDeployedError, match="no ReadingVerifier"):
         reader.verify_reading_onchain(
             message=b"{}", device_id="chg-0001", leaf_index=0, tree_size=1, proof=[], checkpoint=checkpoint

@@ -127,7 +127,10 @@ def test_metadata_canonical_bytes_are_rfc8785(readings: int, money: int, name: s
 def test_metadata_rejections() -> None:
     good = _meta().to_json()
     cases: list[tuple[Any, str]] = [
-        ({**good, "version": 2}, "version"),
+        ({**good, "version": 1}, "version"),
+        ({**good, "version": 3}, "version"),
+        ({**good, "assets_root": "AB" * 32}, "assets_root"),
+        ({k: v for k, v in good.items() if k != "assets_root"}, "missing"),
         ({**good, "window": {"start_ms": 5, "end_ms": 4}}, "before"),
         ({**good, "leaves": {"from": 5, "to": 4}}, "below"),
         ({**good, "leaves": {"from": 0, "to": 9}}, "add up"),

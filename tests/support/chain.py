@@ -155,6 +155,11 @@ def meta(epoch: int) -> bytes:
     return hashlib.sha256(b"epoch metadata %d" % epoch).digest()
 
 
+def assets(epoch: int) -> bytes:
+    """A stand-in assets root for ``epoch`` (distinct from every ``meta``)."""
+    return hashlib.sha256(b"epoch assets %d" % epoch).digest()
+
+
 @contextmanager
 def reverts(name: str, **arguments: Any) -> Iterator[pytest.ExceptionInfo[ContractRevert]]:
     """Expect a :class:`ContractRevert` named ``name`` whose arguments include ``arguments``."""
