@@ -97,9 +97,11 @@ def _stats(values: list[int]) -> dict[str, int]:
 def run(*, holders: int) -> dict[str, Any]:
     from eth_account import Account
 
+    from chain._args import checkpoint_args
     from chain.devchain import dev_fund
     from chain.tokens import TokenClient
     from devstack.anvil import start_anvil
+    from protocol.asset_totals import AssetLeaf, AssetTotalsProof
 
     result: dict[str, Any] = {"holders": holders}
     with start_anvil() as node:
@@ -175,22 +177,17 @@ def run(*, holders: int) -> dict[str, Any]:
         verify_gas = int(
             issuer._contract("AnchorRegistry")
             .functions.verifyAssetTotals(
-                (
-                    later.checkpoint.epoch,
-                    later.checkpoint.tree_size,
-                    later.checkpoint.root,
-                    later.checkpoint.meta_hash,
-                    later.checkpoint.assets_root,
-                    later.checkpoint.block_number,
-                    later.checkpoint.timestamp,
-                ),
-                later.totals,
-                later.index,
-                later.count,
-                list(later.path),
+                checkpoint_args(later.checkpoint), later.totals, later.index, later.count, list(later.path)
             )
             .estimate_gas()
         )
+        leaf = issuer.verify_asset_totals(
+            checkpoint=later.checkpoint,
+            totals=AssetTotalsProof(
+                leaf=AssetLeaf.decode(later.totals), index=later.index, count=later.count, proof=tuple(later.path)
+            ),
+        )
+        result["verified_net"] = leaf.net
 
     result.update(
         {

@@ -7,7 +7,6 @@ cents for the demo stablecoin); token balances are whole tokens (shares, or TH/s
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
@@ -15,6 +14,7 @@ from typing import Any, Final, Literal
 from chain.deployment import Deployment
 from chain.errors import DeploymentError
 from chain.types import Checkpoint
+from protocol.asset_totals import AssetTotalsProof, asset_key
 
 __all__ = [
     "KIND_CODES",
@@ -42,11 +42,6 @@ TOKENS_KEY: Final = "tokens"
 ``assetproof-deployment/2`` that know nothing of tokens keep it as is)."""
 
 
-def asset_key(asset: str) -> bytes:
-    """The asset's key in the anchored totals and in its token: SHA-256 of its UTF-8 name."""
-    return hashlib.sha256(asset.encode("utf-8")).digest()
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TotalsProof:
     """One asset's totals for one epoch and their inclusion proof under the assets root of the
@@ -58,6 +53,12 @@ class TotalsProof:
     index: int
     count: int
     path: Sequence[bytes] = ()
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint, proof: AssetTotalsProof) -> TotalsProof:
+        """From the attestor's proof of an asset's leaf (``protocol.asset_totals.totals_proof``)
+        and the anchored checkpoint of its epoch."""
+        return cls(checkpoint=checkpoint, totals=proof.encoded, index=proof.index, count=proof.count, path=proof.proof)
 
     @property
     def epoch(self) -> int:

@@ -24,7 +24,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 
-from chain._args import as_bytes
+from chain._args import as_bytes, checkpoint_args
 from chain._artifacts import load_artifact
 from chain._contracts import LOG_CHUNK, ContractAccess
 from chain.errors import DeploymentError
@@ -54,19 +54,14 @@ def _checksum(address: str) -> str:
     return str(Web3.to_checksum_address(address))
 
 
-def _checkpoint_struct(proof: TotalsProof) -> tuple[int, int, bytes, bytes, bytes, int, int]:
-    c = proof.checkpoint
-    return (c.epoch, c.tree_size, c.root, c.meta_hash, c.assets_root, c.block_number, c.timestamp)
-
-
 class TokenReader(ContractAccess):
     """Read-only views of share tokens and the settlement token."""
 
     def _token(self, address: str) -> Contract:
-        return self._w3.eth.contract(address=_checksum(address), abi=load_artifact("ShareToken").abi)
+        return self._w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact("ShareToken").abi)
 
     def _coin(self, address: str) -> Contract:
-        return self._w3.eth.contract(address=_checksum(address), abi=load_artifact("DemoStablecoin").abi)
+        return self._w3.eth.contract(address=Web3.to_checksum_address(address), abi=load_artifact("DemoStablecoin").abi)
 
     def _token_call(self, token: str, fn_name: str, *args: Any) -> Any:
         with edge():
@@ -320,7 +315,7 @@ class TokenClient(ChainClient, TokenReader):
             "fund",
             proof.epoch if epoch is None else epoch,
             amount,
-            _checkpoint_struct(proof),
+            checkpoint_args(proof.checkpoint),
             proof.totals,
             proof.index,
             proof.count,

@@ -20,6 +20,8 @@ from chain.token_types import (
     with_token,
 )
 from chain.tokens import TokenClient, TokenReader
+from chain.types import Checkpoint
+from protocol.asset_totals import AssetLeaf, assets_root, totals_proof
 from protocol.merkle.log import MerkleLog
 from tests.support.chain import Chain, flip, funded_account, grow, meta, reverts
 
@@ -41,11 +43,9 @@ class Attested:
     log: MerkleLog = field(default_factory=MerkleLog)
     epoch: int = 0
 
-    def anchor(self, nets: dict[str, int], *, currency: str = "HKD") -> dict[str, TotalsProof]:
+    def anchor_root(self, assets_root: bytes) -> Checkpoint:
+        """Anchor the next epoch (3 more readings) with ``assets_root``; its checkpoint."""
         epoch = self.epoch
-        leaves = sorted((asset_key(a), a, encode_totals(a, epoch, n, currency=currency)) for a, n in nets.items())
-        tree = MerkleLog()
-        tree.extend(encoded for _, _, encoded in leaves)
         previous = self.log.size
         grow(self.log, previous + 3, salt=b"tokens")
         self.chain.attestor.anchor(
@@ -53,11 +53,18 @@ class Attested:
             tree_size=self.log.size,
             root=self.log.root(),
             meta_hash=meta(epoch),
-            assets_root=tree.root(),
+            assets_root=assets_root,
             proof=self.log.consistency_proof(previous, self.log.size) if previous else [],
         )
-        checkpoint = self.chain.reader().checkpoint(epoch)
         self.epoch += 1
+        return self.chain.reader().checkpoint(epoch)
+
+    def anchor(self, nets: dict[str, int], *, currency: str = "HKD") -> dict[str, TotalsProof]:
+        epoch = self.epoch
+        leaves = sorted((asset_key(a), a, encode_totals(a, epoch, n, currency=currency)) for a, n in nets.items())
+        tree = MerkleLog()
+        tree.extend(encoded for _, _, encoded in leaves)
+        checkpoint = self.anchor_root(tree.root())
         return {
             asset: TotalsProof(
                 checkpoint=checkpoint,
@@ -153,6 +160,30 @@ def test_funding_pays_holders_pro_rata_and_never_above_the_cap(market: Market) -
         5_000,
         5_000,
     )
+
+
+@dataclass(frozen=True)
+class Totals:
+    readings: int
+    energy_wh: int
+    revenue: int
+    cost: int
+
+
+def test_the_attestors_totals_proof_funds_the_token(market: Market) -> None:
+    """The proof as the attestor builds it (protocol.asset_totals), not this module's encoder."""
+    token = market.token(bps=2_500)
+    market.holders(token, {"alice": 3, "bob": 1})
+    totals = {POD: Totals(60, 400_000, 9_000, 1_000), ROOF: Totals(30, 80_000, 0, 5_000), "Hub": Totals(0, 0, 0, 0)}
+    checkpoint = market.attested.anchor_root(assets_root(epoch=0, currency="HKD", totals=totals))
+    proof = TotalsProof.of(checkpoint, totals_proof(asset=POD, epoch=0, currency="HKD", totals=totals))
+    assert proof.totals == encode_totals(POD, 0, 8_000)[:48] + proof.totals[48:]  # key, epoch, readings
+    assert AssetLeaf.decode(proof.totals).net == proof.net == 8_000
+    assert market.issuer.cap_for(token, [proof]) == [2_000]
+    with reverts("CapExceeded", cap=2_000, amount=2_001):
+        market.issuer.fund_epochs(token, [proof], [2_001])
+    market.issuer.fund_epochs(token, [proof], [2_000])
+    assert (market.alice.claim(token)[0], market.bob.claim(token)[0]) == (1_500, 500)
 
 
 def test_an_epoch_is_funded_once_and_in_order(market: Market) -> None:
