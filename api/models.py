@@ -249,6 +249,40 @@ class CheckpointOut(_Model):
     anchor: AnchorOut | None
 
 
+class AssetTotalsOut(_Model):
+    readings: int = Field(examples=[90])
+    energy_wh: int = Field(examples=[1234567])
+    revenue: int = Field(description="Minor units of currency.", examples=[98765])
+    cost: int = Field(examples=[100000])
+    net: int = Field(description="revenue - cost; negative for a loss.", examples=[-1235])
+    currency: str = Field(examples=["HKD"])
+
+
+class AnchoredCheckpointOut(_Model):
+    """Every field ``AnchorRegistry.verifyAssetTotals`` takes as its ``Checkpoint`` argument."""
+
+    epoch: int = Field(examples=[7])
+    tree_size: int = Field(examples=[80000])
+    root: str = Field(examples=[HEX32])
+    meta_hash: str = Field(examples=[HEX32])
+    assets_root: str = Field(examples=[HEX32])
+    block_number: int = Field(examples=[42])
+    timestamp: int = Field(description="The anchoring block's time, seconds.", examples=[1763700123])
+
+
+class AssetTotalsProofOut(_Model):
+    asset: str = Field(examples=["hk-rooftops"])
+    asset_key: str = Field(description="SHA-256 of the asset's UTF-8 name, hex.", examples=[HEX32])
+    epoch: int = Field(examples=[7])
+    totals: AssetTotalsOut
+    encoded: str = Field(description="The 83-byte leaf verifyAssetTotals takes as `totals`, hex.")
+    index: int = Field(description="The leaf's index in the assets tree (ordered by asset key).", examples=[0])
+    count: int = Field(description="The number of leaves (assets) in the tree.", examples=[4])
+    proof: list[str] = Field(description="RFC 9162 inclusion proof, hex hashes.", examples=[[HEX32]])
+    assets_root: str = Field(description="The epoch metadata's assets_root, hex.", examples=[HEX32])
+    checkpoint: AnchoredCheckpointOut | None = Field(description="The anchored checkpoint; null until anchored.")
+
+
 class CheckpointList(_Model):
     items: list[CheckpointOut] = Field(description="Anchored checkpoints, newest first.")
     next_cursor: str | None

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Row, select, update
 
+from attestor.epochs import metadata_of
 from attestor.log_store import DbNodeStore
 from chain.errors import ChainError, ConfirmationTimeoutError
 from chain.writer import ChainClient
@@ -84,7 +85,12 @@ class Anchorer:
         size1 = 0 if previous is None else previous.leaves_to
         proof = MerkleLog(self._store).consistency_proof(size1, row.leaves_to)
         tx_hash = self._chain.send_anchor(
-            epoch=row.number, tree_size=row.leaves_to, root=bytes(row.root), meta_hash=bytes(row.meta_hash), proof=proof
+            epoch=row.number,
+            tree_size=row.leaves_to,
+            root=bytes(row.root),
+            meta_hash=bytes(row.meta_hash),
+            assets_root=metadata_of(row).assets_root,
+            proof=proof,
         )
         with self._engine.begin() as conn:
             conn.execute(
@@ -96,8 +102,8 @@ class Anchorer:
     def _record_existing(self, row: Row[Any]) -> Anchored:
         number: int = row.number
         onchain = self._chain.checkpoint(number)
-        expected = (row.leaves_to, bytes(row.root), bytes(row.meta_hash))
-        if (onchain.tree_size, onchain.root, onchain.meta_hash) != expected:
+        expected = (row.leaves_to, bytes(row.root), bytes(row.meta_hash), metadata_of(row).assets_root)
+        if (onchain.tree_size, onchain.root, onchain.meta_hash, onchain.assets_root) != expected:
             raise ReconcileError(
                 f"epoch {number} on chain is (size {onchain.tree_size}, root {onchain.root.hex()}) but the database"
                 f" has (size {expected[0]}, root {expected[1].hex()})"

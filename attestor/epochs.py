@@ -36,7 +36,7 @@ from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.errors import AssetproofError
 from protocol.merkle.log import MerkleLog
 from store.status import EpochStatus
-from store.tables import DEVICE, EPOCH, QUARANTINE, READING, TARIFF
+from store.tables import ASSET, DEVICE, EPOCH, QUARANTINE, READING, TARIFF
 
 
 class TariffSource(Protocol):
@@ -143,7 +143,12 @@ class EpochBuilder:
             .order_by(READING.c.log_index)
         ).all()
         tariff = self._tariff(conn, number=number, start_ms=start_ms, first_tariff_id=rows[0].tariff_id)
-        totals: dict[str, AssetTotals] = {}
+        # Every asset known at the close (registered in the database, with or without readings
+        # yet) is in the totals, zero when silent, so the assets tree
+        # (protocol.asset_totals) cannot hide an asset's epoch by leaving it out.
+        totals: dict[str, AssetTotals] = {
+            asset: AssetTotals() for asset in conn.execute(select(ASSET.c.name)).scalars()
+        }
         for row in rows:
             body = decode_message(bytes(row.raw)).body
             flow = reading_cash_flow(body, tariff)

@@ -15,6 +15,9 @@ quarantine digests. It then
   time, never the reading's date); checks the reading against the device's registered profile
   (kind, window, plausibility for its rating); and prices it with the metadata's tariff under
   the asset the DeviceRegistry gives the device: the per-asset totals must equal the metadata's;
+- recomputes the assets tree (:mod:`protocol.asset_totals`) from the totals of the leaves (every
+  asset the metadata lists, zero when it has no reading) and compares its root with the
+  metadata's ``assets_root`` and the anchored ``assetsRoot``;
 - recomputes the quarantine count and root;
 - follows every device's hash chain (``seq`` and ``prev``) across the window: gaps (a reading
   withheld or lost), forks (a reading that repeats a seq or does not link to the one before),
@@ -37,6 +40,7 @@ from typing import Any, Final
 from auditor.chains import Link, follow
 from auditor.epoch_checks import (
     chained_message,
+    check_assets_root,
     check_consistency,
     check_exported_checkpoint,
     check_leaf_range,
@@ -197,7 +201,11 @@ class _Auditor:
         if log is not None:
             log, recomputed = recompute_root(log, leaves, epoch=epoch, anchored=anchored, find=self.find)
             result.recomputed_root = recomputed.hex()
-        self.readings(epoch, leaves, first_index=first_index, meta=meta, result=result, anchored_at=anchored.timestamp)
+        totals = self.readings(
+            epoch, leaves, first_index=first_index, meta=meta, result=result, anchored_at=anchored.timestamp
+        )
+        if meta is not None:
+            check_assets_root(meta, recomputed=totals, anchored=anchored, find=self.find)
         self.quarantine(epoch, meta, anchored_at=anchored.timestamp)
         return log
 
@@ -219,8 +227,9 @@ class _Auditor:
         meta: EpochMetadata | None,
         result: EpochResult,
         anchored_at: int,
-    ) -> None:
-        """Check every leaf of the epoch, its signer (in chunks) and the per-asset totals."""
+    ) -> dict[str, AssetTotals]:
+        """Check every leaf of the epoch, its signer (in chunks) and the per-asset totals; the
+        totals recomputed from the leaves."""
         assets_by_id = {asset_id_hash(name): name for name in (meta.assets if meta is not None else {})}
         totals: dict[str, AssetTotals] = {}
         to_verify: list[SignatureWork] = []
@@ -243,6 +252,7 @@ class _Auditor:
         result.assets = {name: t.to_json() for name, t in sorted(totals.items())}
         if meta is not None:
             compare_totals(epoch, claimed=dict(meta.assets), recomputed=totals, find=self.find)
+        return totals
 
     def reading(
         self,

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from auditor.sources import ExportSource, read_json
 from chain.types import Checkpoint as ChainCheckpoint
+from protocol.asset_totals import assets_root
 from protocol.envelope import Message, decode_message
 from protocol.epoch import AssetTotals, EpochMetadata, quarantine_root
 from protocol.errors import VerificationError
@@ -22,6 +23,7 @@ from protocol.merkle.verify import verify_consistency
 __all__ = [
     "Find",
     "chained_message",
+    "check_assets_root",
     "check_consistency",
     "check_exported_checkpoint",
     "check_leaf_range",
@@ -165,6 +167,26 @@ def compare_totals(
         wrong = [f"{k} claimed {theirs[k]}, recomputed {mine[k]}" for k in theirs if theirs[k] != mine[k]]
         if wrong:
             find("totals_mismatch", f"asset {asset}: " + "; ".join(wrong), epoch=epoch)
+
+
+def check_assets_root(
+    meta: EpochMetadata, *, recomputed: dict[str, AssetTotals], anchored: ChainCheckpoint, find: Find
+) -> None:
+    """The assets tree recomputed from the leaves' totals (the metadata's assets without a
+    reading count as zero) has the metadata's ``assets_root`` and the anchored ``assetsRoot``."""
+    totals = {name: recomputed.get(name, AssetTotals()) for name in meta.assets.keys() | recomputed.keys()}
+    root = assets_root(epoch=meta.epoch, currency=meta.tariff.currency, totals=totals)
+    differing = [
+        f"{name} says {claimed.hex()}"
+        for name, claimed in (("the metadata", meta.assets_root), ("the anchor", anchored.assets_root))
+        if claimed != root
+    ]
+    if differing:
+        find(
+            "assets_root_mismatch",
+            f"the assets tree recomputed from the leaves has root {root.hex()}; " + ", ".join(differing),
+            epoch=meta.epoch,
+        )
 
 
 def read_quarantine(source: ExportSource, epoch: int, *, find: Find) -> QuarantineExport | None:

@@ -104,6 +104,7 @@ class BundleVerdict:
                 "tree_size": c.tree_size,
                 "root": c.root.hex(),
                 "meta_hash": c.meta_hash.hex(),
+                "assets_root": c.assets_root.hex(),
                 "block_number": c.block_number,
                 "block_timestamp": c.timestamp,
                 "confirmations": self.confirmations,
@@ -362,6 +363,13 @@ def _checked_metadata(meta: EpochMetadata, *, leaf_index: int, anchored: ChainCh
     if meta.meta_hash != anchored.meta_hash or meta.epoch != anchored.epoch:
         raise _fail(
             "meta_hash_mismatch", f"the bundle's epoch metadata is not the one anchored for epoch {anchored.epoch}"
+        )
+    if meta.assets_root != anchored.assets_root or meta.computed_assets_root() != meta.assets_root:
+        raise _fail(
+            "assets_root_mismatch",
+            f"the bundle's epoch metadata states assets root {meta.assets_root.hex()} (its totals give"
+            f" {meta.computed_assets_root().hex()}); epoch {anchored.epoch} was anchored with"
+            f" {anchored.assets_root.hex()}",
         )
     if not meta.leaves_from <= leaf_index < meta.leaves_to:
         raise _fail(

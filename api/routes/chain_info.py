@@ -24,7 +24,7 @@ from api.routes import PREFIX
 router = APIRouter(prefix=PREFIX, tags=["epochs and checkpoints"])
 
 SIGNATURES: Final = {
-    "verifyCheckpoint": "verifyCheckpoint(uint64,uint64,bytes32,bytes32,uint64,uint64)",
+    "verifyCheckpoint": "verifyCheckpoint(uint64,uint64,bytes32,bytes32,bytes32,uint64,uint64)",
     "commitment": "commitment(uint64)",
     "count": "count()",
     # Custom errors: a reverted eth_call returns one of these selectors and its arguments.
@@ -76,8 +76,8 @@ def _device_registry(path: Path) -> str | None:
 )
 def chain_info(ctx: Ctx) -> ChainInfo:
     """The chain id, a JSON-RPC URL a browser may call, the AnchorRegistry and DeviceRegistry
-    addresses and the selectors of `verifyCheckpoint(epoch, treeSize, root, metaHash, blockNumber,
-    timestamp)` and its errors. The operator's word: a verifier should take these from its own
+    addresses and the selectors of `verifyCheckpoint(epoch, treeSize, root, metaHash, assetsRoot,
+    blockNumber, timestamp)` and its errors. The operator's word: a verifier should take these from its own
     deployment file (the dashboard lets its user pin them)."""
     chain = ctx.anchors.get()
     return ChainInfo(

@@ -10,12 +10,26 @@ from api import queries
 from api.context import Ctx, Cursor, Limit
 from api.convert import checkpoint_out, epoch_out
 from api.errors import ApiError, not_found
-from api.models import DEPLOYMENT_UNREADABLE, CheckpointList, ConsistencyOut, EpochOut, EpochPage, Problem, TreeHead
+from api.models import (
+    DEPLOYMENT_UNREADABLE,
+    AnchoredCheckpointOut,
+    AssetTotalsOut,
+    AssetTotalsProofOut,
+    CheckpointList,
+    ConsistencyOut,
+    EpochOut,
+    EpochPage,
+    Problem,
+    TreeHead,
+)
 from api.pagination import decode_cursor, encode_cursor
 from api.params import StoreInt
 from api.routes import PREFIX
+from attestor.epochs import metadata_of
 from attestor.log_store import DbNodeStore
+from protocol.asset_totals import totals_proof
 from protocol.merkle.log import MerkleLog
+from store.status import EpochStatus
 
 router = APIRouter(prefix=PREFIX, tags=["epochs and checkpoints"])
 
@@ -53,6 +67,58 @@ def get_epoch(ctx: Ctx, number: EpochNumber) -> EpochOut:
     if row is None:
         raise not_found(f"epoch {number}")
     return epoch_out(row, ctx.anchors.get())
+
+
+@router.get(
+    "/assets/{name}/epochs/{number}/totals-proof",
+    summary="An asset's epoch totals with their proof in the assets tree",
+    response_model=AssetTotalsProofOut,
+    responses={404: {"model": Problem}},
+)
+def asset_totals_proof(ctx: Ctx, name: Annotated[str, Path(max_length=63)], number: EpochNumber) -> AssetTotalsProofOut:
+    """The asset's totals for the epoch as the 83-byte leaf of the epoch's assets tree, its
+    inclusion proof, and (once anchored) every field of the checkpoint: the arguments of
+    `AnchorRegistry.verifyAssetTotals(checkpoint, totals, index, count, proof)`, which a contract
+    or an `eth_call` checks against the chain without trusting this API."""
+    with ctx.reader.connect() as conn:
+        row = queries.epoch(conn=conn, number=number)
+    if row is None:
+        raise not_found(f"epoch {number}")
+    meta = metadata_of(row)
+    if name not in meta.assets:
+        raise not_found(f"asset {name} in epoch {number}")
+    proof = totals_proof(asset=name, epoch=number, currency=meta.tariff.currency, totals=meta.assets)
+    leaf = proof.leaf
+    anchored = row.status == EpochStatus.ANCHORED and row.block_number is not None and row.block_timestamp is not None
+    return AssetTotalsProofOut(
+        asset=name,
+        asset_key=leaf.asset_key.hex(),
+        epoch=number,
+        totals=AssetTotalsOut(
+            readings=leaf.readings,
+            energy_wh=leaf.energy_wh,
+            revenue=leaf.revenue,
+            cost=leaf.cost,
+            net=leaf.net,
+            currency=leaf.currency,
+        ),
+        encoded=proof.encoded.hex(),
+        index=proof.index,
+        count=proof.count,
+        proof=[p.hex() for p in proof.proof],
+        assets_root=meta.assets_root.hex(),
+        checkpoint=AnchoredCheckpointOut(
+            epoch=number,
+            tree_size=row.leaves_to,
+            root=bytes(row.root).hex(),
+            meta_hash=bytes(row.meta_hash).hex(),
+            assets_root=meta.assets_root.hex(),
+            block_number=row.block_number,
+            timestamp=row.block_timestamp,
+        )
+        if anchored
+        else None,
+    )
 
 
 @router.get(

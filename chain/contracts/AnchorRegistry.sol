@@ -152,18 +152,7 @@ contract AnchorRegistry is Governed {
                 previous.blockNumber != 0 ||
                 previous.timestamp != 0
             ) revert PreviousCheckpointMismatch(epoch);
-        } else if (
-            previousRecord !=
-            _record(
-                epoch - 1,
-                previousSize,
-                previousRoot,
-                previous.metaHash,
-                previous.assetsRoot,
-                previous.blockNumber,
-                previous.timestamp
-            )
-        ) {
+        } else if (previousRecord != _previousRecord(epoch - 1, previous)) {
             revert PreviousCheckpointMismatch(epoch);
         }
         if (treeSize <= previousSize) revert TreeSizeNotGrowing(previousSize, treeSize);
@@ -309,7 +298,11 @@ contract AnchorRegistry is Governed {
         if (record == bytes32(0)) revert UnknownEpoch(epoch);
     }
 
-    /// @dev commitment (the first 24 bytes of the keccak) | blockNumber (the last 8 bytes).
+    /// @dev commitment (the first 24 bytes of the keccak) | blockNumber (the last 8 bytes). The
+    /// keccak input is exactly abi.encode(epoch, treeSize, root, metaHash, assetsRoot,
+    /// blockNumber, timestamp), laid out in assembly past the free-memory pointer (not allocated,
+    /// nothing else uses it meanwhile): abi.encode's allocation and cleanup cost the worst-case
+    /// anchor at a million leaves most of what the assets root pushed it over 80,000 gas.
     function _record(
         uint64 epoch,
         uint64 treeSize,
@@ -317,10 +310,33 @@ contract AnchorRegistry is Governed {
         bytes32 metaHash,
         bytes32 assetsRoot,
         uint64 blockNumber,
-        uint64 timestamp
-    ) private pure returns (bytes32) {
-        bytes32 digest = keccak256(abi.encode(epoch, treeSize, root, metaHash, assetsRoot, blockNumber, timestamp));
-        return bytes32(uint256(digest) & ~uint256(type(uint64).max)) | bytes32(uint256(blockNumber));
+        uint64 blockTime
+    ) private pure returns (bytes32 record) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, epoch)
+            mstore(add(p, 0x20), treeSize)
+            mstore(add(p, 0x40), root)
+            mstore(add(p, 0x60), metaHash)
+            mstore(add(p, 0x80), assetsRoot)
+            mstore(add(p, 0xa0), blockNumber)
+            mstore(add(p, 0xc0), blockTime)
+            record := or(and(keccak256(p, 0xe0), not(0xffffffffffffffff)), blockNumber)
+        }
+    }
+
+    /// @dev `_record` of the previous checkpoint as `anchor` takes it: its six words copied from
+    /// calldata as they are, behind the epoch. Unlike reading each field, the copy does not check
+    /// that a uint64 has no high bits set; it need not: the stored record was made from clean
+    /// values, so dirty ones give another keccak and the anchor is refused all the same.
+    function _previousRecord(uint64 epoch, Previous calldata previous) private pure returns (bytes32 record) {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, epoch)
+            calldatacopy(add(p, 0x20), previous, 0xc0)
+            let blockNumber := calldataload(add(previous, 0x80))
+            record := or(and(keccak256(p, 0xe0), not(0xffffffffffffffff)), and(blockNumber, 0xffffffffffffffff))
+        }
     }
 
     /// @dev The fields of an 83-byte leaf (its length checked by the caller), big-endian.

@@ -31,6 +31,7 @@ from attestor.epochs import EpochPolicy
 from attestor.service import Attestor
 from chain.deployment import write_deployment
 from chain.devchain import dev_fund, eth_tester_web3
+from chain.reader import ChainReader
 from chain.types import Roles
 from chain.writer import ChainClient
 from device_sim.models import DeviceModel, build_model
@@ -108,6 +109,8 @@ class Dataset:
     quarantined: dict[str, int]
     attestor_anchored_delta: float
     gas_delta: float
+    reader: ChainReader
+    """The chain the dataset anchored to (eth-tester), for checks a verifier makes against it."""
 
 
 def _incoming(messages: list[tuple[str, bytes, int]]) -> list[Incoming]:
@@ -241,6 +244,7 @@ def build(url: str, workdir: Path) -> Dataset:
         quarantined=quarantined,
         attestor_anchored_delta=anchored_delta,
         gas_delta=gas_delta,
+        reader=ChainReader(w3, deployment=deployment),
     )
 
 

@@ -10,6 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from attestor.export import EXPORT_FILES, epoch_dir_name, export_epochs
+from chain.errors import ContractRevert
+from chain.types import Checkpoint
+from protocol.asset_totals import AssetLeaf, AssetTotalsProof, asset_key
 from protocol.bundle import ProofBundle, verify_bundle_offline
 from protocol.errors import VerificationError
 from protocol.merkle.hashing import leaf_hash
@@ -182,3 +185,55 @@ def test_export_serves_exactly_the_exported_bytes(client: TestClient, dataset: D
 )
 def test_export_unknown_paths_are_404(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 404
+
+
+def test_an_asset_totals_proof_is_accepted_by_the_contract(client: TestClient, dataset: Dataset) -> None:
+    """The API's totals proof is exactly what verifyAssetTotals takes; the contract, not the API,
+    says the totals are the anchored ones. Every asset is in every epoch, silent ones at zero."""
+    for epoch in dataset.anchored_epochs:
+        metadata = client.get(f"/v1/epochs/{epoch}").json()["metadata"]
+        assert set(metadata["assets"]) == {sim.asset for sim in dataset.devices.values()}
+        for name, totals in metadata["assets"].items():
+            body = client.get(f"/v1/assets/{name}/epochs/{epoch}/totals-proof").json()
+            assert body["totals"] == {**totals, "currency": metadata["tariff"]["currency"]}
+            assert body["assets_root"] == metadata["assets_root"] == body["checkpoint"]["assets_root"]
+            c = body["checkpoint"]
+            checkpoint = Checkpoint(
+                epoch=c["epoch"],
+                tree_size=c["tree_size"],
+                root=bytes.fromhex(c["root"]),
+                meta_hash=bytes.fromhex(c["meta_hash"]),
+                assets_root=bytes.fromhex(c["assets_root"]),
+                block_number=c["block_number"],
+                timestamp=c["timestamp"],
+            )
+            proof = AssetTotalsProof(
+                leaf=AssetLeaf.decode(bytes.fromhex(body["encoded"])),
+                index=body["index"],
+                count=body["count"],
+                proof=tuple(bytes.fromhex(p) for p in body["proof"]),
+            )
+            got = dataset.reader.verify_asset_totals(checkpoint=checkpoint, totals=proof)
+            assert got.asset_key == asset_key(name) == bytes.fromhex(body["asset_key"])
+            assert (got.epoch, got.net, got.revenue) == (epoch, totals["net"], totals["revenue"])
+            forged = AssetTotalsProof(
+                leaf=AssetLeaf.of(
+                    asset=name,
+                    epoch=epoch,
+                    readings=got.readings,
+                    energy_wh=got.energy_wh,
+                    revenue=got.revenue + 1,
+                    cost=got.cost,
+                    currency=got.currency,
+                ),
+                index=proof.index,
+                count=proof.count,
+                proof=proof.proof,
+            )
+            with pytest.raises(ContractRevert, match="TotalsNotIncluded"):
+                dataset.reader.verify_asset_totals(checkpoint=checkpoint, totals=forged)
+    closed = dataset.closed_epochs[0]
+    name = next(iter(client.get(f"/v1/epochs/{closed}").json()["metadata"]["assets"]))
+    assert client.get(f"/v1/assets/{name}/epochs/{closed}/totals-proof").json()["checkpoint"] is None
+    assert client.get("/v1/assets/no-such-asset/epochs/0/totals-proof").status_code == 404
+    assert client.get(f"/v1/assets/{name}/epochs/999/totals-proof").status_code == 404

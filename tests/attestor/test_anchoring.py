@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from attestor.anchoring import Anchorer, ReconcileError
-from attestor.epochs import EpochBuilder, EpochPolicy
+from attestor.epochs import EpochBuilder, EpochPolicy, metadata_of
 from chain.errors import ContractRevert
 from protocol.merkle.hashing import leaf_hash
 from protocol.merkle.log import tree_root
@@ -60,6 +60,7 @@ def test_crash_after_send_before_receipt(db_url: str, chain: Chain) -> None:
         tree_size=row.leaves_to,
         root=row.root,
         meta_hash=row.meta_hash,
+        assets_root=metadata_of(row).assets_root,
         proof=builder.log().consistency_proof(0, 2),
     )
     with engine.begin() as conn:  # what the attestor had committed when it was killed
@@ -84,6 +85,7 @@ def test_crash_after_receipt_before_database_update(db_url: str, chain: Chain) -
         tree_size=rows[1].leaves_to,
         root=rows[1].root,
         meta_hash=rows[1].meta_hash,
+        assets_root=metadata_of(rows[1]).assets_root,
         proof=builder.log().consistency_proof(rows[0].leaves_to, rows[1].leaves_to),
     )
     recovered = anchorer.anchor_next()

@@ -171,7 +171,14 @@ class Fleet:
             (folder / "metadata.json").write_bytes(meta.canonical_bytes())
             (folder / "leaves").write_bytes(b"".join(m.raw + b"\n" for m in epoch.leaves))
             (folder / "quarantine.json").write_text(json.dumps(quarantine.to_json()))
-            self.client.anchor(epoch=number, tree_size=log.size, root=log.root(), meta_hash=meta.meta_hash, proof=proof)
+            self.client.anchor(
+                epoch=number,
+                tree_size=log.size,
+                root=log.root(),
+                meta_hash=meta.meta_hash,
+                assets_root=meta.assets_root,
+                proof=proof,
+            )
             if after_anchor is not None:
                 after_anchor(number)
             previous = log.size

@@ -194,7 +194,9 @@ def _inflated(meta: EpochMetadata) -> EpochMetadata:
     richer = AssetTotals(
         readings=totals.readings, energy_wh=totals.energy_wh, revenue=totals.revenue * 3 + 1000, cost=totals.cost
     )
-    return replace(meta, assets={**meta.assets, name: richer})
+    # The attestor's key recomputes the assets root over the inflated totals (b"" = compute), so
+    # the metadata is self-consistent and only the leaves can tell.
+    return replace(meta, assets={**meta.assets, name: richer}, assets_root=b"")
 
 
 # --- the bundle is doctored -----------------------------------------------------------------------
@@ -330,6 +332,11 @@ def test_epoch_totals_inflated_by_the_attestor_and_anchored(case: Case) -> None:
     assert len(wrong) == 1
     assert asset in wrong[0]["message"]
     assert "revenue claimed" in wrong[0]["message"]
+    # The inflated totals' tree was anchored too: a contract would believe them; the audit
+    # recomputes the tree from the leaves and names both roots that disagree with it.
+    (tree,) = [f for f in report["findings"] if f["check"] == "assets_root_mismatch"]
+    assert f"the metadata says {meta.assets_root.hex()}" in tree["message"]
+    assert f"the anchor says {meta.assets_root.hex()}" in tree["message"]
 
 
 def test_a_reading_withheld(case: Case) -> None:
@@ -380,6 +387,7 @@ def test_the_attestor_cannot_anchor_a_rewritten_history(case: Case) -> None:
             tree_size=rewritten.size,
             root=rewritten.root(),
             meta_hash=b"\x01" * 32,
+            assets_root=b"\x02" * 32,
             proof=rewritten.consistency_proof(latest.tree_size, rewritten.size),
             previous=latest,
         )
@@ -654,6 +662,7 @@ def test_a_leaked_attestor_key_and_the_governor_replacing_it(case: Case) -> None
             tree_size=2**64 - 1,
             root=b"\x66" * 32,
             meta_hash=b"\x01" * 32,
+            assets_root=b"\x02" * 32,
             proof=[],
             previous=latest,
         )

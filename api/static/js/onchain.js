@@ -46,6 +46,7 @@ export async function anchoredCheckpoint(url, registry, epoch) {
     treeSize: Number(BigInt(`0x${data.slice(0, 64)}`)),
     root: data.slice(64, 128),
     metaHash: data.slice(128, 192),
+    assetsRoot: data.slice(192, 256),
     blockNumber,
     txHash: logs[0].transactionHash,
   };
@@ -56,6 +57,7 @@ export async function anchoredCheckpoint(url, registry, epoch) {
     uintWord(fields.treeSize),
     fields.root,
     fields.metaHash,
+    fields.assetsRoot,
     uintWord(blockNumber),
     uintWord(fields.timestamp),
   ]);

@@ -61,7 +61,7 @@ export function bytes32Word(bytes) {
 /** The functions, events and errors this page reads, as declared in chain/contracts/. */
 export const SIGNATURES = {
   // AnchorRegistry
-  verifyCheckpoint: "verifyCheckpoint(uint64,uint64,bytes32,bytes32,uint64,uint64)",
+  verifyCheckpoint: "verifyCheckpoint(uint64,uint64,bytes32,bytes32,bytes32,uint64,uint64)",
   epochBlock: "epochBlock(uint64)",
   count: "count()",
   // DeviceRegistry
@@ -72,7 +72,7 @@ export const SIGNATURES = {
   keyInForceAt: "keyInForceAt(bytes32,uint64)",
   acceptsReading: "acceptsReading(bytes32,uint256,uint64,uint64)",
 };
-export const EVENTS = { Anchored: "Anchored(uint64,uint64,bytes32,bytes32)" };
+export const EVENTS = { Anchored: "Anchored(uint64,uint64,bytes32,bytes32,bytes32)" };
 export const ERRORS = {
   UnknownEpoch: "UnknownEpoch(uint64)",
   CheckpointMismatch: "CheckpointMismatch(uint64)",

@@ -292,10 +292,12 @@ async function onChain({ bundle, parts, metadata, target, set, result, checks })
     const m = metadata.value;
     if (hash !== held.metaHash) {
       set("metadata", "fail", `metaHash mismatch: the epoch metadata from ${metadata.from} hashes to ${short(hash)}, the chain anchored ${short(held.metaHash)} for epoch ${cp.epoch}: its totals or tariff were altered`);
+    } else if (m.assets_root !== held.assetsRoot) {
+      set("metadata", "fail", `assetsRoot mismatch: the metadata hashes right but states assets root ${short(m.assets_root ?? "none")}, the chain anchored ${short(held.assetsRoot)} for epoch ${cp.epoch}`);
     } else if (m.epoch !== cp.epoch || m.leaves?.to !== held.treeSize) {
       set("metadata", "fail", `the metadata hashes right but describes epoch ${m.epoch} ending at leaf ${m.leaves?.to}, not epoch ${cp.epoch} of ${held.treeSize} leaves`);
     } else {
-      set("metadata", "pass", `SHA-256 of its canonical bytes is ${short(hash)}, the metaHash anchored for epoch ${cp.epoch}`);
+      set("metadata", "pass", `SHA-256 of its canonical bytes is ${short(hash)}, the metaHash anchored for epoch ${cp.epoch}; its assets root is the assetsRoot anchored`);
     }
   }
 
