@@ -23,6 +23,7 @@ from typing import Any, Final
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from chain._args import as_bytes, checkpoint_args
 from chain._artifacts import load_artifact
@@ -337,6 +338,9 @@ class TokenClient(ChainClient, TokenReader):
     def claim(self, token: str) -> tuple[int, TxReceipt]:
         """Claim everything this account is owed; the amount paid and the receipt
         (``NothingToClaim(account)`` when it is owed nothing)."""
-        before = self.claimable(token, self.address)
         receipt = self._token_tx(token, "claim")
-        return before, receipt
+        with edge():
+            raw = self._w3.eth.get_transaction_receipt(HexBytes(receipt.tx_hash))
+            # The settlement token's Transfer is in the same receipt: not a Claimed, skipped.
+            events = self._token(token).events.Claimed().process_receipt(raw, errors=DISCARD)
+        return sum(int(event["args"]["amount"]) for event in events), receipt
