@@ -238,7 +238,8 @@ class TokenClient(ChainClient, TokenReader):
         ``supply`` is the most tokens there will ever be: the number of shares, or for a
         ``hashrate`` token the pod's registered hashrate in TH/s (one token per TH/s).
         ``issuer`` (mints, funds) and ``compliance`` (keeps the allowlist) default to this
-        client's address. Refusals: ``BadConfig(field)``."""
+        client's address. Refusals: ``BadInvestorShare(bps)``, ``BadMaxSupply(maxSupply)``,
+        ``BadKind``, ``ZeroConfigAddress(field)``."""
         if kind not in KIND_CODES:
             raise ValueError(f"kind must be share or hashrate, not {kind!r}")
         code = currency.encode("ascii")

@@ -126,16 +126,23 @@ contract ShareToken is ERC20, AccessControl {
     error WrongCurrency(bytes3 expected, bytes3 got);
     error NoSupply();
     error NothingToClaim(address account);
-    error BadConfig(string field);
+    error BadKind(uint8 kind);
+    error BadInvestorShare(uint16 bps);
+    error BadMaxSupply(uint256 maxSupply);
+    /// @notice A required address of the configuration is zero; `field` names it (bytes32 text:
+    /// eth-tester misreads a custom error's string argument as a revert reason).
+    error ZeroConfigAddress(bytes32 field);
 
     constructor(string memory name_, string memory symbol_, Config memory config) ERC20(name_, symbol_) {
-        if (address(config.registry) == address(0)) revert BadConfig("registry");
-        if (address(config.settlement) == address(0)) revert BadConfig("settlement");
-        if (config.kind > KIND_HASHRATE) revert BadConfig("kind");
-        if (config.investorShareBps == 0 || config.investorShareBps > 10_000) revert BadConfig("investorShareBps");
-        if (config.maxSupply == 0 || config.maxSupply > MAX_SUPPLY_LIMIT) revert BadConfig("maxSupply");
-        if (config.issuer == address(0)) revert BadConfig("issuer");
-        if (config.compliance == address(0)) revert BadConfig("compliance");
+        if (address(config.registry) == address(0)) revert ZeroConfigAddress("registry");
+        if (address(config.settlement) == address(0)) revert ZeroConfigAddress("settlement");
+        if (config.issuer == address(0)) revert ZeroConfigAddress("issuer");
+        if (config.compliance == address(0)) revert ZeroConfigAddress("compliance");
+        if (config.kind > KIND_HASHRATE) revert BadKind(config.kind);
+        if (config.investorShareBps == 0 || config.investorShareBps > 10_000) {
+            revert BadInvestorShare(config.investorShareBps);
+        }
+        if (config.maxSupply == 0 || config.maxSupply > MAX_SUPPLY_LIMIT) revert BadMaxSupply(config.maxSupply);
         registry = config.registry;
         settlement = config.settlement;
         assetKey = config.assetKey;

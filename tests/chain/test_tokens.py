@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from chain.deployment import Deployment
+from chain.errors import DeploymentError
 from chain.token_types import (
     TokenDeployment,
     TotalsProof,
@@ -419,3 +420,24 @@ def test_the_deployment_file_keeps_a_tokens_section(market: Market) -> None:
     assert '"format": "assetproof-deployment/2"' in again.to_json()
     reader = TokenReader(market.chain.w3, deployment=again)
     assert reader.token_info(section.token(POD).address).registry == again.anchor_registry.address
+
+
+def test_a_token_refuses_a_bad_configuration(market: Market) -> None:
+    for bps in (0, 10_001):
+        with reverts("BadInvestorShare", bps=bps):
+            market.token(bps=bps)
+    for supply in (0, 2**64 + 1):
+        with reverts("BadMaxSupply", maxSupply=supply):
+            market.token(supply=supply)
+    with reverts("ZeroConfigAddress", field=b"settlement".ljust(32, b"\0")):
+        market.issuer.deploy_share_token(
+            asset=POD, kind="share", investor_share_bps=1, supply=1, settlement="0x" + "00" * 20
+        )
+
+
+def test_an_unreadable_tokens_section_is_a_deployment_error(market: Market) -> None:
+    broken = replace(market.chain.deployment, extra={"tokens": {"assets": {POD: {"address": "0x00"}}}})
+    with pytest.raises(DeploymentError, match="unreadable tokens section"):
+        tokens_section(broken)
+    with pytest.raises(DeploymentError, match="no token for asset"):
+        tokens_section(market.chain.deployment).token(POD)
