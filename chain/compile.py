@@ -41,7 +41,7 @@ CONTRACTS_DIR = CHAIN_DIR / "contracts"
 ARTIFACTS_DIR = CHAIN_DIR / "artifacts"
 SOLC_BRIDGE = CHAIN_DIR / "solc_compile.js"
 
-CONTRACTS = ("AnchorRegistry", "DeviceRegistry", "ReadingVerifier", "TariffRegistry")
+CONTRACTS = ("AnchorRegistry", "DemoStablecoin", "DeviceRegistry", "ReadingVerifier", "ShareToken", "TariffRegistry")
 """The deployable contracts, each with a committed artifact; every ``*.sol`` file in
 ``contracts/`` is compiled (a base such as ``Governed.sol`` has no artifact of its own)."""
 EVM_VERSION = "cancun"

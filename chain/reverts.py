@@ -34,7 +34,14 @@ def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
         _ERROR_STRING: ("Error", ["reason"], ["string"]),
         _PANIC: ("Panic", ["code"], ["uint256"]),
     }
-    for name in ("AnchorRegistry", "DeviceRegistry", "TariffRegistry", "ReadingVerifier"):
+    for name in (
+        "AnchorRegistry",
+        "DeviceRegistry",
+        "TariffRegistry",
+        "ReadingVerifier",
+        "ShareToken",
+        "DemoStablecoin",
+    ):
         for item in load_artifact(name).abi:
             if item["type"] == "error":
                 inputs = item.get("inputs", [])
