@@ -21,7 +21,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "formats.md"
 ARTIFACTS = REPO / "chain" / "artifacts"
-CONTRACTS = ("AnchorRegistry", "DeviceRegistry", "TariffRegistry", "ReadingVerifier")
+CONTRACTS = ("AnchorRegistry", "DeviceRegistry", "TariffRegistry", "ReadingVerifier", "ShareToken", "DemoStablecoin")
 _BLOCK = re.compile(r"(<!-- generated:chain-abi -->\n).*?(<!-- /generated:chain-abi -->)", re.S)
 
 
