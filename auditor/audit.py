@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from auditor.chains import Link, follow
+from auditor.distributions import check_distributions
 from auditor.epoch_checks import (
     chained_message,
     check_assets_root,
@@ -104,6 +105,8 @@ class _Auditor:
         """Devices whose topic carried a quarantined message (they are not silent)."""
         self.window_start_block = chain.deployment.device_registry.block
         self.rules = key_rules(chain)
+        self.asset_nets: dict[int, dict[str, int]] = {}
+        """Each audited epoch's per-asset net from its metadata: what distributions are checked against."""
 
     def find(self, check: str, message: str, **where: Any) -> None:
         self.report.findings.append(Finding(check=check, message=message, **where))
@@ -163,6 +166,14 @@ class _Auditor:
                 window_start_block=self.window_start_block,
                 last=last,
             )
+            report.distributions = check_distributions(
+                self.chain,
+                first=report.first,
+                last=report.last,
+                to_block=self.chain.block_number(),
+                nets=self.asset_nets,
+                find=self.find,
+            )
         report.seconds = time.perf_counter() - started
         return report
 
@@ -206,6 +217,7 @@ class _Auditor:
         )
         if meta is not None:
             check_assets_root(meta, recomputed=totals, anchored=anchored, find=self.find)
+            self.asset_nets[epoch] = {name: figures.net for name, figures in meta.assets.items()}
         self.quarantine(epoch, meta, anchored_at=anchored.timestamp)
         return log
 

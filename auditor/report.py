@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.chains import DeviceChain
+from auditor.distributions import DistributionCheck
 from chain.types import Checkpoint as ChainCheckpoint
 
 __all__ = ["AuditReport", "ChainEvent", "EpochResult", "Finding", "Rejection"]
@@ -125,6 +126,8 @@ class AuditReport:
     """Registrations, rotations and revocations on chain in the window."""
     tariffs: list[ChainEvent] = field(default_factory=list)
     """Tariffs the pricing authority published in the window."""
+    distributions: list[DistributionCheck] = field(default_factory=list)
+    """Cash-flow token distributions funded for epochs of the window, each against its cap."""
     quarantined: int = 0
     leaves: int = 0
     signatures_checked: int = 0
@@ -149,6 +152,7 @@ class AuditReport:
             "registry_events": [e.to_json() for e in self.events],
             "tariff_changes": [t.to_json() for t in self.tariffs],
             "epochs": [e.to_json() for e in self.epochs],
+            "distributions": [d.to_json() for d in self.distributions],
             "devices": {name: chain.to_json() for name, chain in sorted(self.devices.items())},
         }
 
@@ -174,6 +178,7 @@ class AuditReport:
         lines += _completeness(self)
         lines += _rejections(self, examples)
         lines += _chain_events(self)
+        lines += _distributions(self)
         lines.append("")
         lines += _epochs(self)
         lines += _findings(self, examples)
@@ -241,6 +246,17 @@ def _chain_events(report: AuditReport) -> list[str]:
         summary = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())) if events else "none"
         lines.append(f"{title} in the window: {summary}")
         lines.extend(f"  block {e.block_number:>7}  {e.kind:<10} {e.subject}: {e.detail}" for e in events)
+    return lines
+
+
+def _distributions(report: AuditReport) -> list[str]:
+    """Each funded epoch of each token: net, recomputed cap, funded, and any excess."""
+    if not report.distributions:
+        return []
+    lines = [f"distributions funded in the window ({len(report.distributions)}), each against its cap:"]
+    for d in report.distributions:
+        verdict = f"EXCESS {d.excess}" if d.excess else "within cap"
+        lines.append(f"  {d.asset} epoch {d.epoch}: net {d.net}, cap {d.cap}, funded {d.funded}: {verdict}")
     return lines
 
 

@@ -25,6 +25,7 @@ from cli import (
     gateway_cmd,
     health_cmd,
     simulate_cmd,
+    token_cmd,
     verify_cmd,
 )
 from cli.common import use_settings
@@ -58,6 +59,9 @@ app.command(name="verify")(verify_cmd.verify)
 app.command(name="bundle")(audit_cmd.bundle)
 app.command(name="export")(audit_cmd.export)
 app.command(name="audit")(audit_cmd.audit)
+app.add_typer(token_cmd.app, name="token")
+app.command(name="distribute")(token_cmd.distribute)
+app.command(name="claim")(token_cmd.claim)
 app.command(name="demo")(demo_cmd.demo)
 app.command(name="api")(api_cmd.api)
 app.command(name="healthcheck")(health_cmd.healthcheck)

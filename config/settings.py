@@ -160,6 +160,11 @@ class Settings(BaseModel):
         description="The governor's key: proposes new role holders, which take over after the on-chain delay. "
         "Development default: ASSETPROOF_CHAIN_KEY; production: required for those commands.",
     )
+    issuer_key: SecretStr | None = Field(
+        default=None,
+        description="The token issuer's key: deploys cash-flow tokens, allowlists, issues, funds distributions. "
+        "Development default: ASSETPROOF_CHAIN_KEY; production: required for those commands.",
+    )
     manufacturer_roots: Path | None = Field(
         default=None,
         description="PEM file of the device manufacturers' root certificates the registrar accepts. "
@@ -193,7 +198,7 @@ class Settings(BaseModel):
         split_host_port(value)
         return value
 
-    @field_validator("chain_key", "attestor_key", "registrar_key", "pricing_key", "governor_key")
+    @field_validator("chain_key", "attestor_key", "registrar_key", "pricing_key", "governor_key", "issuer_key")
     @classmethod
     def _private_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not _KEY.fullmatch(value.get_secret_value()):
@@ -265,6 +270,10 @@ class Settings(BaseModel):
     def require_governor_key(self) -> str:
         """The governor's key; production has no default."""
         return self._role_key("governor_key", "the governor's key: proposes new role holders on chain")
+
+    def require_issuer_key(self) -> str:
+        """The token issuer's key; production has no default."""
+        return self._role_key("issuer_key", "the token issuer's key: deploys tokens and funds distributions")
 
     def require_attestor_key(self) -> str:
         """The anchoring key; production has no default."""

@@ -73,6 +73,9 @@ READ_ONLY_CHAIN: dict[str, set[str] | None] = {
     "chain.deployment": None,  # None: any name
     "chain.errors": None,
     "chain.rpc": {"connect_reader"},
+    # Cash-flow tokens: read-only views of distributions and claims (the auditor's check of them).
+    "chain.tokens": {"TokenReader"},
+    "chain.token_types": {"tokens_section"},
 }
 
 
