@@ -314,14 +314,14 @@ def _proofs(client: TokenClient, database: str, *, asset: str, first: int, last:
     from protocol.epoch import EpochMetadata
     from store.db import make_engine
     from store.status import EpochStatus
-    from store.tables import Epoch
+    from store.tables import EPOCH
 
     engine = make_engine(database)
     try:
         with engine.connect() as conn:
             rows = {
                 row.number: row
-                for row in conn.execute(select(Epoch).where(Epoch.number >= first, Epoch.number <= last))
+                for row in conn.execute(select(EPOCH).where(EPOCH.c.number >= first, EPOCH.c.number <= last))
             }
     finally:
         engine.dispose()
@@ -369,7 +369,10 @@ def distribute(
     the contract refuses more (CapExceeded), an epoch twice, or out of order."""
     from chain.errors import ChainError
 
-    first, last = parse_epochs(epochs)
+    try:
+        first, last = parse_epochs(epochs)
+    except typer.BadParameter as exc:
+        raise fail(f"--epochs: {exc.message}") from None
     client = _client(rpc, deployment, key)
     token = _token(client, asset)
     proofs = _proofs(client, database, asset=asset, first=first, last=last)
