@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from demo.tokens import TokenFigures
 from store.coverage import coverage_by_asset
 from store.status import EpochStatus
 from store.tables import EPOCH, QUARANTINE, READING
@@ -28,6 +29,8 @@ class Snapshot:
     first_anchor_s: float | None
     chained: int = 0
     """Quarantined chained: genuine readings rejected for their content (signed, so not lost)."""
+    tokens: dict[str, TokenFigures] = field(default_factory=dict)
+    """Each asset's token: funded and claimed (from the chain, by the tokens worker)."""
 
 
 @dataclass
@@ -54,10 +57,19 @@ class Summary:
     refused_by_broker: int = 0
     """Messages the broker refused (PUBACK "not authorized": a faulty message on a topic the
     device may not publish on), so the gateway never saw them: injected, never quarantined."""
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per asset, its token's figures (:class:`demo.tokens.TokenFigures`; HKD cents)."""
+    epochs_not_distributed: int = 0
+    """Anchored epochs the token worker did not fund (it funds every one, in order)."""
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.epochs_not_anchored == 0 and self.unanchored_readings == 0
+        return (
+            self.lost == 0
+            and self.epochs_not_anchored == 0
+            and self.unanchored_readings == 0
+            and self.epochs_not_distributed == 0
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "ok": self.ok}

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from eth_account import Account
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from attestor.epochs import EpochPolicy
 from attestor.service import Attestor
@@ -34,6 +34,7 @@ from config.clock import wall_ms
 from config.mqtt import MqttVersion
 from demo.options import ASSETS, DemoError, DemoOptions, replay_start_ms, split_devices
 from demo.snapshot import Snapshot, Summary, take_snapshot
+from demo.tokens import DemoTokens
 from demo.workers import Worker
 from device_sim.fleet import FleetDevice, FleetRunner, SimClock
 from device_sim.keystore import Keystore
@@ -49,6 +50,8 @@ from devstack.role_keys import role_keys
 from gateway.service import Gateway, GatewayConfig
 from gateway.tariff import load_tariff
 from store.db import make_engine, migrate
+from store.status import EpochStatus
+from store.tables import EPOCH
 
 
 class DemoStack:
@@ -69,6 +72,7 @@ class DemoStack:
         self.faults = 0
         self._api_server: Any = None
         self._engine: Engine | None = None
+        self.tokens: DemoTokens | None = None
 
     @property
     def db_url(self) -> str:
@@ -187,6 +191,7 @@ class DemoStack:
             policy=EpochPolicy(window_ms=int(self.options.epoch_seconds * 1000), max_leaves=10_000),
         )
         self._spawn("attestor", attestor.run)
+        self._start_tokens(w3, deployment)
         self._start_api()
         self._start_fleet()
         self.say(f"dashboard: {self.dashboard_url}")
@@ -209,6 +214,27 @@ class DemoStack:
         dev_fund(w3, ChainClient(w3, account=ANVIL_DEV_KEY).address)
         self.chain_label = "in-process eth-tester (anvil not installed)"
         return w3
+
+    def _start_tokens(self, w3: Any, deployment: Any) -> None:
+        # Its own connection to anvil: the worker's calls do not queue behind the attestor's.
+        tokens = DemoTokens(
+            w3 if self.anvil is None else self.anvil.web3(),
+            engine=self.engine,
+            deployment_path=self.home / "deployment.json",
+            deployment=deployment,
+            keys_path=self.home / "token-keys.json",
+            assets=[(asset, kind) for asset, kind, _alg in ASSETS],
+            currency=load_tariff().currency,
+        )
+        self.tokens = tokens
+        self._spawn("tokens", lambda stop: tokens.run(stop, first_anchor=self._anchored_once))
+
+    def _anchored_once(self) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(select(EPOCH.c.number).where(EPOCH.c.status == EpochStatus.ANCHORED).limit(1)).first()
+                is not None
+            )
 
     def _start_api(self) -> None:
         import uvicorn
@@ -287,7 +313,10 @@ class DemoStack:
         return None
 
     def snapshot(self) -> Snapshot:
-        return take_snapshot(self.engine, elapsed_s=time.monotonic() - self.started, wall_started_s=self._wall_started)
+        snap = take_snapshot(self.engine, elapsed_s=time.monotonic() - self.started, wall_started_s=self._wall_started)
+        if self.tokens is not None:
+            snap.tokens = self.tokens.figures()
+        return snap
 
     @property
     def _wall_started(self) -> float:
@@ -319,6 +348,7 @@ class DemoStack:
         deadline = time.monotonic() + max(timeout_s, self.options.epoch_seconds * 4)
         while time.monotonic() < deadline and self.snapshot().unanchored_readings and not self.failed():
             time.sleep(0.2)
+        self._drain_tokens(deadline=time.monotonic() + timeout_s)
         snap = self.snapshot()
         summary = Summary(
             devices=self.options.devices,
@@ -339,9 +369,37 @@ class DemoStack:
             chained=snap.chained,
             coverage=snap.coverage,
             refused_by_broker=refused,
+            tokens={asset: figures.to_json() for asset, figures in snap.tokens.items()},
+            epochs_not_distributed=self._undistributed(),
         )
         (self.home / "summary.json").write_text(json.dumps(summary.to_json(), indent=1) + "\n")
         return summary
+
+    def _last_anchored(self) -> int:
+        with self.engine.connect() as conn:
+            last = conn.execute(
+                select(EPOCH.c.number)
+                .where(EPOCH.c.status == EpochStatus.ANCHORED)
+                .order_by(EPOCH.c.number.desc())
+                .limit(1)
+            ).first()
+        return -1 if last is None else int(last.number)
+
+    def _drain_tokens(self, *, deadline: float) -> None:
+        """Let the token worker set up (if the run anchored anything) and fund every anchored
+        epoch, then stop it."""
+        tokens = self.tokens
+        if tokens is not None:
+            last = self._last_anchored()
+            while time.monotonic() < deadline and last >= 0 and tokens.funded_through < last and not self.failed():
+                time.sleep(0.2)
+        self._halt("tokens")
+
+    def _undistributed(self) -> int:
+        """Anchored epochs the tokens were not funded for (0 when every one was)."""
+        if self.tokens is None:
+            return 0
+        return max(0, self._last_anchored() - self.tokens.funded_through)
 
     def _halt(self, name: str) -> None:
         worker = self.threads.get(name)
@@ -355,6 +413,7 @@ class DemoStack:
             self.publisher.stop()
             self.publisher = None
         self._halt("gateway")
+        self._halt("tokens")
         self._halt("attestor")
         if self._api_server is not None:
             self._api_server.should_exit = True

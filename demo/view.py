@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
-from rich.console import Group
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from demo.snapshot import Snapshot, Summary
+
+TOKENS_NOTE = "funded = each anchored epoch's attested cap (the investors' share of net), paid in demo HKD"
+
+
+def hkd(cents: int) -> str:
+    """Minor units of the demo HKD (2 decimals) as an amount."""
+    sign = "-" if cents < 0 else ""
+    return f"{sign}HKD {abs(cents) // 100:,}.{abs(cents) % 100:02d}"
+
+
+def token_line(asset: str, data: Mapping[str, Any]) -> str:
+    """``hydro-pod THS (hashrate, 288): funded HKD 1.00 of HKD 1.00 entitled, claimed HKD 0.50``
+    (``data``: :meth:`TokenFigures.to_json`, as the summary keeps it)."""
+    return (
+        f"{asset} {data['symbol']} ({data['kind']}, {data['supply']:,}): funded {hkd(data['funded'])}"
+        f" of {hkd(data['entitled'])} entitled, claimed {hkd(data['claimed'])}"
+    )
+
 
 COVERAGE_NOTE = "coverage = readings received / expected from each device's first hour (as in the API and dashboard)"
 
@@ -52,6 +73,13 @@ def render(snap: Snapshot, rates: tuple[float, float], *, chain: str, broker: st
     for asset, value in snap.coverage.items():
         coverage.add_row(asset, f"{value:.1%}")
 
+    tokens = Table("token", "supply", "epochs funded", "funded", "claimed", box=None, padding=(0, 2))
+    for asset, t in snap.tokens.items():
+        unit = " TH/s" if t.kind == "hashrate" else " shares"
+        tokens.add_row(
+            f"{asset} {t.symbol}", f"{t.supply:,}{unit}", f"{t.epochs_funded}", hkd(t.funded), hkd(t.claimed)
+        )
+
     head = Text.assemble(
         ("assetproof demo", "bold"),
         f"   {snap.elapsed_s:,.0f} s   chain: {chain}   broker: {broker}\n",
@@ -63,7 +91,12 @@ def render(snap: Snapshot, rates: tuple[float, float], *, chain: str, broker: st
         "   (Ctrl-C stops everything)",
     )
     note = Text(COVERAGE_NOTE, style="dim")
-    return Panel(Group(head, Text(""), ingest, Text(""), chain_table, Text(""), coverage, note), border_style="blue")
+    parts: list[RenderableType] = [head, Text(""), ingest, Text(""), chain_table, Text(""), coverage, note]
+    if snap.tokens:
+        parts += [Text(""), tokens, Text(TOKENS_NOTE, style="dim")]
+    else:
+        parts += [Text(""), Text("tokens: set up after the first anchor", style="dim")]
+    return Panel(Group(*parts), border_style="blue")
 
 
 def quarantined_line(summary: Summary) -> str:
@@ -89,6 +122,11 @@ def summary_table(summary: Summary) -> Table:
         ("epochs not anchored", f"{summary.epochs_not_anchored}"),
         ("readings not anchored", f"{summary.unanchored_readings}"),
         ("coverage", ", ".join(f"{asset} {value:.1%}" for asset, value in summary.coverage.items()) or "none"),
+        (
+            "tokens",
+            "\n".join(token_line(asset, t) for asset, t in summary.tokens.items()) or "none",
+        ),
+        ("epochs not distributed", f"{summary.epochs_not_distributed}"),
         ("first anchor", "none" if summary.first_anchor_s is None else f"{summary.first_anchor_s} s after start"),
         ("chain", summary.chain),
         ("broker", summary.broker),
