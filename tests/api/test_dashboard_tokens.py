@@ -24,7 +24,7 @@ from store.db import make_engine
 from store.tables import EPOCH
 from tests.api.dataset import API_NOW_MS, Dataset
 from tests.api.token_market import POD, ROOF, Market, open_market
-from tests.support.dashboard import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING
+from tests.support.dashboard import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.parametrize("dataset", ["sqlite"], indirect=True)
@@ -77,7 +77,7 @@ def test_the_portfolio_and_credit_views_show_the_chains_figures(server: str, dat
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS))
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(30_000)
             errors: list[str] = []
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
@@ -117,6 +117,8 @@ def test_the_portfolio_and_credit_views_show_the_chains_figures(server: str, dat
                 assert minor(page, f"{row} [data-field=claimable]") == owed
                 total += owed
             assert minor(page, "[data-testid=total-claimable]") == total > 0
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "portfolio.png"), full_page=True)
 
             # The lender's view of the rooftops: coverage and DSCR from the attested nets.
             page.click('a[data-tab="credit"]')
@@ -132,6 +134,7 @@ def test_the_portfolio_and_credit_views_show_the_chains_figures(server: str, dat
                 "expected => document.querySelector('[data-testid=dscr-mean]')?.textContent === expected",
                 arg=f"{sum(nets) / len(nets) / 300:,.2f}×",
             )
+            page.screenshot(path=str(ARTIFACTS / "credit.png"), full_page=True)
             page.select_option(".credit-form select", "kowloon-hub")
             page.fill(".credit-form input[name=scheduled]", "")
             page.click(".credit-form button[type=submit]")
