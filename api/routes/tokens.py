@@ -16,6 +16,7 @@ from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
 
 from api import queries
 from api.context import Ctx
@@ -26,10 +27,10 @@ from api.routes import PREFIX
 from attestor.epochs import metadata_of
 from attestor.tokens import AssetToken, TokenChainError
 from protocol.cashflow import Tariff
+from store.tables import DEVICE
 
 router = APIRouter(prefix=PREFIX, tags=["tokens"])
 
-DAY_MS: Final = 86_400_000
 _ADDRESS: Final = re.compile(r"0x[0-9a-fA-F]{40}")
 CHAIN_UNAVAILABLE: Final[dict[int | str, dict[str, Any]]] = {
     503: {"model": Problem, "description": "The chain could not be read (`chain_unavailable`)."}
@@ -95,7 +96,11 @@ class EpochDistributionOut(_Model):
     amount: int | None = Field(description="Funded amount, minor units of the settlement token.")
     claimed: int | None = Field(description="Part of the funding claimed, oldest funding first.")
     yield_per_token: float | None = Field(description="Funded amount per token.")
-    yield_per_th_day: float | None = Field(description="Hashrate token: funded amount per TH/s per day.")
+    operating_days: float | None = Field(
+        description="Hashrate token: days the pod ran in the epoch, from its readings (readings x reporting window"
+        " / registered devices)."
+    )
+    yield_per_th_day: float | None = Field(description="Hashrate token: funded amount per TH/s per operating day.")
     hashprice_per_th_day: float | None = Field(
         description="Hashrate token: gross revenue per TH/s per day the epoch's tariff implies (after pool fee)."
     )
@@ -205,16 +210,26 @@ def hashprice_per_th_day(tariff: Tariff) -> float:
     )
 
 
-def _attested(ctx: Ctx, asset: str) -> list[tuple[int, int, int, int, Tariff]]:
-    """Each anchored epoch's (number, start, end, the asset's net, tariff), oldest first."""
+def _attested(ctx: Ctx, asset: str) -> list[tuple[int, int, int, int, Tariff, int]]:
+    """Each anchored epoch's (number, start, end, the asset's net, tariff, its readings), oldest first."""
     with ctx.reader.connect() as conn:
         rows = queries.epochs_page(conn=conn, status=None, anchored_only=True, before=None, limit=MAX_LIMIT)
     found = []
     for row in reversed(rows):
         meta = metadata_of(row)
         totals = meta.assets.get(asset)
-        found.append((int(row.number), meta.start_ms, meta.end_ms, 0 if totals is None else totals.net, meta.tariff))
+        net, readings = (0, 0) if totals is None else (totals.net, totals.readings)
+        found.append((int(row.number), meta.start_ms, meta.end_ms, net, meta.tariff, readings))
     return found
+
+
+def _fleet(ctx: Ctx, asset: str) -> tuple[int, float]:
+    """The asset's registered devices and their mean reporting window (seconds)."""
+    with ctx.reader.connect() as conn:
+        count, window = conn.execute(
+            select(func.count(), func.avg(DEVICE.c.window_s)).where(DEVICE.c.asset == asset)
+        ).one()
+    return int(count), float(window or 0)
 
 
 def _check_asset(ctx: Ctx, name: str) -> None:
@@ -285,10 +300,13 @@ def token_distributions(ctx: Ctx, asset: AssetName) -> DistributionList:
     supply = token.info.total_supply
     hashrate = token.info.kind == "hashrate"
     items = []
-    for number, start_ms, end_ms, net, tariff in _attested(ctx, asset):
+    devices, window_s = _fleet(ctx, asset)
+    for number, start_ms, end_ms, net, tariff, readings in _attested(ctx, asset):
         d = by_epoch.get(number)
         per_token = None if d is None or not supply else d.funded / supply
-        days = (end_ms - start_ms) / DAY_MS
+        # The pod's running time, not the epoch's window: an epoch closes by size or by clock,
+        # and a rig that was down earned nothing its holders should see spread over the gap.
+        days = readings * window_s / devices / 86_400 if devices else 0.0
         items.append(
             EpochDistributionOut(
                 epoch=number,
@@ -300,6 +318,7 @@ def token_distributions(ctx: Ctx, asset: AssetName) -> DistributionList:
                 amount=None if d is None else d.funded,
                 claimed=None if d is None else d.claimed,
                 yield_per_token=per_token,
+                operating_days=days if hashrate else None,
                 yield_per_th_day=per_token / days if hashrate and per_token is not None and days > 0 else None,
                 hashprice_per_th_day=hashprice_per_th_day(tariff) if hashrate else None,
             )
@@ -376,7 +395,7 @@ def asset_credit(
             funded=funded.get(number),
             dscr=None if scheduled is None else net / scheduled,
         )
-        for number, start_ms, end_ms, net, _ in attested
+        for number, start_ms, end_ms, net, _, _ in attested
     ]
     total_funded = sum(funded.values())
     cumulative = sum(e.net for e in epochs)

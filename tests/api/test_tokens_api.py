@@ -99,11 +99,14 @@ def test_distributions_stand_beside_the_attested_net_of_each_epoch(
 
 
 def test_the_hashrate_token_yields_per_th_per_day_beside_the_tariffs_hashprice(
-    api: TestClient, market: Market, metas: dict[int, EpochMetadata]
+    api: TestClient, dataset: Dataset, metas: dict[int, EpochMetadata]
 ) -> None:
+    dataset_rigs = [sim for sim in dataset.devices.values() if sim.asset == POD]
     for item in api.get(f"/v1/tokens/{POD}/distributions").json()["items"]:
         meta = metas[item["epoch"]]
-        days = (meta.end_ms - meta.start_ms) / 86_400_000
+        # Each rig reports once a minute: the pod's running days are its readings over its rigs.
+        days = meta.assets[POD].readings * 60 / len(dataset_rigs) / 86_400
+        assert item["operating_days"] == pytest.approx(days)
         assert item["yield_per_th_day"] == pytest.approx(item["amount"] / POD_THS / days)
         # One TH/s for a day, priced by the protocol's own miner formula (integer, rounded down).
         day_of_one_ths = types.SimpleNamespace(kind=DeviceKind.MINER, metrics={"hashes_gh": 86_400_000, "energy_wh": 0})
