@@ -90,10 +90,6 @@ class TokenBook:
             settlement_decimals=None if coin is None else coin.decimals,
         )
 
-    def assets(self) -> list[str]:
-        """The assets that have a token, without asking the chain."""
-        return sorted(self._section()[1].assets)
-
     def _tokens(self) -> list[AssetToken]:
         reader, section = self._open()
         if reader is None:

@@ -381,7 +381,7 @@ def asset_credit(
     coverage (cumulative net over cumulative funded) and the debt-service coverage ratio of the
     scheduled distributions (each epoch's net over the scheduled amount)."""
     _check_asset(ctx, name)
-    distributions = _read(lambda: ctx.tokens.distributions(name)) if name in ctx.tokens.assets() else None
+    distributions = _read(lambda: ctx.tokens.distributions(name))
     funded = {d.epoch: d.funded for d in distributions or []}
     attested = _attested(ctx, name)
     if scheduled is None and funded:
