@@ -25,7 +25,20 @@ from api.errors import install_handlers
 from api.http_edges import HeadAndOptions, SecurityHeaders, content_security_policy
 from api.metrics import MetricsMiddleware
 from api.models import INVALID_REQUEST
-from api.routes import admin, cashflow, chain_info, devices, epochs, export, fleet, quarantine, readings, system
+from api.routes import (
+    admin,
+    cashflow,
+    chain_info,
+    devices,
+    epochs,
+    export,
+    fleet,
+    quarantine,
+    readings,
+    system,
+    tokens,
+)
+from attestor.tokens import TokenBook
 from config import Settings, load_settings
 from config.clock import wall_ms
 from store.db import make_engine
@@ -61,7 +74,11 @@ class AssetproofApp(FastAPI):
 
 
 def create_app(
-    settings: Settings | None = None, *, static_dir: Path = STATIC_DIR, clock_ms: Callable[[], int] | None = None
+    settings: Settings | None = None,
+    *,
+    static_dir: Path = STATIC_DIR,
+    clock_ms: Callable[[], int] | None = None,
+    token_book: TokenBook | None = None,
 ) -> FastAPI:
     """The app for ``settings`` (default: ``ASSETPROOF_*`` and the settings file). Raises
     SettingsError, before touching the database, when production mode has no admin token."""
@@ -76,6 +93,7 @@ def create_app(
         reader=reader,
         writer=writer,
         anchors=AnchorTarget(settings.deployment),
+        tokens=token_book or TokenBook.over_rpc(settings.rpc, deployment_path=settings.deployment),
         clock_ms=clock_ms or wall_ms,
     )
 
@@ -109,6 +127,7 @@ def create_app(
             {"name": "export (auditors)"},
             {"name": "quarantine"},
             {"name": "fleet"},
+            {"name": "tokens", "description": "Share and hashrate tokens, read from the chain: a convenience copy."},
             {"name": "admin", "description": "Needs `Authorization: Bearer <ASSETPROOF_ADMIN_TOKEN>`."},
             {"name": "system"},
         ],
@@ -116,7 +135,7 @@ def create_app(
     app.state.ctx = ctx
     install_handlers(app)
     app.add_middleware(MetricsMiddleware)
-    for module in (devices, readings, cashflow, epochs, chain_info, export, quarantine, fleet, admin, system):
+    for module in (devices, readings, cashflow, epochs, chain_info, export, quarantine, fleet, tokens, admin, system):
         app.include_router(module.router)
     _offline_docs(app, static_dir)
     # The dashboard's files, when someone has put them there; last, so every route wins.

@@ -17,6 +17,7 @@ from api.anchors import AnchorTarget
 from api.errors import ApiError
 from api.pagination import MAX_LIMIT
 from api.params import StoreInt
+from attestor.tokens import TokenBook
 from config import Settings
 from config.clock import wall_ms
 
@@ -35,6 +36,8 @@ class ApiContext:
     writer: Engine
     """Admin writes only."""
     anchors: AnchorTarget
+    tokens: TokenBook
+    """The tokens of the deployment file, read from the chain (``attestor.tokens``)."""
     clock_ms: Callable[[], int] = wall_ms
 
 

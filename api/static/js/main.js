@@ -6,11 +6,13 @@ import * as api from "./api.js";
 import { esc, hexHTML } from "./format.js";
 import { chainTarget } from "./pin.js";
 import * as auditor from "./views/auditor.js";
+import * as credit from "./views/credit.js";
 import * as fleet from "./views/fleet.js";
 import * as investor from "./views/investor.js";
+import * as portfolio from "./views/portfolio.js";
 import * as verify from "./views/verify.js";
 
-const VIEWS = { investor, verify, fleet, auditor };
+const VIEWS = { investor, verify, fleet, auditor, portfolio, credit };
 const params = new URLSearchParams(location.search);
 const POLL_MS = Math.max(500, Number(params.get("poll")) || 4000);
 
